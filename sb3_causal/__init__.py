@@ -1,0 +1,13 @@
+"""sb3-causal: online causal reinforcement learning for Stable-Baselines3.
+
+Importing the package registers its environments (``FaultAlarmRL-v0``, ...) with gymnasium.
+"""
+
+from __future__ import annotations
+
+import sb3_causal_envs  # noqa: F401  (registers the environments)
+from sb3_causal.graph import CausalGraph, CyclicGraphError, GraphMetrics
+
+__version__ = "0.1.0"
+
+__all__ = ["CausalGraph", "CyclicGraphError", "GraphMetrics", "__version__"]
