@@ -20,6 +20,7 @@ import numpy as np
 from gymnasium import spaces
 
 from sb3_causal.graph import CausalGraph
+from sb3_causal.variables import CausalVariables
 from sb3_causal_envs.alarm_model import AlarmModel
 
 __all__ = ["AlarmLog", "AlarmSimulator", "FaultAlarmEnv"]
@@ -343,6 +344,20 @@ class FaultAlarmEnv(gym.Env):
     @property
     def topology(self) -> np.ndarray:
         return self.model.topology.copy()
+
+    @property
+    def causal_variables(self) -> CausalVariables:
+        """Layout for the causal learners: 18 type variables on 50 device units; the state value of
+        (device, type) is its alarm count, and action a intervenes on pair a."""
+        n, v = self.n_devices, self.n_types
+        return CausalVariables(
+            names=tuple(self.model.type_names),
+            obs_index=(np.arange(n * v) * 2).reshape(n, v),
+            action_target=np.arange(n * v),
+            topology=self.model.topology,
+            n_hops=self.model.n_hops,
+            unit_names=tuple(self.model.device_names),
+        )
 
     def oracle_action(self) -> int:
         """Treat a root cause first: a pair holding a spontaneous (parentless) alarm, the most

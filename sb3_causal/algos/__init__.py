@@ -1,0 +1,1 @@
+"""Causal RL algorithms (SB3 subclasses)."""

@@ -1,0 +1,1 @@
+"""Structure learning: initial (observational) graphs and the online interventional learner."""
