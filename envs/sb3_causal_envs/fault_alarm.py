@@ -256,7 +256,7 @@ class FaultAlarmEnv(gym.Env):
     :param model_seed: seed of the default network
     :param obs_mode: ``"age"`` or ``"absolute_time"``
     :param reward_decimals: round rewards to this many decimals like the reference (None: no rounding)
-    :param render_mode: ``"ansi"`` or None
+    :param render_mode: ``"ansi"`` renders text; any other mode renders nothing
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
@@ -273,8 +273,8 @@ class FaultAlarmEnv(gym.Env):
         self.model = _as_model(model, model_seed)
         if obs_mode not in OBS_MODES:
             raise ValueError(f"obs_mode must be one of {OBS_MODES}, got {obs_mode!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None")
+        # Other render modes are accepted (SB3's make_vec_env asks for "rgb_array"; gymnasium warns)
+        # and render() returns None for them.
         self.obs_mode = obs_mode
         self.reward_decimals = reward_decimals
         self.render_mode = render_mode
