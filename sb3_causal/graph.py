@@ -228,8 +228,9 @@ class CausalGraph:
     def top_k_active(self, active: Iterable[Any], k: int) -> list[str]:
         """The ``k`` most upstream variables of the subgraph induced by the ``active`` ones.
 
-        An active variable none of whose ancestors is active is a candidate root cause; those
-        come first (the paper's TopK causal order of G restricted to active variables).
+        The paper's TopK causal order of G restricted to active variables: active variables with no
+        active ancestor come first; within a generation, those with more active descendants (the
+        likelier root causes of what is seen) come first, then by :meth:`upstream_rank`.
         """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -240,7 +241,7 @@ class CausalGraph:
         rank = self.upstream_rank()
         ordered: list[str] = []
         for generation in nx.topological_generations(sub):
-            ordered.extend(sorted(generation, key=lambda v: rank[self._index[v]]))
+            ordered.extend(sorted(generation, key=lambda v: (-len(nx.descendants(sub, v)), rank[self._index[v]])))
             if len(ordered) >= k:
                 break
         return ordered[:k]

@@ -259,7 +259,7 @@ class FaultAlarmEnv(gym.Env):
     :param render_mode: ``"ansi"`` renders text; any other mode renders nothing
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(
         self,

@@ -1,0 +1,368 @@
+"""FaultAlarmRL-v0: dynamics invariants, spaces, seeding, model validation and reference behaviour."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from stable_baselines3.common.env_checker import check_env
+from stable_baselines3.common.env_util import make_vec_env
+
+import sb3_causal  # noqa: F401  (registers the envs)
+from sb3_causal import CausalGraph
+from sb3_causal_envs import AlarmModel, AlarmSimulator, FaultAlarmEnv
+
+
+@pytest.fixture(scope="module")
+def model() -> AlarmModel:
+    return AlarmModel.default(seed=0)
+
+
+def subtree(sim: AlarmSimulator, roots: np.ndarray) -> set[int]:
+    """Indices of ``roots`` and all their descendants, by plain recursion over parent links."""
+    children: dict[int, list[int]] = {}
+    for i, p in enumerate(sim.parent):
+        children.setdefault(int(p), []).append(i)
+    out, stack = set(), [int(r) for r in roots]
+    while stack:
+        i = stack.pop()
+        out.add(i)
+        stack.extend(children.get(i, []))
+    return out
+
+
+def check_invariants(sim: AlarmSimulator) -> None:
+    n = sim.n_alarms
+    assert sim.pair.shape == sim.start.shape == sim.end.shape == sim.parent.shape == (n,)
+    assert np.all((sim.parent == -1) | ((sim.parent >= 0) & (sim.parent < np.arange(n))))  # parent live, earlier
+    np.testing.assert_array_equal(sim.counts, np.bincount(sim.pair, minlength=sim.n_pairs))
+    assert sim.counts.max(initial=0) <= sim.model.pair_cap + 1
+    assert np.all(sim.end > sim.time - sim.model.time_per_step)  # expired transients are gone
+    assert np.all(sim.start <= sim.time + 1e-9)
+
+
+# ---------------------------------------------------------------------------- registration and API
+def test_registered_and_checked():
+    env = gym.make("FaultAlarmRL-v0")
+    assert isinstance(env.unwrapped, FaultAlarmEnv)
+    assert env.action_space == gym.spaces.Discrete(900)
+    assert env.observation_space.shape == (1800,) and env.observation_space.dtype == np.float32
+    check_env(env.unwrapped)
+
+
+def test_vec_env_and_masks():
+    venv = make_vec_env("FaultAlarmRL-v0", n_envs=2, seed=3)
+    obs = venv.reset()
+    masks = np.stack(venv.env_method("action_masks"))
+    np.testing.assert_array_equal(masks, obs.reshape(2, 900, 2)[..., 0] > 0)
+
+
+def test_true_graph_is_table_b2(model):
+    env = FaultAlarmEnv(model=model)
+    graph = env.causal_graph
+    assert isinstance(graph, CausalGraph)
+    assert graph.n_variables == 18 and graph.n_edges == 94
+    assert ("MW_RDI", "LTI") in graph and ("LTI", "MW_RDI") not in graph
+    # each true edge active at exactly one hop
+    assert ((model.alpha > 0).sum(axis=0) <= 1).all()
+
+
+# ---------------------------------------------------------------------------- dynamics invariants
+def test_treating_a_root_clears_its_cascade(model):
+    env = FaultAlarmEnv(model=model)
+    env.reset(seed=1)
+    sim = env._sim
+    for _ in range(5):  # let cascades grow
+        sim.advance()
+    roots = np.flatnonzero(sim.is_root)
+    pair = int(sim.pair[roots[0]])
+    expected = subtree(sim, np.flatnonzero(sim.pair == pair))
+    n_before = sim.n_alarms
+    removed = sim.treat(pair)
+    assert removed == len(expected) > 1
+    assert sim.n_alarms == n_before - removed
+    assert sim.counts[pair] == 0
+    check_invariants(sim)
+
+
+def test_treating_an_effect_keeps_its_live_root(model):
+    env = FaultAlarmEnv(model=model)
+    env.reset(seed=2)
+    sim = env._sim
+    for _ in range(5):
+        sim.advance()
+    # a child alarm whose root is in another pair
+    child = next(i for i in range(sim.n_alarms) if sim.parent[i] >= 0 and sim.pair[sim.parent[i]] != sim.pair[i])
+    root = child
+    while sim.parent[root] >= 0:
+        root = sim.parent[root]
+    root_pair, child_pair = int(sim.pair[root]), int(sim.pair[child])
+    assert root_pair != child_pair
+    n_root_alarms = int(sim.counts[root_pair])
+    sim.treat(child_pair)
+    assert sim.counts[child_pair] == 0
+    assert sim.counts[root_pair] == n_root_alarms  # the root survives and will re-trigger
+    check_invariants(sim)
+
+
+def test_observation_counts_match_simulator(model):
+    env = FaultAlarmEnv(model=model)
+    obs, _ = env.reset(seed=4)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        grid = obs.reshape(model.n_devices, model.n_types, 2)
+        np.testing.assert_array_equal(grid[..., 0].ravel(), env._sim.counts)
+        assert np.all((grid[..., 1] >= 0) & (grid[..., 1] < 1))
+        assert np.all(grid[..., 1][grid[..., 0] == 0] == 0)
+        np.testing.assert_array_equal(env.action_masks(), env._sim.counts > 0)
+        obs, _, term, trunc, info = env.step(int(rng.choice(np.flatnonzero(env.action_masks()))))
+        assert info["alarms"] == env._sim.n_alarms
+        if term or trunc:
+            break
+
+
+def test_caps_hold_and_alarm_cap_terminates(model):
+    env = FaultAlarmEnv(model=model)
+    env.reset(seed=5)
+    inactive = int(np.flatnonzero(~env.action_masks())[0])
+    for t in range(200):
+        _, _, term, _, info = env.step(inactive)  # treating nothing: the cascade grows
+        assert env._sim.counts.max() <= model.pair_cap + 1
+        if term:
+            assert info["alarms"] > model.alarm_cap
+            assert t + 1 < model.max_steps
+            break
+        inactive = int(np.flatnonzero(~env.action_masks())[0])
+    else:
+        pytest.fail("the alarm cap never ended an untreated episode")
+
+
+def test_truncation_at_max_steps():
+    env = FaultAlarmEnv(model=AlarmModel.default(seed=0, max_steps=3))
+    env.reset(seed=0)
+    flags = []
+    for _ in range(3):  # treating empty pairs neither clears the network nor reaches the cap in 3 steps
+        _, _, term, trunc, _ = env.step(int(np.flatnonzero(~env.action_masks())[0]))
+        flags.append((term, trunc))
+    assert flags == [(False, False), (False, False), (False, True)]
+
+
+def test_reward_formula(model):
+    env = FaultAlarmEnv(model=model, reward_decimals=None)
+    env.reset(seed=6)
+    sim = env._sim
+    a = env.oracle_action()
+    m_t = sim.n_alarms - int(sim.counts[a])
+    _, reward, _, _, info = env.step(a)
+    m_t1 = info["alarms"]
+    progress = 1.0 if m_t == 0 or m_t1 == 0 else (m_t - m_t1) / m_t
+    assert reward == pytest.approx(progress - 0.01 * 1)
+    env2 = FaultAlarmEnv(model=model)
+    env2.reset(seed=6)
+    _, rounded, *_ = env2.step(a)
+    assert rounded == round(reward, 2)
+
+
+def test_treatment_info(model):
+    env = FaultAlarmEnv(model=model)
+    env.reset(seed=7)
+    a = env.oracle_action()
+    n_pair = int(env._sim.counts[a])
+    _, _, _, _, info = env.step(a)
+    assert info["treated_pair"] == divmod(a, 18)
+    assert info["treated_alarms"] >= n_pair >= 1
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n_types=st.integers(2, 6),
+    n_devices=st.integers(1, 6),
+    seed=st.integers(0, 2**16),
+    actions=st.lists(st.integers(0, 35), min_size=1, max_size=25),
+)
+def test_invariants_hold_on_random_models(n_types, n_devices, seed, actions):
+    rng = np.random.default_rng(seed)
+    alpha = np.zeros((2, n_types, n_types))
+    iu = np.triu_indices(n_types, k=1)
+    on = rng.random(iu[0].size) < 0.6
+    hop = rng.integers(0, 2, size=iu[0].size)
+    alpha[hop[on], iu[0][on], iu[1][on]] = rng.uniform(0.005, 0.05, size=on.sum())
+    topo = np.triu(rng.random((n_devices, n_devices)) < 0.4, k=1)
+    model = AlarmModel(
+        type_names=[f"T{i}" for i in range(n_types)],
+        alpha=alpha,
+        mu=rng.uniform(5e-4, 8e-4, n_types),
+        topology=topo | topo.T,
+        root_types=[0],
+        root_devices=list(range(n_devices)),
+        transient=rng.random((n_devices, n_types)) < 0.3,
+        min_initial_alarms=1,
+        alarm_cap=200,
+        pair_cap=4,
+    )
+    env = FaultAlarmEnv(model=model)
+    env.reset(seed=seed)
+    check_invariants(env._sim)
+    for a in actions:
+        obs, _, term, trunc, _ = env.step(a % model.n_pairs)
+        assert env.observation_space.contains(obs)
+        check_invariants(env._sim)
+        if term or trunc:
+            break
+
+
+# ---------------------------------------------------------------------------- seeding
+def rollout(seed: int, n: int = 40) -> tuple[np.ndarray, list[float]]:
+    env = gym.make("FaultAlarmRL-v0")
+    obs, _ = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    observations, rewards = [obs], []
+    for _ in range(n):
+        mask = env.unwrapped.action_masks()
+        action = int(np.flatnonzero(mask)[len(rewards) % mask.sum()])
+        obs, r, term, trunc, _ = env.step(action)
+        observations.append(obs)
+        rewards.append(r)
+        if term or trunc:
+            obs, _ = env.reset()
+            observations.append(obs)
+    return np.stack(observations), rewards
+
+
+def test_same_seed_same_episode_bit_for_bit():
+    obs_a, rew_a = rollout(11)
+    obs_b, rew_b = rollout(11)
+    np.testing.assert_array_equal(obs_a, obs_b)
+    assert rew_a == rew_b
+    obs_c, _ = rollout(12)
+    assert obs_c.shape != obs_a.shape or not np.array_equal(obs_a, obs_c)
+
+
+def test_default_model_is_deterministic_in_its_seed():
+    assert AlarmModel.default(3) == AlarmModel.default(3)
+    assert AlarmModel.default(3) != AlarmModel.default(4)
+
+
+# ---------------------------------------------------------------------------- model I/O and validation
+def test_model_json_round_trip(tmp_path, model):
+    path = tmp_path / "net.json"
+    model.save(path)
+    loaded = AlarmModel.load(path)
+    assert loaded == model
+    np.testing.assert_array_equal(loaded.alpha, model.alpha)
+    np.testing.assert_array_equal(loaded.transient, model.transient)
+    env = gym.make("FaultAlarmRL-v0", model=str(path))
+    assert env.unwrapped.model == model
+
+
+def test_user_model_through_gym_make():
+    small = AlarmModel.default(seed=1, max_steps=7, alarm_cap=300)
+    env = gym.make("FaultAlarmRL-v0", model=small)
+    assert env.unwrapped.model.max_steps == 7
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["alpha"].__setitem__((0, 1, 0), 1e-3), "acyclic"),
+        (lambda d: d.__setitem__("mu", -d["mu"]), "mu must be finite and positive"),
+        (lambda d: d.__setitem__("alpha", d["alpha"][:, :5, :5]), "alpha must have shape"),
+        (lambda d: d.__setitem__("transient", d["transient"][:10]), "transient must have shape"),
+        (lambda d: d.__setitem__("p_noise", 1.5), "p_noise must be a probability"),
+        (lambda d: d.__setitem__("root_devices", [99]), "root_devices"),
+        (lambda d: d.__setitem__("hop_normalization", "xx"), "hop_normalization"),
+    ],
+)
+def test_invalid_models_are_rejected(model, change, message):
+    params = {
+        "type_names": list(model.type_names),
+        "alpha": model.alpha.copy(),
+        "mu": model.mu.copy(),
+        "topology": model.topology.copy(),
+        "root_types": list(model.root_types),
+        "root_devices": list(model.root_devices),
+        "transient": model.transient.copy(),
+    }
+    change(params)  # the first case adds LTI -> MW_RDI against the true MW_RDI -> LTI
+    with pytest.raises(ValueError, match=message):
+        AlarmModel(**params)
+
+
+def test_malformed_json_and_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="not valid JSON"):
+        AlarmModel.from_json("{nope")
+    with pytest.raises(ValueError, match="not a serialised AlarmModel"):
+        AlarmModel.from_json('{"format": "other"}')
+    with pytest.raises(ValueError, match="obs_mode"):
+        FaultAlarmEnv(obs_mode="pixels")
+    with pytest.raises(TypeError, match="model must be"):
+        FaultAlarmEnv(model=3)
+    env = FaultAlarmEnv()
+    with pytest.raises(gym.error.ResetNeeded):
+        env.step(0)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="outside Discrete"):
+        env.step(900)
+
+
+# ---------------------------------------------------------------------------- helpers and reference behaviour
+def test_render_ansi():
+    env = gym.make("FaultAlarmRL-v0", render_mode="ansi")
+    env.reset(seed=0)
+    text = env.render()
+    assert text.startswith("t=") and "alarms=" in text and "dev" in text
+
+
+def test_absolute_time_observation():
+    env = FaultAlarmEnv(obs_mode="absolute_time")
+    obs, _ = env.reset(seed=0)
+    grid = obs.reshape(50, 18, 2)
+    assert (grid[..., 1][grid[..., 0] > 0] >= 0).all()
+    assert grid[..., 1].max() <= env._sim.time
+    check_env(env)
+
+
+def test_alarm_log():
+    env = FaultAlarmEnv()
+    env.reset(seed=0)
+    state = env._sim.pair.copy()
+    log = env.record_alarm_log(2000, seed=5)
+    assert len(log) == 2000
+    assert np.all(np.diff(log.times) >= 0)
+    assert log.types.max() < 18 and log.devices.max() < 50
+    np.testing.assert_array_equal(env._sim.pair, state)  # the env's episode is untouched
+    again = env.record_alarm_log(2000, seed=5)
+    np.testing.assert_array_equal(log.times, again.times)
+
+
+def policy_stats(policy: str, episodes: int = 20) -> tuple[float, float, int]:
+    env = FaultAlarmEnv()
+    rng = np.random.default_rng(0)
+    lengths, returns, capped = [], [], 0
+    for ep in range(episodes):
+        env.reset(seed=100 + ep)
+        done, total, n = False, 0.0, 0
+        while not done:
+            if policy == "oracle":
+                a = env.oracle_action()
+            elif policy == "active":
+                a = int(rng.choice(np.flatnonzero(env.action_masks())))
+            else:
+                a = int(np.flatnonzero(~env.action_masks())[0])  # do nothing: treat an empty pair
+            _, r, term, trunc, info = env.step(a)
+            total, n, done = total + r, n + 1, term or trunc
+        lengths.append(n)
+        returns.append(total)
+        capped += int(info["alarms"] > env.model.alarm_cap)
+    return float(np.mean(lengths)), float(np.mean(returns)), capped
+
+
+def test_reference_policy_statistics():
+    oracle_len, oracle_ret, oracle_capped = policy_stats("oracle")
+    _, active_ret, _ = policy_stats("active")
+    nothing_len, _, nothing_capped = policy_stats("nothing", episodes=5)
+    assert oracle_len < 25 and oracle_capped == 0
+    assert oracle_ret > active_ret + 10
+    assert nothing_capped == 5 and nothing_len < 100
