@@ -6,12 +6,22 @@ import gymnasium as gym
 
 from sb3_causal_envs.alarm_model import AlarmModel, load_table_b2
 from sb3_causal_envs.fault_alarm import AlarmLog, AlarmSimulator, FaultAlarmEnv
+from sb3_causal_envs.spurious import SpuriousCorrelationEnv
 
-__all__ = ["AlarmLog", "AlarmModel", "AlarmSimulator", "FaultAlarmEnv", "load_table_b2", "register_envs"]
+__all__ = [
+    "AlarmLog",
+    "AlarmModel",
+    "AlarmSimulator",
+    "FaultAlarmEnv",
+    "SpuriousCorrelationEnv",
+    "load_table_b2",
+    "register_envs",
+]
 
 # id -> entry point; the env enforces its own step limit, so no TimeLimit wrapper is added.
 ENV_IDS = {
     "FaultAlarmRL-v0": "sb3_causal_envs.fault_alarm:FaultAlarmEnv",
+    "SpuriousCorrelation-v0": "sb3_causal_envs.spurious:SpuriousCorrelationEnv",
 }
 
 
