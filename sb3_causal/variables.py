@@ -111,21 +111,27 @@ class CausalVariables:
         var = np.where(target >= 0, target % self.n_variables, -1)
         return unit, var
 
-    def hop_matrix(self) -> np.ndarray:
-        """``H[n, m]``: the hop distance from unit m to unit n if it is below ``n_hops``, else -1."""
+    def unit_distances(self, max_distance: int) -> np.ndarray:
+        """``D[n, m]``: topology hop distance between units n and m if at most ``max_distance``, else -1."""
         n = self.n_units
-        hops = np.full((n, n), -1, dtype=np.int64)
-        np.fill_diagonal(hops, 0)
-        if self.topology is None or self.n_hops == 1:
-            return hops
+        dist = np.full((n, n), -1, dtype=np.int64)
+        np.fill_diagonal(dist, 0)
+        if self.topology is None:
+            return dist
+        adj = self.topology.astype(np.int64)
         reach = np.eye(n, dtype=bool)
         frontier = np.eye(n, dtype=bool)
-        adj = self.topology
-        for h in range(1, self.n_hops):
-            frontier = (frontier.astype(np.int64) @ adj.astype(np.int64) > 0) & ~reach
-            hops[frontier] = h
+        for h in range(1, max_distance + 1):
+            frontier = ((frontier.astype(np.int64) @ adj) > 0) & ~reach
+            if not frontier.any():
+                break
+            dist[frontier] = h
             reach |= frontier
-        return hops
+        return dist
+
+    def hop_matrix(self) -> np.ndarray:
+        """``H[n, m]``: the hop from unit m to unit n if below ``n_hops`` (a cause reaches it), else -1."""
+        return self.unit_distances(self.n_hops - 1)
 
     def check_env(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
         """Raise :class:`VariableLayoutError` when this layout does not fit the env's spaces."""

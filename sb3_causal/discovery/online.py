@@ -1,0 +1,395 @@
+"""Online interventional structure learning: ATT orientation, then l0/BIC pruning.
+
+The seed paper's loop (Algorithm 1, Eq. 5-6): the agent's actions are interventions; the average
+treatment effect on the treated (ATT) of intervening on variable i tells whether i is an ancestor
+of j (Theorem 1); an l0-penalised likelihood then removes the indirect ancestors (Theorem 2).
+
+How it is estimated here, from transitions ``(s_t, a_t, s_t+1)`` mapped through a
+:class:`~sb3_causal.variables.CausalVariables` layout onto values ``x[unit, variable]``:
+
+* **Rows.** Every (transition, unit) is a row. The outcome of row (t, n) for variable j is the
+  sum of j over the units within ``effect_hops`` of n, before (``y0``) and after (``y1``).
+* **Treated rows.** The row of the intervened unit, when the intervened variable i was active
+  there (non-zero): treating an empty pair intervenes on nothing.
+* **Control rows for i.** Rows where i is active but that no intervention can have reached (for
+  units: farther than ``2 * effect_hops`` from the treated unit; with a single unit: transitions
+  whose action targeted another variable). Matching on "i active" is what makes the control
+  comparable to the treated: both hold the alarm the policy chose to treat.
+* **ATT with regression adjustment.** On control rows, ``y1_j ~ a + b * y0_j`` is fitted per
+  (i, j); the ATT is the mean treated residual; its standard error includes the fit's. Everything
+  comes from streaming sums (count, sum x, sum y, sum x^2, sum xy, sum y^2), so an update costs
+  O(new transitions), never a re-scan of history.
+* **Orientation.** ``i`` is taken as an ancestor of ``j`` when ``|t| >= z_threshold`` (two-sided)
+  with at least ``min_treated`` treated rows; rows of variables not yet treated enough keep the
+  prior graph's relations. Contradicting pairs keep the stronger direction.
+* **Pruning (Eq. 6).** For each j, a linear model of ``x_t+1[n, j]`` on its candidate parents'
+  values at t and t+1, on the unit and (symmetric-normalised, paper Eq. B2) at each topology hop,
+  with j's own lagged value always in. The conditional mean of an alarm count under a Hawkes
+  process is linear in its parents' counts, which is why a linear model suits count data; its
+  Gaussian BIC ``n log(RSS / n) + penalty * k log n`` is computed from one streaming Gram matrix.
+  Greedy backward elimination removes the parent whose removal lowers the BIC most, until none
+  does. An indirect ancestor adds nothing once the direct parents are in, so it goes.
+* **Acyclicity.** Surviving edges are inserted strongest ATT first, skipping any that would close
+  a cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sb3_causal.graph import CausalGraph
+from sb3_causal.variables import CausalVariables
+
+__all__ = ["OnlineCausalLearner"]
+
+
+@dataclass
+class _PairMoments:
+    """Streaming sums of (x_j, y_j) over rows weighted by a per-row, per-variable-i mask."""
+
+    n_variables: int
+    n: np.ndarray = field(init=False)
+    sx: np.ndarray = field(init=False)
+    sy: np.ndarray = field(init=False)
+    sxx: np.ndarray = field(init=False)
+    sxy: np.ndarray = field(init=False)
+    syy: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        v = self.n_variables
+        self.n = np.zeros(v)
+        for name in ("sx", "sy", "sxx", "sxy", "syy"):
+            setattr(self, name, np.zeros((v, v)))
+
+    def add(self, mask: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+        """``mask`` (rows, V): which rows count for variable i; ``x``, ``y`` (rows, V): values of j."""
+        rows = mask.any(axis=1)
+        if not rows.any():
+            return
+        mask, x, y = mask[rows], x[rows], y[rows]
+        m = mask.T.astype(np.float64)
+        self.n += m.sum(axis=1)
+        self.sx += m @ x
+        self.sy += m @ y
+        self.sxx += m @ (x * x)
+        self.sxy += m @ (x * y)
+        self.syy += m @ (y * y)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {k: getattr(self, k).copy() for k in ("n", "sx", "sy", "sxx", "sxy", "syy")}
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        for k, value in state.items():
+            setattr(self, k, np.asarray(value, dtype=np.float64).copy())
+
+
+class OnlineCausalLearner:
+    """Learn a causal graph over a layout's variables from the agent's own interventions.
+
+    :param layout: how observations and actions map onto variables
+    :param initial_graph: prior graph (e.g. from THP); kept for variables not yet treated enough
+    :param z_threshold: |t| of the ATT above which an ancestor relation is accepted
+    :param min_treated: treated rows needed before a variable's ATT row replaces the prior
+    :param effect_hops: topology hops summed into an outcome (default: ``2 * (n_hops - 1)``,
+        since removing a cause can clear descendants that travelled two propagation hops)
+    :param prune: apply the BIC pruning stage
+    :param bic_penalty: multiplier of the BIC penalty (1: plain BIC)
+    :param min_rows: rows needed before pruning runs
+    """
+
+    def __init__(
+        self,
+        layout: CausalVariables,
+        initial_graph: CausalGraph | None = None,
+        *,
+        z_threshold: float = 4.0,
+        min_treated: int = 10,
+        effect_hops: int | None = None,
+        prune: bool = True,
+        bic_penalty: float = 1.0,
+        min_rows: int = 200,
+    ) -> None:
+        if z_threshold <= 0:
+            raise ValueError(f"z_threshold must be positive, got {z_threshold}")
+        if min_treated < 2:
+            raise ValueError(f"min_treated must be >= 2, got {min_treated}")
+        if bic_penalty < 0:
+            raise ValueError(f"bic_penalty must be non-negative, got {bic_penalty}")
+        self.layout = layout
+        names = layout.names
+        if initial_graph is None:
+            initial_graph = CausalGraph.empty(names)
+        if tuple(initial_graph.variables) != tuple(names):
+            raise ValueError(
+                f"initial graph variables {list(initial_graph.variables)} do not match the layout's {list(names)}"
+            )
+        self.initial_graph = initial_graph.copy()
+        self.z_threshold = float(z_threshold)
+        self.min_treated = int(min_treated)
+        self.effect_hops = 2 * (layout.n_hops - 1) if effect_hops is None else int(effect_hops)
+        self.prune = prune
+        self.bic_penalty = float(bic_penalty)
+        self.min_rows = int(min_rows)
+
+        v, n_units = layout.n_variables, layout.n_units
+        dist = layout.unit_distances(max(2 * self.effect_hops, layout.n_hops - 1))
+        self._outcome_reach = ((dist >= 0) & (dist <= self.effect_hops)).astype(np.float64)
+        self._far = (dist < 0) | (dist > 2 * self.effect_hops)  # [n, m]: a treatment at m cannot reach n's outcome
+        self._hop_ops = [_sym_normalised((dist == h).astype(np.float64)) for h in range(1, layout.n_hops)]
+        self._single_unit = n_units == 1
+        # Feature blocks of the pruning model: [1 | x_t at hops 0..H-1 | x_t+1 at hops 0..H-1].
+        self._n_blocks = 2 * layout.n_hops
+        self._n_features = 1 + self._n_blocks * v
+        self.reset_statistics()
+        self._graph = self.initial_graph.copy()
+
+    # ------------------------------------------------------------------ statistics
+    def reset_statistics(self) -> None:
+        v, f = self.layout.n_variables, self._n_features
+        self._treated = _PairMoments(v)
+        self._control = _PairMoments(v)
+        self._gram = np.zeros((f, f))
+        self._gram_intervened = np.zeros((v, f, f))  # single unit: rows whose action targeted variable i
+        self.n_transitions = 0
+        self.n_updates = 0
+
+    def observe(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> None:
+        """Add a batch of transitions: flat observations ``(B, obs_dim)`` and actions ``(B,)``."""
+        obs, next_obs = np.asarray(obs), np.asarray(next_obs)
+        if obs.ndim == 1:
+            obs, next_obs, actions = obs[None], next_obs[None], np.atleast_1d(actions)
+        if obs.shape != next_obs.shape or obs.shape[0] != np.shape(actions)[0]:
+            raise ValueError(
+                f"observe() needs matching batches: obs {obs.shape}, next_obs {next_obs.shape}, "
+                f"actions {np.shape(actions)}"
+            )
+        x0 = self.layout.values(obs).astype(np.float64)
+        x1 = self.layout.values(next_obs).astype(np.float64)
+        self.observe_values(x0, np.asarray(actions), x1)
+
+    def observe_values(self, x0: np.ndarray, actions: np.ndarray, x1: np.ndarray) -> None:
+        """Add transitions given as values ``(B, n_units, n_variables)`` before and after."""
+        if x0.size == 0:
+            return
+        if not (np.all(np.isfinite(x0)) and np.all(np.isfinite(x1))):
+            raise ValueError("observations contain NaN or inf; the causal learner needs finite state values")
+        actions = np.asarray(actions, dtype=np.int64).reshape(-1)
+        if actions.min() < 0 or actions.max() >= self.layout.n_actions:
+            raise ValueError(f"actions must be in [0, {self.layout.n_actions}), got {actions.min()}..{actions.max()}")
+        b, n_units, v = x0.shape
+        # Unit-major layout (n_units, B, V): every spread over the topology is one matrix product.
+        u0 = np.ascontiguousarray(x0.transpose(1, 0, 2), dtype=np.float64)
+        u1 = np.ascontiguousarray(x1.transpose(1, 0, 2), dtype=np.float64)
+        unit, var = self.layout.targets(actions)
+        rows = np.arange(b)
+        has_target = var >= 0
+        treated = has_target.copy()
+        treated[has_target] = u0[unit[has_target], rows[has_target], var[has_target]] != 0
+
+        # Outcomes: sums over the units an intervention's effect can reach.
+        y0 = _spread(self._outcome_reach, u0)
+        y1 = _spread(self._outcome_reach, u1)
+
+        # Treated rows: one per transition that intervened on an active variable.
+        tu, tb, tv = unit[treated], rows[treated], var[treated]
+        onehot = np.zeros((tb.size, v), dtype=bool)
+        onehot[np.arange(tb.size), tv] = True
+        self._treated.add(onehot, y0[tu, tb], y1[tu, tb])
+
+        # Rows (unit, transition) that this transition's intervention cannot have reached.
+        far = np.ones((n_units, b), dtype=bool)
+        if not self._single_unit:
+            far[:, has_target] = self._far[:, unit[has_target]]
+
+        # Control rows for variable i: i active there, out of reach of an intervention on i.
+        control = u0 != 0
+        if self._single_unit:
+            control[0, rows[has_target], var[has_target]] = False
+        else:
+            control &= far[:, :, None]
+        self._control.add(control.reshape(-1, v), y0.reshape(-1, v), y1.reshape(-1, v))
+
+        # Pruning statistics: Gram matrix of [1, x_t at each hop, x_t+1 at each hop], built only from
+        # rows with a non-zero value within reach (the others add to the intercept count alone).
+        if self._single_unit:
+            z = np.concatenate([u0, u1], axis=2).reshape(b, self._n_features - 1)
+            _add_gram(self._gram, z)
+            for i in np.unique(var[has_target]):
+                _add_gram(self._gram_intervened[i], z[var == i])
+        else:
+            keep = far & ((y0 != 0).any(axis=2) | (y1 != 0).any(axis=2))
+            self._gram[0, 0] += np.count_nonzero(far) - np.count_nonzero(keep)
+            ku, kb = np.nonzero(keep)
+            spread0 = [_spread(op, u0)[ku, kb] for op in self._hop_ops]
+            spread1 = [_spread(op, u1)[ku, kb] for op in self._hop_ops]
+            z = np.concatenate([u0[ku, kb], *spread0, u1[ku, kb], *spread1], axis=1)
+            _add_gram(self._gram, z)
+        self.n_transitions += b
+
+    # ------------------------------------------------------------------ estimates
+    def att(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """ATT estimates, their t statistics, and treated-row counts: ``(effect[i, j], t[i, j], n_treated[i])``."""
+        c, t = self._control, self._treated
+        v = self.layout.n_variables
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nc = c.n[:, None]
+            mx, my = c.sx / nc, c.sy / nc
+            vx = c.sxx / nc - mx**2
+            cxy = c.sxy / nc - mx * my
+            vy = c.syy / nc - my**2
+            slope = np.where(vx > 1e-12, cxy / vx, 0.0)
+            icpt = my - slope * mx
+            s2_ctrl = np.maximum(vy - slope * cxy, 0.0) * nc / np.maximum(nc - 2, 1)
+            nt = t.n[:, None]
+            sum_r = t.sy - icpt * nt - slope * t.sx
+            sum_r2 = (
+                t.syy + icpt**2 * nt + slope**2 * t.sxx - 2 * icpt * t.sy - 2 * slope * t.sxy + 2 * icpt * slope * t.sx
+            )
+            mean_r = sum_r / nt
+            var_r = np.maximum(sum_r2 / nt - mean_r**2, 0.0) * nt / np.maximum(nt - 1, 1)
+            mtx = t.sx / nt
+            var_fit = s2_ctrl * (1.0 / nc + np.where(vx > 1e-12, (mtx - mx) ** 2 / (nc * vx), 0.0))
+            se = np.sqrt(var_r / nt + var_fit)
+            tstat = np.where(se > 0, mean_r / se, 0.0)
+        ok = (t.n[:, None] >= self.min_treated) & (c.n[:, None] >= self.min_treated)
+        effect = np.where(ok, np.nan_to_num(mean_r), 0.0)
+        tstat = np.where(ok, np.nan_to_num(tstat), 0.0)
+        np.fill_diagonal(effect, 0.0)
+        np.fill_diagonal(tstat, 0.0)
+        return effect, tstat, t.n.copy().reshape(v)
+
+    def ancestor_candidates(self) -> tuple[np.ndarray, np.ndarray]:
+        """Orientation stage: ``(A, strength)``, A[i, j] True when i is taken as an ancestor of j."""
+        _, tstat, n_treated = self.att()
+        strength = np.abs(tstat)
+        anc = strength >= self.z_threshold
+        anc &= ~(anc.T & (strength < strength.T))  # contradicting pair: keep the stronger direction
+        untested = n_treated < self.min_treated
+        prior = self.initial_graph.ancestor_matrix()
+        anc[untested] = prior[untested]
+        strength[untested] = np.where(prior[untested], 0.0, strength[untested])
+        np.fill_diagonal(anc, False)
+        return anc, strength
+
+    def update(self) -> CausalGraph:
+        """Recompute the graph from all statistics so far (orientation, pruning, acyclicity)."""
+        anc, strength = self.ancestor_candidates()
+        parents = anc.copy()
+        if self.prune and self._gram[0, 0] >= self.min_rows:
+            for j in range(self.layout.n_variables):
+                keep = self._prune_parents(j, np.flatnonzero(anc[:, j]))
+                parents[:, j] = False
+                parents[keep, j] = True
+        self._graph = _acyclic_graph(self.layout.names, parents, strength)
+        self.n_updates += 1
+        return self._graph
+
+    @property
+    def graph(self) -> CausalGraph:
+        """The current graph (as of the last :meth:`update`)."""
+        return self._graph
+
+    def _prune_parents(self, j: int, candidates: np.ndarray) -> np.ndarray:
+        """Greedy backward elimination of j's candidate parents on the BIC of a linear model."""
+        if candidates.size == 0:
+            return candidates
+        v, h = self.layout.n_variables, self.layout.n_hops
+        gram = self._gram - self._gram_intervened[j] if self._single_unit else self._gram
+        n_rows = gram[0, 0]
+        if n_rows < self.min_rows:
+            return candidates
+        y_col = 1 + h * v + j  # x_t+1 of j on its own unit
+        base = [0, 1 + j]  # intercept and j's own lagged value
+
+        def columns(var: int) -> list[int]:
+            return [1 + blk * v + var for blk in range(self._n_blocks)]
+
+        def bic(subset: list[int]) -> float:
+            cols = base + [c for var in subset for c in columns(var)]
+            g = gram[np.ix_(cols, cols)]
+            rhs = gram[cols, y_col]
+            ridge = 1e-9 * max(float(np.trace(g)) / len(cols), 1.0)
+            beta = np.linalg.solve(g + ridge * np.eye(len(cols)), rhs)
+            rss = max(float(gram[y_col, y_col] - rhs @ beta), 1e-12 * n_rows)
+            return n_rows * np.log(rss / n_rows) + self.bic_penalty * len(cols) * np.log(n_rows)
+
+        current = [int(c) for c in candidates]
+        score = bic(current)
+        while current:
+            trials = [(bic([c for c in current if c != drop]), drop) for drop in current]
+            best_score, best_drop = min(trials)
+            if best_score >= score:
+                break
+            current.remove(best_drop)
+            score = best_score
+        return np.array(current, dtype=np.int64)
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, Any]:
+        """Arrays and settings needed to resume learning (JSON/npz friendly; no pickled objects)."""
+        return {
+            "treated": self._treated.state(),
+            "control": self._control.state(),
+            "gram": self._gram.copy(),
+            "gram_intervened": self._gram_intervened.copy(),
+            "n_transitions": self.n_transitions,
+            "n_updates": self.n_updates,
+            "initial_graph": self.initial_graph.to_json(),
+            "graph": self._graph.to_json(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        gram = np.asarray(state["gram"], dtype=np.float64)
+        if gram.shape != self._gram.shape:
+            raise ValueError(f"learner state has a Gram matrix of shape {gram.shape}, expected {self._gram.shape}")
+        self._treated.load(state["treated"])
+        self._control.load(state["control"])
+        self._gram = gram.copy()
+        self._gram_intervened = np.asarray(state["gram_intervened"], dtype=np.float64).copy()
+        self.n_transitions = int(state["n_transitions"])
+        self.n_updates = int(state["n_updates"])
+        self.initial_graph = CausalGraph.from_json(state["initial_graph"])
+        self._graph = CausalGraph.from_json(state["graph"])
+
+
+def _spread(op: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``out[n, b, v] = sum_m op[n, m] * x[m, b, v]`` for unit-major ``x``, as one matrix product."""
+    m, b, v = x.shape
+    if m == 1:
+        return x * op[0, 0]
+    return (op @ x.reshape(m, b * v)).reshape(op.shape[0], b, v)
+
+
+def _add_gram(gram: np.ndarray, z: np.ndarray) -> None:
+    """Add rows ``[1, z]`` to a Gram matrix; all-zero rows only add to the intercept count."""
+    n_rows = z.shape[0]
+    z = z[z.any(axis=1)]
+    s = z.sum(axis=0)
+    gram[0, 0] += n_rows
+    gram[0, 1:] += s
+    gram[1:, 0] += s
+    gram[1:, 1:] += z.T @ z
+
+
+def _sym_normalised(adj: np.ndarray) -> np.ndarray:
+    deg = adj.sum(axis=1)
+    scale = np.divide(1.0, np.sqrt(deg), out=np.zeros_like(deg), where=deg > 0)
+    return scale[:, None] * adj * scale[None, :]
+
+
+def _acyclic_graph(names: tuple[str, ...], parents: np.ndarray, strength: np.ndarray) -> CausalGraph:
+    """Insert edges strongest first, skipping any that would close a cycle."""
+    graph = CausalGraph(names)
+    src, dst = np.nonzero(parents)
+    order = np.lexsort((dst, src, -strength[src, dst]))
+    reach = np.eye(len(names), dtype=bool)  # reach[a, b]: a reaches b
+    for k in order:
+        i, j = int(src[k]), int(dst[k])
+        if reach[j, i]:
+            continue
+        graph.add_edge(i, j)
+        reach |= np.outer(reach[:, i], reach[j, :])
+    return graph
