@@ -467,15 +467,17 @@ class MaskableDQN(DQN):
         # DQN's storage (terminal observations, VecNormalize) first; it makes new_obs self._last_obs.
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
         masks = self._current_action_masks()  # masks of new_obs: used to act next, stored as next-state masks
-        next_masks = None if masks is None else masks.copy()
+        next_masks = masks
         for i in np.flatnonzero(dones):
             # After the auto-reset masks[i] describes the new episode. Terminated: not bootstrapped, any
             # valid mask will do (all-ones). Truncated: bootstrapped from the terminal observation.
             row = self._terminal_action_mask(infos[i], int(i)) if infos[i].get("TimeLimit.truncated", False) else None
             if next_masks is None and row is None:
                 continue
-            if next_masks is None:
-                next_masks = np.ones((self.n_envs, int(self.action_space.n)), dtype=bool)  # type: ignore[attr-defined]
+            if next_masks is masks:  # never modify the masks the next action is chosen with
+                next_masks = (
+                    np.ones((self.n_envs, int(self.action_space.n)), dtype=bool) if masks is None else masks.copy()
+                )  # type: ignore[attr-defined]
             next_masks[i] = True if row is None else row
         assert isinstance(replay_buffer, MaskableReplayBuffer)
         replay_buffer.set_last_next_action_masks(next_masks)
@@ -483,7 +485,9 @@ class MaskableDQN(DQN):
     def _on_step(self) -> None:
         super()._on_step()
         if self._action_masks is not None:
-            self.logger.record("rollout/valid_action_fraction", float(self._action_masks.mean()))
+            self.logger.record(
+                "rollout/valid_action_fraction", np.count_nonzero(self._action_masks) / self._action_masks.size
+            )
 
     # ------------------------------------------------------------------ training
     def _target_q_values(self, replay_data: MaskableReplayBufferSamples) -> th.Tensor:
