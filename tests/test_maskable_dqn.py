@@ -13,7 +13,7 @@ from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 import sb3_causal  # noqa: F401  (registers FaultAlarmRL-v0)
 from sb3_causal.algos import MaskableDQN, MaskableReplayBuffer, RecordTerminalActionMask
@@ -289,6 +289,26 @@ def test_hook_can_supply_masks_without_env_masks() -> None:
     assert (rows["masks"][keep] == (rows["next_obs"][keep][:, N:] > 0.5)).all()
     # once per step for the current observation (+1 at reset), once per truncated terminal observation
     assert len(model.hook_batches) == 200 + 1 + int((rows["dones"] & rows["timeouts"]).sum())
+
+
+def test_hook_sees_raw_observations_under_vec_normalize() -> None:
+    seen: list[np.ndarray] = []
+
+    class RecordingDQN(MaskableDQN):
+        def _get_action_masks(self, observations: np.ndarray, env_action_masks: np.ndarray | None) -> np.ndarray:
+            seen.append(observations.copy())
+            return env_action_masks
+
+    envs = [ToyMaskEnv(max_steps=2) for _ in range(2)]
+    # clip_obs: VecNormalize clips the normalised terminal observation, and clipped values cannot be un-normalised
+    vec_env = VecNormalize(DummyVecEnv([(lambda e=e: RecordTerminalActionMask(e)) for e in envs]), clip_obs=1e5)
+    model = RecordingDQN("MlpPolicy", vec_env, learning_starts=20, policy_kwargs=TINY, seed=0, buffer_size=500)
+    model.learn(80)
+    raw = np.concatenate(seen)
+    # one-hot and mask bits, not normalised (terminal observations are un-normalised: float round-off)
+    assert (np.isclose(raw, 0.0, atol=1e-5) | np.isclose(raw, 1.0, atol=1e-5)).all()
+    assert len(raw) > 81  # the current observations, plus the terminal observations of truncated episodes
+    assert sum(e.invalid_taken for e in envs) == 0
 
 
 # ---------------------------------------------------------------------------- like DQN without masks

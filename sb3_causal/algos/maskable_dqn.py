@@ -358,7 +358,9 @@ class MaskableDQN(DQN):
         terminal observation of each truncated episode (its bootstrap mask). The default returns the
         env's masks; a subclass overrides it to combine them with its own (e.g. AND a causal mask).
 
-        :param observations: raw (un-normalised) observations, ``(batch, *obs_shape)``
+        :param observations: raw (un-normalised) observations, ``(batch, *obs_shape)``; under ``VecNormalize``
+            a terminal observation is un-normalised from the normalised one, as SB3 stores it (float round-off;
+            wrong where VecNormalize clipped it, see ``clip_obs``)
         :param env_action_masks: the env's ``action_masks()`` for them, ``(batch, n_actions)`` bool; ``None``
             if the env has no masks (or, for a terminal observation, none was recorded)
         :return: ``(batch, n_actions)`` masks (``True`` = valid, no all-``False`` row), or ``None``: all valid
@@ -477,7 +479,7 @@ class MaskableDQN(DQN):
             if next_masks is masks:  # never modify the masks the next action is chosen with
                 next_masks = (
                     np.ones((self.n_envs, int(self.action_space.n)), dtype=bool) if masks is None else masks.copy()
-                )  # type: ignore[attr-defined]
+                )
             next_masks[i] = True if row is None else row
         assert isinstance(replay_buffer, MaskableReplayBuffer)
         replay_buffer.set_last_next_action_masks(next_masks)
