@@ -217,6 +217,15 @@ def test_predict_honours_masks() -> None:
     assert 60 < (sampled == 1).sum() < 140
 
 
+def test_sb3_contrib_maskable_evaluation_works() -> None:
+    from sb3_contrib.common.maskable.evaluation import evaluate_policy
+
+    model = small_model(ToyMaskEnv()).learn(100)
+    env = ToyMaskEnv(max_steps=4)
+    evaluate_policy(model, env, n_eval_episodes=3, deterministic=True)
+    assert env.actions_taken > 0 and env.invalid_taken == 0
+
+
 def test_predict_rejects_bad_masks() -> None:
     model = small_model(ToyMaskEnv())
     obs = np.zeros((2, 2 * N), dtype=np.float32)
