@@ -219,10 +219,11 @@ def test_predict_honours_masks() -> None:
 
 def test_sb3_contrib_maskable_evaluation_works() -> None:
     from sb3_contrib.common.maskable.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
 
     model = small_model(ToyMaskEnv()).learn(100)
     env = ToyMaskEnv(max_steps=4)
-    evaluate_policy(model, env, n_eval_episodes=3, deterministic=True)
+    evaluate_policy(model, Monitor(env), n_eval_episodes=3, deterministic=True)
     assert env.actions_taken > 0 and env.invalid_taken == 0
 
 
