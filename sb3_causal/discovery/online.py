@@ -12,9 +12,12 @@ How it is estimated here, from transitions ``(s_t, a_t, s_t+1)`` mapped through 
 * **Treated rows.** The row of the intervened unit, when the intervened variable i was active
   there (non-zero): treating an empty pair intervenes on nothing.
 * **Control rows for i.** Rows where i is active but that no intervention can have reached (for
-  units: farther than ``2 * effect_hops`` from the treated unit; with a single unit: transitions
-  whose action targeted another variable). Matching on "i active" is what makes the control
-  comparable to the treated: both hold the alarm the policy chose to treat.
+  units: farther than ``2 * effect_hops`` from the treated unit). With a single unit, the control
+  for (i, j) pools transitions that intervened on nothing, or on a variable that is neither i, j,
+  nor an ancestor of j (found by a first pass; where that leaves too few rows, the first-pass
+  pool). When the env has a no-op action and it was taken often enough, the control is the
+  no-op transitions alone: the cleanest comparison. Matching on "i active" is what makes the
+  control comparable to the treated: both hold the alarm the policy chose to treat.
 * **ATT with regression adjustment.** On control rows, ``y1_j ~ a + b * y0_j`` is fitted per
   (i, j); the ATT is the mean treated residual; its standard error includes the fit's. Everything
   comes from streaming sums (count, sum x, sum y, sum x^2, sum xy, sum y^2), so an update costs
@@ -53,9 +56,13 @@ __all__ = ["OnlineCausalLearner"]
 
 @dataclass
 class _PairMoments:
-    """Streaming sums of (x_j, y_j) over rows weighted by a per-row, per-variable-i mask."""
+    """Streaming sums of (x_j, y_j) over rows selected per variable i, kept per stratum.
+
+    Arrays have shape ``(n_strata, V)`` for the count and ``(n_strata, V, V)`` for the sums.
+    """
 
     n_variables: int
+    n_strata: int = 1
     n: np.ndarray = field(init=False)
     sx: np.ndarray = field(init=False)
     sy: np.ndarray = field(init=False)
@@ -64,31 +71,48 @@ class _PairMoments:
     syy: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        v = self.n_variables
-        self.n = np.zeros(v)
-        for name in ("sx", "sy", "sxx", "sxy", "syy"):
-            setattr(self, name, np.zeros((v, v)))
+        k, v = self.n_strata, self.n_variables
+        self.n = np.zeros((k, v))
+        for name in _SUMS:
+            setattr(self, name, np.zeros((k, v, v)))
 
-    def add(self, mask: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+    def add(self, mask: np.ndarray, x: np.ndarray, y: np.ndarray, stratum: int = 0) -> None:
         """``mask`` (rows, V): which rows count for variable i; ``x``, ``y`` (rows, V): values of j."""
         rows = mask.any(axis=1)
         if not rows.any():
             return
         mask, x, y = mask[rows], x[rows], y[rows]
         m = mask.T.astype(np.float64)
-        self.n += m.sum(axis=1)
-        self.sx += m @ x
-        self.sy += m @ y
-        self.sxx += m @ (x * x)
-        self.sxy += m @ (x * y)
-        self.syy += m @ (y * y)
+        self.n[stratum] += m.sum(axis=1)
+        self.sx[stratum] += m @ x
+        self.sy[stratum] += m @ y
+        self.sxx[stratum] += m @ (x * x)
+        self.sxy[stratum] += m @ (x * y)
+        self.syy[stratum] += m @ (y * y)
+
+    def pooled(self, use: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Sums over strata; ``use[k, i, j]`` selects the strata pooled for each (i, j)."""
+        if use is None:
+            out = {name: getattr(self, name).sum(axis=0) for name in _SUMS}
+            out["n"] = np.broadcast_to(self.n.sum(axis=0)[:, None], out["sx"].shape).copy()
+            return out
+        w = use.astype(np.float64)
+        out = {name: (w * getattr(self, name)).sum(axis=0) for name in _SUMS}
+        out["n"] = (w * self.n[:, :, None]).sum(axis=0)
+        return out
 
     def state(self) -> dict[str, np.ndarray]:
-        return {k: getattr(self, k).copy() for k in ("n", "sx", "sy", "sxx", "sxy", "syy")}
+        return {k: getattr(self, k).copy() for k in ("n", *_SUMS)}
 
     def load(self, state: dict[str, np.ndarray]) -> None:
         for k, value in state.items():
-            setattr(self, k, np.asarray(value, dtype=np.float64).copy())
+            value = np.asarray(value, dtype=np.float64)
+            if value.shape != getattr(self, k).shape:
+                raise ValueError(f"learner state {k!r} has shape {value.shape}, expected {getattr(self, k).shape}")
+            setattr(self, k, value.copy())
+
+
+_SUMS = ("sx", "sy", "sxx", "sxy", "syy")
 
 
 class OnlineCausalLearner:
@@ -159,7 +183,9 @@ class OnlineCausalLearner:
     def reset_statistics(self) -> None:
         v, f = self.layout.n_variables, self._n_features
         self._treated = _PairMoments(v)
-        self._control = _PairMoments(v)
+        # Single unit: control rows are stratified by the variable the transition intervened on
+        # (last stratum: none), so each ATT can pool only the strata that leave its outcome alone.
+        self._control = _PairMoments(v, n_strata=v + 1 if self._single_unit else 1)
         self._gram = np.zeros((f, f))
         self._gram_intervened = np.zeros((v, f, f))  # single unit: rows whose action targeted variable i
         self._n_rows = 0.0
@@ -215,13 +241,17 @@ class OnlineCausalLearner:
         if not self._single_unit:
             far[:, has_target] = self._far[:, unit[has_target]]
 
-        # Control rows for variable i: i active there, out of reach of an intervention on i.
+        # Control rows for variable i: i active there and not intervened on.
         control = u0 != 0
         if self._single_unit:
             control[0, rows[has_target], var[has_target]] = False
+            stratum = np.where(has_target, var, v)
+            for k in np.unique(stratum):
+                sel = stratum == k
+                self._control.add(control[0, sel], y0[0, sel], y1[0, sel], stratum=int(k))
         else:
-            control &= far[:, :, None]
-        self._control.add(control.reshape(-1, v), y0.reshape(-1, v), y1.reshape(-1, v))
+            control &= far[:, :, None]  # out of reach of this transition's intervention
+            self._control.add(control.reshape(-1, v), y0.reshape(-1, v), y1.reshape(-1, v))
 
         # Pruning statistics: Gram matrix of [1, x_t at each hop, x_t+1 at each hop], built only from
         # rows with a non-zero value within reach (the others add to the intercept count alone).
@@ -254,35 +284,69 @@ class OnlineCausalLearner:
 
     # ------------------------------------------------------------------ estimates
     def att(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """ATT estimates, their t statistics, and treated-row counts: ``(effect[i, j], t[i, j], n_treated[i])``."""
-        c, t = self._control, self._treated
+        """ATT estimates, their t statistics, and treated-row counts: ``(effect[i, j], t[i, j], n_treated[i])``.
+
+        With a single unit, the control is the transitions that intervened on nothing (a no-op
+        action) once there are ``10 * min_treated`` of them for every variable. Otherwise control
+        rows whose transition intervened on ``i``, on ``j`` or on a (first-pass) ancestor of ``j``
+        are left out of the (i, j) comparison: they do not show ``j`` as it would be without
+        treating ``i``.
+        """
+        treated = self._treated.pooled()
+        if not self._single_unit:
+            return self._att_from(self._control.pooled(), treated)
         v = self.layout.n_variables
+        no_op = np.zeros((v + 1, v, v), dtype=bool)
+        no_op[v] = True
+        if self._control.n[v].min() >= 10 * self.min_treated:
+            return self._att_from(self._control.pooled(no_op), treated)  # the clean control: no intervention
+        use = np.ones((v + 1, v, v), dtype=bool)
+        strata = np.arange(v)
+        use[strata, strata, :] = False  # k == i
+        use[strata, :, strata] = False  # k == j
+        _, tstat, _ = self._att_from(self._control.pooled(use), treated)
+        refined = use.copy()
+        refined[:v] &= ~(np.abs(tstat) >= self.z_threshold)[:, None, :]  # drop strata of j's ancestors
+        # Where that leaves too few control rows, keep the first-pass pool.
+        too_few = self._control.pooled(refined)["n"] < self.min_treated
+        refined[:, too_few] = use[:, too_few]
+        return self._att_from(self._control.pooled(refined), treated)
+
+    def _att_from(
+        self, c: dict[str, np.ndarray], t: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Regression-adjusted ATT from pooled control and treated sums (arrays over (i, j))."""
         with np.errstate(divide="ignore", invalid="ignore"):
-            nc = c.n[:, None]
-            mx, my = c.sx / nc, c.sy / nc
-            vx = c.sxx / nc - mx**2
-            cxy = c.sxy / nc - mx * my
-            vy = c.syy / nc - my**2
+            nc = c["n"]
+            mx, my = c["sx"] / nc, c["sy"] / nc
+            vx = c["sxx"] / nc - mx**2
+            cxy = c["sxy"] / nc - mx * my
+            vy = c["syy"] / nc - my**2
             slope = np.where(vx > 1e-12, cxy / vx, 0.0)
             icpt = my - slope * mx
             s2_ctrl = np.maximum(vy - slope * cxy, 0.0) * nc / np.maximum(nc - 2, 1)
-            nt = t.n[:, None]
-            sum_r = t.sy - icpt * nt - slope * t.sx
+            nt = t["n"]
+            sum_r = t["sy"] - icpt * nt - slope * t["sx"]
             sum_r2 = (
-                t.syy + icpt**2 * nt + slope**2 * t.sxx - 2 * icpt * t.sy - 2 * slope * t.sxy + 2 * icpt * slope * t.sx
+                t["syy"]
+                + icpt**2 * nt
+                + slope**2 * t["sxx"]
+                - 2 * icpt * t["sy"]
+                - 2 * slope * t["sxy"]
+                + 2 * icpt * slope * t["sx"]
             )
             mean_r = sum_r / nt
             var_r = np.maximum(sum_r2 / nt - mean_r**2, 0.0) * nt / np.maximum(nt - 1, 1)
-            mtx = t.sx / nt
+            mtx = t["sx"] / nt
             var_fit = s2_ctrl * (1.0 / nc + np.where(vx > 1e-12, (mtx - mx) ** 2 / (nc * vx), 0.0))
             se = np.sqrt(var_r / nt + var_fit)
             tstat = np.where(se > 0, mean_r / se, 0.0)
-        ok = (t.n[:, None] >= self.min_treated) & (c.n[:, None] >= self.min_treated)
+        ok = (nt >= self.min_treated) & (nc >= self.min_treated)
         effect = np.where(ok, np.nan_to_num(mean_r), 0.0)
         tstat = np.where(ok, np.nan_to_num(tstat), 0.0)
         np.fill_diagonal(effect, 0.0)
         np.fill_diagonal(tstat, 0.0)
-        return effect, tstat, t.n.copy().reshape(v)
+        return effect, tstat, nt[:, 0].copy()
 
     def ancestor_candidates(self) -> tuple[np.ndarray, np.ndarray]:
         """Orientation stage: ``(A, strength)``, A[i, j] True when i is taken as an ancestor of j."""
