@@ -190,6 +190,8 @@ class TopologicalHawkes:
             from its first to its last event. Default: the whole log is one sequence.
         :return: the learned DAG over the types; details in ``self.result_``
         """
+        if type_names is None and not hasattr(log, "type_names"):
+            raise TypeError(f"THP needs an alarm log (an AlarmLog with type_names, ...); got {type(log).__name__}")
         names = list(log.type_names if type_names is None else type_names)
         types, times, devices, topology, seq = _check_log(log, len(names), sequence_ids)
         n_types, n_devices = len(names), topology.shape[0]
