@@ -7,7 +7,8 @@ logger and progress bar are unchanged:
 1. SAC collects real transitions (uniformly random actions for the first ``learning_starts`` steps).
 2. Every ``structure_update_freq`` env steps the local causal graph of a transition is re-learned on the
    real buffer: the parents among ``(s, a)`` of each next-state entry and of the reward, by causal-learn's
-   PC with Fisher-z tests and tiers ``(s, a)`` before ``(s', r)`` (see ``sb3_causal.mbrl.structure``).
+   PC with Fisher-z-type tests (by default on a quadratic basis of the inputs, as the mechanisms are not
+   linear) and tiers ``(s, a)`` before ``(s', r)`` (see ``sb3_causal.mbrl.structure``).
    ``model.causal_graph`` is that graph (a ``CausalGraph`` over ``s..., a..., s'..., r``).
 3. Every ``model_train_freq`` env steps the world model is refitted: one probabilistic ensemble per target,
    fed only that target's parents (``sb3_causal.mbrl.dynamics``); then ``rollout_batch_size`` states are
@@ -64,6 +65,7 @@ from sb3_causal.graph import CausalGraph
 from sb3_causal.mbrl.dynamics import FactorisedDynamics, FactorSpec
 from sb3_causal.mbrl.structure import (
     REWARD_NAME,
+    TESTS,
     complete_local_graph,
     learn_local_graph,
     local_variable_names,
@@ -166,7 +168,8 @@ class CMBPO(SAC):
     :param structure_alpha: significance level of PC's Fisher-z tests
     :param structure_update_freq: env steps between two structure searches (the first is at ``learning_starts``)
     :param structure_max_samples: PC uses at most this many of the most recent real transitions
-    :param square_features: let PC's tests see the square of every input (quadratic mechanisms)
+    :param structure_test: PC's independence test, ``"quadratic_fisherz"`` (partial correlations on a
+        quadratic basis of the inputs) or ``"fisherz"`` (linear); see ``sb3_causal.mbrl.structure``
     :param policy_inputs: ``"reward_ancestors"`` (mask observation entries that are not causal ancestors of
         the reward) or ``"all"``; see the module docstring for what each does under a shift
     :param factorise: one ensemble per target on its parents (True) or one ensemble predicting all targets
@@ -222,7 +225,7 @@ class CMBPO(SAC):
         structure_alpha: float = 0.05,
         structure_update_freq: int = 5000,
         structure_max_samples: int = 10_000,
-        square_features: bool = True,
+        structure_test: str = "quadratic_fisherz",
         policy_inputs: str = "reward_ancestors",
         factorise: bool = True,
         state_names: Sequence[str] | None = None,
@@ -250,6 +253,8 @@ class CMBPO(SAC):
             _check_spaces(env.observation_space, env.action_space)
         if isinstance(structure, str) and structure not in ("pc", "complete"):
             raise ValueError(f"structure must be 'pc', 'complete' or a CausalGraph, got {structure!r}")
+        if structure_test not in TESTS:
+            raise ValueError(f"structure_test must be one of {TESTS}, got {structure_test!r}")
         if policy_inputs not in POLICY_INPUTS:
             raise ValueError(f"policy_inputs must be one of {POLICY_INPUTS}, got {policy_inputs!r}")
         if not 0.0 <= real_ratio <= 1.0:
@@ -299,7 +304,7 @@ class CMBPO(SAC):
         self.structure_alpha = structure_alpha
         self.structure_update_freq = structure_update_freq
         self.structure_max_samples = structure_max_samples
-        self.square_features = square_features
+        self.structure_test = structure_test
         self.policy_inputs = policy_inputs
         self.factorise = factorise
         self.ensemble_size, self.n_elites = ensemble_size, n_elites
@@ -493,7 +498,7 @@ class CMBPO(SAC):
             self.action_names,
             alpha=self.structure_alpha,
             max_samples=self.structure_max_samples,
-            square_features=self.square_features,
+            test=self.structure_test,
         )
         if result.fallback is not None:
             warnings.warn(f"CMBPO structure search: {result.fallback}", stacklevel=2)

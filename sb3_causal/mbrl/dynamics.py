@@ -83,8 +83,9 @@ class GaussianEnsemble(nn.Module):
         return mean, logvar
 
     def set_normalisation(self, x: th.Tensor, y: th.Tensor) -> None:
-        self.in_mean.copy_(x.mean(0))
-        self.in_std.copy_(x.std(0).clamp_min(1e-6) if x.shape[0] > 1 else th.ones_like(self.in_std))
+        if self.in_dim > 0:
+            self.in_mean.copy_(x.mean(0))
+            self.in_std.copy_(x.std(0).clamp_min(1e-6) if x.shape[0] > 1 else th.ones_like(self.in_std))
         self.out_mean.copy_(y.mean(0))
         self.out_std.copy_(y.std(0).clamp_min(1e-6) if y.shape[0] > 1 else th.ones_like(self.out_std))
 
@@ -158,13 +159,17 @@ class GaussianEnsemble(nn.Module):
 
     @th.no_grad()
     def sample(self, x: th.Tensor, deterministic: bool = False) -> th.Tensor:
-        """One draw per row of ``x`` (raw units, ``(batch, in)``) from a uniformly chosen elite member."""
+        """One draw per row of ``x`` (raw units, ``(batch, in)``) from a uniformly chosen elite member, or with
+        ``deterministic=True`` the mean of the elites' means."""
         xs = self._norm_in(x).unsqueeze(0).expand(self.n_members, -1, -1)
         mean, logvar = self(xs)
-        pick = self.elites[th.randint(self.n_elites, (x.shape[0],), device=x.device)]
-        rows = th.arange(x.shape[0], device=x.device)
-        mean, logvar = mean[pick, rows], logvar[pick, rows]
-        out = mean if deterministic else mean + th.randn_like(mean) * th.exp(0.5 * logvar)
+        if deterministic:
+            out = mean[self.elites].mean(dim=0)
+        else:
+            pick = self.elites[th.randint(self.n_elites, (x.shape[0],), device=x.device)]
+            rows = th.arange(x.shape[0], device=x.device)
+            mean, logvar = mean[pick, rows], logvar[pick, rows]
+            out = mean + th.randn_like(mean) * th.exp(0.5 * logvar)
         return out * self.out_std + self.out_mean
 
     @th.no_grad()

@@ -8,10 +8,15 @@ are its PC neighbours among the inputs. PC runs once per target, on the inputs a
 
 Fisher-z tests partial *linear* correlation. Transition mechanisms are rarely linear (SpuriousCorrelation's
 reward is ``0.1 (1 - X^2)``), and a linear test then both misses parents and invents them: the part of
-``r`` that is quadratic in ``X`` is left in the residual, where a proxy of ``X`` such as ``Z`` (or an action
-that is a saturating function of ``X``) explains some of it. With ``square_features=True`` (the default)
-every input also enters the tests as its centred square, so conditioning on ``{X, X^2}`` removes any
-quadratic dependence; an input is a parent of a target when the input or its square is adjacent to it.
+``r`` that is quadratic in ``X`` stays in the residual, where a proxy of ``X`` such as ``Z`` (or an action
+that is a saturating function of ``X``) explains some of it. ``test="quadratic_fisherz"`` (the default)
+is the same Gaussian partial-correlation test on a quadratic basis of the inputs: an input ``V`` enters as
+``(V, V^2)`` (a target as itself), and ``X _||_ Y | S`` is Wilks' likelihood-ratio test that the partial
+canonical correlations of ``basis(X)`` and ``basis(Y)`` given ``basis(S)`` are zero (Bartlett's
+chi-square; with one column each it is Fisher-z's test). For a target ``t`` that is the F-like test of
+whether ``(X, X^2)`` adds to a quadratic regression of ``t`` on ``S``. Squaring the target too would ask
+the conditioning set to explain ``t^2``, a quartic of the inputs, and invent parents again. The test is
+registered with causal-learn and runs inside its PC; ``test="fisherz"`` is plain Fisher-z.
 Edges among the inputs (the policy and the data collection make states and actions dependent) are allowed
 while testing but are not part of the returned graph.
 
@@ -45,6 +50,65 @@ __all__ = [
 REWARD_NAME = "r"
 # Fisher-z needs a few more samples than conditioning variables; below this PC is not attempted.
 MIN_SAMPLES = 20
+
+
+def _quadratic_fisherz_class() -> type:
+    """The quadratic-basis partial-correlation test as a causal-learn ``CIT_Base`` (imported lazily)."""
+    from causallearn.utils.cit import NO_SPECIFIED_PARAMETERS_MSG, CIT_Base
+    from scipy.stats import chi2
+
+    class _QuadraticFisherZ(CIT_Base):
+        def __init__(self, data: np.ndarray, squared: np.ndarray | None = None, **kwargs: object) -> None:
+            super().__init__(data, **kwargs)
+            self.check_cache_method_consistent(QUADRATIC_FISHERZ, NO_SPECIFIED_PARAMETERS_MSG)
+            self.assert_input_data_is_valid()
+            z = (data - data.mean(axis=0)) / data.std(axis=0)
+            sq = z**2
+            # a square that is (nearly) linear in its variable (e.g. a binary one) adds nothing: left out
+            keep_sq = np.abs([np.corrcoef(z[:, k], sq[:, k])[0, 1] for k in range(z.shape[1])]) < 0.999
+            keep_sq &= sq.std(axis=0) > 1e-8
+            if squared is not None:
+                keep_sq &= np.asarray(squared, dtype=bool)
+            basis = np.concatenate([z, sq[:, keep_sq]], axis=1)
+            self.columns = [[k] for k in range(z.shape[1])]
+            for b, k in enumerate(np.flatnonzero(keep_sq)):
+                self.columns[k].append(z.shape[1] + b)
+            self.cov = np.cov(basis, rowvar=False)
+
+        def _logdet(self, cols: list[int]) -> float:
+            if not cols:
+                return 0.0
+            sign, value = np.linalg.slogdet(self.cov[np.ix_(cols, cols)])
+            if sign <= 0:
+                raise ValueError("Data correlation matrix is singular (collinear variables); cannot run the test.")
+            return float(value)
+
+        def __call__(self, X, Y, condition_set=None) -> float:
+            xs, ys, cond, cache_key = self.get_formatted_XYZ_and_cachekey(X, Y, condition_set)
+            if cache_key in self.pvalue_cache:
+                return self.pvalue_cache[cache_key]
+            a = [c for v in xs for c in self.columns[v]]
+            b = [c for v in ys for c in self.columns[v]]
+            s = [c for v in cond for c in self.columns[v]]
+            log_wilks = self._logdet(a + b + s) + self._logdet(s) - self._logdet(a + s) - self._logdet(b + s)
+            scale = self.sample_size - 1 - len(s) - (len(a) + len(b) + 1) / 2
+            stat = max(-scale * min(log_wilks, 0.0), 0.0)
+            p = float(chi2.sf(stat, len(a) * len(b)))
+            self.pvalue_cache[cache_key] = p
+            return p
+
+    return _QuadraticFisherZ
+
+
+QUADRATIC_FISHERZ = "quadratic_fisherz"
+TESTS = ("quadratic_fisherz", "fisherz")
+
+
+def _register_quadratic_fisherz() -> None:
+    from causallearn.utils import cit
+
+    if QUADRATIC_FISHERZ not in cit._custom_ci_tests:
+        cit.register_ci_test(QUADRATIC_FISHERZ, _quadratic_fisherz_class())
 
 
 def next_state_name(state_name: str) -> str:
@@ -111,7 +175,7 @@ def learn_local_graph(
     action_names: Sequence[str],
     alpha: float = 0.05,
     max_samples: int | None = 10_000,
-    square_features: bool = True,
+    test: str = QUADRATIC_FISHERZ,
 ) -> StructureResult:
     """Parents of each next-state variable and of the reward among ``(s, a)``, by PC with Fisher-z.
 
@@ -124,13 +188,15 @@ def learn_local_graph(
     :param alpha: significance level of the independence tests
     :param max_samples: use at most this many transitions, the last ones given (the data of the recent
         policies; None: all)
-    :param square_features: also test the centred square of every input (see the module docstring)
+    :param test: ``"quadratic_fisherz"`` (partial correlations on ``(V, V^2)``) or ``"fisherz"`` (linear)
     """
     from causallearn.graph.GraphNode import GraphNode
     from causallearn.search.ConstraintBased.PC import pc
-    from causallearn.utils.cit import fisherz
     from causallearn.utils.PCUtils.BackgroundKnowledge import BackgroundKnowledge
 
+    if test not in TESTS:
+        raise ValueError(f"test must be one of {TESTS}, got {test!r}")
+    _register_quadratic_fisherz()
     start = time.perf_counter()
     names = local_variable_names(state_names, action_names)
     n_states, n_actions = len(state_names), len(action_names)
@@ -173,34 +239,28 @@ def learn_local_graph(
     # dropping the other targets leaves the structure over the rest unchanged, and the tests of an input
     # against a target condition on inputs only (conditioning on a sibling target such as X' when testing
     # X -> r is valid but has little power: X' is nearly a copy of X).
-    features = data[:, kept_inputs]
-    owner = list(kept_inputs)  # input variable of each feature column
-    if square_features:
-        squares = (features - features.mean(axis=0)) ** 2
-        varied = squares.max(axis=0) - squares.min(axis=0) > 1e-12 * np.maximum(np.abs(squares).max(axis=0), 1.0)
-        features = np.concatenate([features, squares[:, varied]], axis=1)
-        owner += [v for v, ok in zip(kept_inputs, varied) if ok]
-    n_feat = features.shape[1]
-    pc_names = [f"v{k}" for k in range(n_feat + 1)]
+    n_in = len(kept_inputs)
+    pc_names = [f"v{k}" for k in range(n_in + 1)]
     edges: list[tuple[str, str]] = []
     for target in kept_targets:
         knowledge = BackgroundKnowledge()
         for k, name in enumerate(pc_names):
-            knowledge.add_node_to_tier(GraphNode(name), 0 if k < n_feat else 1)
+            knowledge.add_node_to_tier(GraphNode(name), 0 if k < n_in else 1)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 found = pc(
-                    np.concatenate([features, data[:, [target]]], axis=1),
+                    data[:, [*kept_inputs, target]],
                     alpha=alpha,
-                    indep_test=fisherz,
+                    indep_test=test,
                     background_knowledge=knowledge,
                     show_progress=False,
                     node_names=pc_names,
+                    **({"squared": np.arange(n_in + 1) < n_in} if test == QUADRATIC_FISHERZ else {}),
                 )
         except (ValueError, np.linalg.LinAlgError, ZeroDivisionError) as exc:
             return result(complete, constant, f"PC failed on {names[target]!r} ({exc}); using the complete graph")
-        adjacent = np.asarray(found.G.graph)[:n_feat, n_feat] != 0
-        parents = sorted({owner[k] for k in np.flatnonzero(adjacent)})
+        adjacent = np.asarray(found.G.graph)[:n_in, n_in] != 0
+        parents = [kept_inputs[k] for k in np.flatnonzero(adjacent)]
         edges += [(names[p], names[target]) for p in parents]
     return result(CausalGraph(names, edges), constant, None)
