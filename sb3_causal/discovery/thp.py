@@ -15,22 +15,32 @@ long as the log runs, which matches alarms that persist until treated).
 Fitting, in three pieces:
 
 1. **Excitation features, once.** ``phi[i, h, v]`` for every event ``i`` and the compensator
-   integrals ``I[h, v] = sum_n int phi_{h, v}(n, t) dt`` do not depend on the parameters. They are
+   integrals ``I[h, v, w] = sum_n int phi_{h, v}(n, t) dt`` (over the time pair ``(n, w)`` is at risk)
+   do not depend on the parameters. They are
    computed exactly in blocks of events: within a block by a pairwise kernel matrix, across blocks by
    the exponential kernel's memoryless state (per device and type), so the cost is linear in the
    number of events.
 2. **EM per family.** The log-likelihood splits into one term per child type ``w``::
 
-       L_w = sum_{i: w_i = w} log lambda_{w}(n_i, t_i) - mu_w * n_devices * T - sum_{h, v} alpha[h, v, w] * I[h, v]
+       L_w = sum_{i: w_i = w} log lambda_w(n_i, t_i) - mu_w * E_w - sum_{h, v} alpha[h, v, w] * I[h, v, w]
+
+   with ``E_w`` the at-risk device time (``n_devices * T`` without saturation).
 
    For a fixed parent set it is maximised by EM on the branching structure (each event is credited
    to the background or to a parent (type, hop) in proportion to its share of the intensity; the
    M-step is closed form). EM runs vectorised over a whole batch of candidate parent sets at once.
-3. **Greedy search on the BIC-penalised likelihood.** ``score = sum_w L_w - penalty * n_params``
-   with ``penalty = log(n_events) / 2`` (BIC) and ``max_hop`` parameters per type edge. Hill
-   climbing from the empty graph over single-edge additions, deletions and reversals, keeping the
-   type graph acyclic; a move only changes one or two families, so only their candidate moves are
-   refitted. It stops when no move raises the score.
+3. **Greedy search on the BIC-penalised likelihood.** A family's parameters are *units*
+   ``(parent type v, hop h)``, one ``alpha`` each; the type edge ``v -> w`` is present when family
+   ``w`` holds a unit of ``v`` at any hop. ``score = sum_w L_w - penalty * n_units`` with
+   ``penalty = log(n_events) / 2`` (BIC). Penalising units rather than whole edges lets an edge that
+   acts at one hop only (as in FaultAlarmRL) pay for one parameter. Hill climbing from the empty
+   graph over unit additions, unit deletions and type-edge reversals, keeping the type graph
+   acyclic; a move changes one or two families, so only their candidate moves are refitted. It
+   stops when no move raises the score.
+
+Two optional corrections for logs like FaultAlarmRL's: ``sequence_ids`` (independent episodes: no
+excitation across them, each observed over its own span) and ``pair_cap`` (a (device, type) pair
+holding that many alarms receives no more, so it stops being at risk at its ``pair_cap``-th event).
 
 The result is a DAG by construction (additions and reversals that would close a cycle are never
 taken). Only numpy and scipy are used; the true graph is never consulted.
@@ -124,7 +134,12 @@ class TopologicalHawkes:
     """Learn the type-level causal graph of an alarm log with a topological Hawkes process.
 
     :param max_hop: hops an event reaches: 1 = same device only, 2 = also direct neighbours (default)
-    :param decay: rate of the exponential kernel ``exp(-decay * dt)``; 0 is a flat kernel
+    :param decay: rate of the exponential kernel ``exp(-decay * dt)``, in the log's time units; 0 is a flat
+        kernel. The default 1e-3 (a memory of ~1000 time units, 20 FaultAlarmRL steps) suits alarms that persist
+        until treated while forgetting older cascades; a log of several independent episodes is better given
+        ``sequence_ids`` in ``fit`` with ``decay=0``
+    :param pair_cap: if a (device, type) pair stops receiving events once it holds this many (FaultAlarmRL:
+        ``model.pair_cap + 1``), its exposure ends at its ``pair_cap``-th event of a sequence; None: no saturation
     :param hop_normalization: topology weighting of hops >= 1, see :func:`hop_weight_matrices`
     :param penalty: ``"bic"`` (``log(n_events) / 2`` per parameter), ``"aic"`` (1 per parameter) or a number
     :param max_iter: maximum hill-climbing moves
@@ -137,7 +152,7 @@ class TopologicalHawkes:
     def __init__(
         self,
         max_hop: int = 2,
-        decay: float = 0.0,
+        decay: float = 1e-3,
         hop_normalization: str = "sym",
         penalty: str | float = "bic",
         max_iter: int = 500,
