@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from sb3_causal import CausalGraph
+from sb3_causal.variables import CausalVariables
 
 
 class LinearCascadeEnv(gym.Env):
@@ -33,6 +34,12 @@ class LinearCascadeEnv(gym.Env):
     @property
     def causal_graph(self) -> CausalGraph:
         return self.graph.copy()
+
+    @property
+    def causal_variables(self) -> CausalVariables:
+        """Entry k is variable k; action k intervenes on it, the last action on nothing."""
+        n = self.graph.n_variables
+        return CausalVariables.factored(n, self.graph.variables, [*range(n), -1])
 
     def _generate(self, do: int | None) -> None:
         prev = self._x
@@ -78,6 +85,11 @@ class PoissonCascadeEnv(gym.Env):
     @property
     def causal_graph(self) -> CausalGraph:
         return self.graph.copy()
+
+    @property
+    def causal_variables(self) -> CausalVariables:
+        n = self.graph.n_variables
+        return CausalVariables.factored(n, self.graph.variables, [*range(n), -1])
 
     def action_masks(self) -> np.ndarray:
         """Treating a variable needs a non-zero count; doing nothing is always allowed."""

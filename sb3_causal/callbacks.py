@@ -1,0 +1,224 @@
+"""SB3 callbacks of sb3-causal.
+
+``CausalGraphCallback`` adds online causal structure learning to any SB3 algorithm (PPO, A2C,
+DQN, MaskablePPO, ...): it records the exact transitions the agent makes, feeds them to an
+:class:`~sb3_causal.discovery.online.OnlineCausalLearner` on a schedule, and logs the graph.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from sb3_causal.discovery.initial import initial_graph as make_initial_graph
+from sb3_causal.discovery.online import OnlineCausalLearner
+from sb3_causal.graph import CausalGraph
+from sb3_causal.variables import CausalVariables
+
+__all__ = ["CausalGraphCallback", "resolve_initial_graph"]
+
+
+def resolve_initial_graph(
+    initial: str | CausalGraph,
+    env: VecEnv,
+    layout: CausalVariables,
+    seed: int | None = None,
+    n_events: int = 2000,
+    **kwargs: Any,
+) -> CausalGraph:
+    """Build an initial graph for ``env``: a given graph, or a method of :func:`initial_graph`.
+
+    ``"thp"`` records ``n_events`` observational alarm events from the env's ``record_alarm_log``
+    (FaultAlarmRL has one) unless an ``alarm_log`` is passed in ``kwargs``.
+    """
+    if isinstance(initial, CausalGraph):
+        return make_initial_graph(initial, layout.names)
+    if initial == "thp" and "alarm_log" not in kwargs:
+        try:
+            kwargs["alarm_log"] = env.env_method("record_alarm_log", n_events, seed, indices=[0])[0]
+        except AttributeError as exc:
+            raise ValueError(
+                "initial graph 'thp' needs an alarm event log: the env has no record_alarm_log(n_events, seed); "
+                "pass alarm_log=... in initial_kwargs"
+            ) from exc
+    return make_initial_graph(initial, layout.names, layout=layout, seed=seed, **kwargs)
+
+
+class CausalGraphCallback(BaseCallback):
+    """Learn a causal graph online from the transitions of any SB3 algorithm.
+
+    Transitions are exact: raw observations (through ``VecNormalize`` when it is used), the
+    terminal observation at an episode end, never a pair across two episodes. Every
+    ``update_freq`` env steps (summed over envs) the new transitions go to the learner and the
+    graph is re-estimated; ``causal/*`` values go to the SB3 logger (TensorBoard), with
+    F1/precision/recall/SHD when the env exposes its true graph as ``causal_graph``.
+
+    :param layout: how the env's observations and actions map onto variables (default: the env's
+        ``causal_variables`` or the factored default; a clear error when neither fits)
+    :param initial_graph: a :class:`CausalGraph` or a method name of
+        :data:`~sb3_causal.discovery.initial.INITIAL_METHODS` (``"thp"`` records an alarm log from the env)
+    :param initial_kwargs: data and options for the initial method (e.g. ``states=...`` for ``"pc"``)
+    :param learner: a ready learner (then ``layout``/``initial_graph``/``learner_kwargs`` are not used)
+    :param learner_kwargs: keyword arguments of :class:`OnlineCausalLearner`
+    :param update_freq: env steps between graph updates
+    :param seed: seed of a random initial graph and of the alarm log recording
+    :param verbose: 1 prints a line per update
+    """
+
+    def __init__(
+        self,
+        layout: CausalVariables | None = None,
+        initial_graph: str | CausalGraph = "empty",
+        initial_kwargs: dict[str, Any] | None = None,
+        learner: OnlineCausalLearner | None = None,
+        learner_kwargs: dict[str, Any] | None = None,
+        update_freq: int = 1000,
+        seed: int | None = None,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__(verbose)
+        if update_freq < 1:
+            raise ValueError(f"update_freq must be >= 1, got {update_freq}")
+        self.layout = layout
+        self.initial_graph = initial_graph
+        self.initial_kwargs = dict(initial_kwargs or {})
+        self.learner = learner
+        self.learner_kwargs = dict(learner_kwargs or {})
+        self.update_freq = update_freq
+        self.seed = seed
+        self.true_graph: CausalGraph | None = None
+        self.on_update: list[Callable[[CausalGraph], None]] = []  # called with each new graph
+        self.n_skipped = 0
+        self._buffer: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._n_buffered = 0
+        self._prev_obs: np.ndarray | None = None
+        self._vec_normalize: VecNormalize | None = None
+
+    # ------------------------------------------------------------------ public
+    @property
+    def graph(self) -> CausalGraph:
+        """The current learned graph."""
+        if self.learner is None:
+            raise RuntimeError("the callback has no learner yet: it is created when training starts")
+        return self.learner.graph
+
+    def setup(self, env: VecEnv) -> OnlineCausalLearner:
+        """Create the layout and learner for ``env`` (called when training starts; idempotent)."""
+        if self.learner is None:
+            if self.layout is None:
+                self.layout = CausalVariables.from_env(env)
+            else:
+                self.layout.check_env(env.observation_space, env.action_space)
+            init = resolve_initial_graph(self.initial_graph, env, self.layout, seed=self.seed, **self.initial_kwargs)
+            self.learner = OnlineCausalLearner(self.layout, init, **self.learner_kwargs)
+        else:
+            self.layout = self.learner.layout
+            self.layout.check_env(env.observation_space, env.action_space)
+        if self.true_graph is None:
+            self.true_graph = _true_graph(env, self.learner.layout.names)
+        return self.learner
+
+    def flush(self) -> CausalGraph:
+        """Feed buffered transitions to the learner, re-estimate the graph and log it."""
+        assert self.learner is not None
+        start = time.perf_counter()
+        if self._buffer:
+            obs, actions, next_obs = (np.concatenate(parts) for parts in zip(*self._buffer))
+            self._buffer, self._n_buffered = [], 0
+            self.learner.observe(obs, actions, next_obs)
+        graph = self.learner.update()
+        seconds = time.perf_counter() - start
+        self._log(graph, seconds)
+        for listener in self.on_update:
+            listener(graph)
+        return graph
+
+    # ------------------------------------------------------------------ SB3 hooks
+    def _init_callback(self) -> None:
+        self.setup(self.training_env)
+        self._vec_normalize = self.model.get_vec_normalize_env()
+
+    def _on_training_start(self) -> None:
+        if self._vec_normalize is not None:
+            self._prev_obs = np.array(self._vec_normalize.get_original_obs(), copy=True)
+        else:
+            self._prev_obs = np.array(self.model._last_obs, copy=True)
+
+    def _on_step(self) -> bool:
+        new_obs = self.locals["new_obs"]
+        actions = np.asarray(self.locals["actions"]).reshape(-1)
+        dones = np.asarray(self.locals["dones"], dtype=bool)
+        infos = self.locals["infos"]
+        raw_new = self._vec_normalize.get_original_obs() if self._vec_normalize is not None else new_obs
+        raw_new = np.asarray(raw_new)
+        next_obs = raw_new.copy()
+        valid = np.ones(dones.size, dtype=bool)
+        for i in np.flatnonzero(dones):
+            terminal = infos[i].get("terminal_observation")
+            if terminal is None:
+                valid[i] = False  # no terminal observation: never pair with the next episode's start
+                continue
+            if self._vec_normalize is not None:
+                terminal = self._vec_normalize.unnormalize_obs(terminal)
+            next_obs[i] = terminal
+        prev = self._prev_obs
+        if prev is None or prev.shape != raw_new.shape:
+            valid[:] = False
+        else:
+            finite = np.isfinite(prev).all(axis=1) & np.isfinite(next_obs).all(axis=1)
+            if not finite.all():
+                if not self.n_skipped:
+                    warnings.warn(
+                        "CausalGraphCallback: skipping transitions with NaN/inf observations "
+                        "(counted in causal/skipped_transitions)",
+                        stacklevel=2,
+                    )
+                self.n_skipped += int((~finite & valid).sum())
+            valid &= finite
+        if valid.any() and prev is not None:
+            self._buffer.append((prev[valid].copy(), actions[valid].copy(), next_obs[valid]))
+            self._n_buffered += int(valid.sum())
+        self._prev_obs = raw_new.copy()
+        if self._n_buffered >= self.update_freq:
+            self.flush()
+        return True
+
+    def _on_training_end(self) -> None:
+        if self._n_buffered:
+            self.flush()
+
+    # ------------------------------------------------------------------ logging
+    def _log(self, graph: CausalGraph, seconds: float) -> None:
+        assert self.learner is not None
+        record = self.logger.record
+        record("causal/edges", graph.n_edges)
+        record("causal/updates", self.learner.n_updates)
+        record("causal/transitions", self.learner.n_transitions)
+        record("causal/update_seconds", seconds)
+        if self.n_skipped:
+            record("causal/skipped_transitions", self.n_skipped)
+        line = f"causal graph update {self.learner.n_updates}: {graph.n_edges} edges"
+        if self.true_graph is not None:
+            m = graph.compare(self.true_graph)
+            for key in ("f1", "precision", "recall", "shd"):
+                record(f"causal/{key}", getattr(m, key))
+            line += f", F1 {m.f1:.3f} (precision {m.precision:.3f}, recall {m.recall:.3f}, SHD {m.shd})"
+        if self.verbose >= 1:
+            print(f"{line} after {self.learner.n_transitions} transitions ({seconds:.2f}s)")
+
+
+def _true_graph(env: VecEnv, names: tuple[str, ...]) -> CausalGraph | None:
+    """The env's true graph over ``names`` when it exposes one as ``causal_graph``."""
+    try:
+        graph = env.get_attr("causal_graph", indices=[0])[0]
+    except AttributeError:
+        return None
+    if isinstance(graph, CausalGraph) and tuple(graph.variables) == tuple(names):
+        return graph
+    return None
