@@ -6,8 +6,19 @@ Importing the package registers its environments (``FaultAlarmRL-v0``, ...) with
 from __future__ import annotations
 
 import sb3_causal_envs  # noqa: F401  (registers the environments)
+from sb3_causal.algos import CausalDQN, CausalMaskablePPO, MaskableDQN
+from sb3_causal.callbacks import CausalGraphCallback
 from sb3_causal.graph import CausalGraph, CyclicGraphError, GraphMetrics
 
 __version__ = "0.1.0"
 
-__all__ = ["CausalGraph", "CyclicGraphError", "GraphMetrics", "__version__"]
+__all__ = [
+    "CausalDQN",
+    "CausalGraph",
+    "CausalGraphCallback",
+    "CausalMaskablePPO",
+    "CyclicGraphError",
+    "GraphMetrics",
+    "MaskableDQN",
+    "__version__",
+]

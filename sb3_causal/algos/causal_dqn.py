@@ -1,0 +1,206 @@
+"""CausalDQN: MaskableDQN acting and bootstrapping with the causal mask of its online-learned graph.
+
+``double_q=True`` gives double DQN and ``"DuelingMlpPolicy"`` a dueling network: together the paper's
+Causal D3QN. The causal mask enters through MaskableDQN's one mask hook,
+:meth:`~sb3_causal.algos.maskable_dqn.MaskableDQN._get_action_masks`, so it masks the random and
+epsilon actions, the greedy argmax and (stored as next-state masks) the TD target's max.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+
+from sb3_causal.algos.causal_base import CausalAlgorithmMixin
+from sb3_causal.algos.dqn_policies import MaskableDQNPolicy
+from sb3_causal.algos.maskable_dqn import MaskableDQN, MaskableReplayBuffer
+from sb3_causal.graph import CausalGraph
+from sb3_causal.masks import MaskProvider
+from sb3_causal.variables import CausalVariables
+
+__all__ = ["CausalDQN"]
+
+SelfCausalDQN = TypeVar("SelfCausalDQN", bound="CausalDQN")
+
+
+class CausalDQN(CausalAlgorithmMixin, MaskableDQN):
+    """
+    MaskableDQN with a causal action mask and online causal structure learning (the paper's Causal DQN / D3QN).
+
+    Defaults follow the paper's Table B3 for Causal DQN / D3QN: learning rate 3e-4, buffer 100000,
+    minibatch 64, gamma 0.99, a 2 x 128 MLP, an update every 5 steps (``train_freq=5``), 512 random
+    warm-up steps (``learning_starts``), epsilon-greedy 0.1 throughout (``exploration_initial_eps =
+    exploration_final_eps = 0.1``), ``eta = 0.2``. The table gives no target-network period; 500 steps.
+
+    The mask (see :mod:`sb3_causal.masks`): the ``k`` most upstream active (unit, variable) pairs of the
+    current graph, mapped to their actions, AND the env's ``action_masks()``; with probability ``eta``
+    per env and step only the env mask applies; an empty AND falls back to the env mask. Warm-up and
+    epsilon actions are drawn among the masked actions too. ``predict`` applies the causal mask (no
+    ``eta`` lifts) AND any ``action_masks`` the caller passes.
+
+    :param policy: ``"MlpPolicy"`` or ``"DuelingMlpPolicy"`` (or a MaskableDQNPolicy class)
+    :param env: the env (or its gymnasium id); Discrete actions that map onto causal variables
+    :param k: number of top causal candidates the mask keeps per state
+    :param eta: probability of lifting the causal mask per env and step
+    :param initial_graph: a :class:`CausalGraph` or a method of :func:`~sb3_causal.discovery.initial.initial_graph`
+    :param initial_kwargs: data and options of the initial method
+    :param layout: how observations and actions map onto causal variables (default: from the env)
+    :param learner_kwargs: keyword arguments of :class:`~sb3_causal.discovery.online.OnlineCausalLearner`
+    :param graph_update_freq: env steps between graph updates
+    :param mask_provider: another :class:`~sb3_causal.masks.MaskProvider` instead of the causal mask
+    :param activity_threshold: a state value is active when its absolute value exceeds this
+    :param double_q: double-DQN targets (with ``"DuelingMlpPolicy"``: D3QN)
+    :param policy_kwargs: policy keyword arguments (default ``net_arch=[128, 128]``)
+    :param seed: seed of the networks, the env, the initial graph and the mask's eta draws
+
+    The other parameters are :class:`~sb3_causal.algos.maskable_dqn.MaskableDQN`'s.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = MaskableDQN.policy_aliases
+
+    def __init__(
+        self,
+        policy: str | type[MaskableDQNPolicy],
+        env: GymEnv | str,
+        k: int = 5,
+        eta: float = 0.2,
+        initial_graph: str | CausalGraph = "empty",
+        initial_kwargs: dict[str, Any] | None = None,
+        layout: CausalVariables | None = None,
+        learner_kwargs: dict[str, Any] | None = None,
+        graph_update_freq: int = 1000,
+        mask_provider: MaskProvider | None = None,
+        activity_threshold: float = 0.0,
+        learning_rate: float | Schedule = 3e-4,
+        buffer_size: int = 100_000,
+        learning_starts: int = 512,
+        batch_size: int = 64,
+        tau: float = 1.0,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 5,
+        gradient_steps: int = 1,
+        replay_buffer_class: type[MaskableReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        n_steps: int = 1,
+        target_update_interval: int = 500,
+        exploration_fraction: float = 0.1,
+        exploration_initial_eps: float = 0.1,
+        exploration_final_eps: float = 0.1,
+        max_grad_norm: float = 10,
+        double_q: bool = False,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            n_steps=n_steps,
+            target_update_interval=target_update_interval,
+            exploration_fraction=exploration_fraction,
+            exploration_initial_eps=exploration_initial_eps,
+            exploration_final_eps=exploration_final_eps,
+            max_grad_norm=max_grad_norm,
+            double_q=double_q,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs={"net_arch": [128, 128]} if policy_kwargs is None else policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+        )
+        self._init_causal(
+            k=k,
+            eta=eta,
+            layout=layout,
+            initial_graph=initial_graph,
+            initial_kwargs=initial_kwargs,
+            learner_kwargs=learner_kwargs,
+            graph_update_freq=graph_update_freq,
+            mask_provider=mask_provider,
+            activity_threshold=activity_threshold,
+        )
+        # True while MaskableDQN acts during training: its masks are already the final (causal) ones.
+        self._acting_with_own_masks = False
+        if _init_setup_model:
+            self._setup_model()
+
+    def _get_action_masks(self, observations: np.ndarray, env_action_masks: np.ndarray | None) -> np.ndarray:
+        """The causal mask (with ``eta`` lifts) AND the env's: what the agent acts and bootstraps with."""
+        return self._causal_masks(observations, env_action_masks, explore=True)
+
+    def _sample_action(
+        self, learning_starts: int, action_noise: Any = None, n_envs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self._acting_with_own_masks = True
+        try:
+            return super()._sample_action(learning_starts, action_noise, n_envs)
+        finally:
+            self._acting_with_own_masks = False
+
+    def predict(  # type: ignore[override]
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+        action_masks: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """
+        Epsilon-greedy action (greedy if ``deterministic``) under the causal mask AND ``action_masks``.
+
+        :param observation: observation(s) as the training env returns them (under VecNormalize, normalised;
+            they are un-normalised with the model's statistics for the mask)
+        :param state: unused
+        :param episode_start: unused
+        :param deterministic: greedy action
+        :param action_masks: the env's validity masks for ``observation`` (None: every action valid)
+        :return: the action(s) and the (unchanged) state
+        """
+        if not self._acting_with_own_masks:
+            masks = self._predict_masks(observation, action_masks)
+            vectorized = self.policy.is_vectorized_observation(observation)
+            action_masks = masks if vectorized else masks[0]
+        return super().predict(observation, state, episode_start, deterministic, action_masks=action_masks)
+
+    def learn(
+        self: SelfCausalDQN,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "CausalDQN",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfCausalDQN:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_acting_with_own_masks"]

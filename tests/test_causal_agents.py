@@ -1,0 +1,325 @@
+"""CausalMaskablePPO and CausalDQN / D3QN: masks acted with and stored, predict, save/load, seeds, bad input."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from sb3_contrib import MaskablePPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import KVWriter, configure
+
+import sb3_causal  # noqa: F401  (registers FaultAlarmRL-v0)
+from sb3_causal import CausalDQN, CausalGraph, CausalMaskablePPO
+from sb3_causal.algos import CausalModelFileError
+from sb3_causal.algos.causal_base import GRAPH_ENTRY, LEARNER_ENTRY
+from sb3_causal.algos.maskable_dqn import RecordTerminalActionMask
+from sb3_causal.masks import CausalMask
+from sb3_causal.variables import CausalVariables, VariableLayoutError
+from tests.toy_envs import LinearCascadeEnv, PoissonCascadeEnv
+
+th.set_num_threads(1)
+
+SMALL_PPO = {"n_steps": 64, "batch_size": 32, "n_epochs": 2, "graph_update_freq": 100}
+SMALL_DQN = {"learning_starts": 50, "buffer_size": 2000, "batch_size": 32, "graph_update_freq": 100}
+
+
+class RecordActing(BaseCallback):
+    """Records, per env step, the masks the agent acted with (as returned by ``get_masks``) and its actions."""
+
+    def __init__(self, get_masks: Any) -> None:
+        super().__init__()
+        self.get_masks = get_masks
+        self.masks: list[np.ndarray] = []
+        self.actions: list[np.ndarray] = []
+        self.dones: list[np.ndarray] = []
+
+    def _on_step(self) -> bool:
+        self.masks.append(np.array(self.get_masks(self.model), copy=True))
+        self.actions.append(np.asarray(self.locals["actions"]).reshape(-1).copy())
+        self.dones.append(np.asarray(self.locals["dones"]).copy())
+        return True
+
+
+def ppo_next_masks(model: CausalMaskablePPO) -> np.ndarray:
+    return model.env.current_masks()  # in _on_step: the masks of the new observations, cached for the next action
+
+
+def test_ppo_stores_exactly_the_mask_it_acted_with() -> None:
+    env = make_vec_env(PoissonCascadeEnv, n_envs=2, seed=0)
+    model = CausalMaskablePPO("MlpPolicy", env, eta=0.3, k=1, seed=0, **SMALL_PPO)
+    acted: list[np.ndarray] = []
+    forward = model.policy.forward
+
+    def recording_forward(obs: th.Tensor, deterministic: bool = False, action_masks: Any = None) -> Any:
+        acted.append(np.array(action_masks, copy=True))
+        return forward(obs, deterministic=deterministic, action_masks=action_masks)
+
+    model.policy.forward = recording_forward  # type: ignore[method-assign]
+    recorder = RecordActing(ppo_next_masks)
+    model.learn(64 * 2, callback=recorder)  # exactly one rollout: the buffer still holds it
+    acted_masks = np.stack(acted)
+    buffer = model.rollout_buffer
+    assert buffer.generator_ready  # train() flattened it env-major: (n_envs * n_steps, n_actions)
+    stored = buffer.action_masks.reshape(2, 64, -1).swapaxes(0, 1).astype(bool)
+    np.testing.assert_array_equal(stored, acted_masks)
+    # what a callback sees between two steps is the cached mask the next step acts with (computed once)
+    np.testing.assert_array_equal(np.stack(recorder.masks)[:-1], acted_masks[1:])
+    actions = np.stack(recorder.actions)
+    assert np.take_along_axis(acted_masks, actions[..., None], axis=2).all()  # every action was allowed
+    # the masks are causal (k=1: one action) except on the eta lifts and the fallbacks
+    narrowed = acted_masks.sum(axis=2) == 1
+    assert 0.4 < narrowed.mean() < 0.95
+
+
+def test_ppo_eta_one_acts_with_the_env_mask_alone() -> None:
+    env = make_vec_env(PoissonCascadeEnv, n_envs=1, seed=1)
+    model = CausalMaskablePPO("MlpPolicy", env, eta=1.0, seed=1, **SMALL_PPO)
+    recorder = RecordActing(lambda m: [m.env.current_masks(), np.stack(m.env.venv.env_method("action_masks"))])
+    model.learn(64, callback=recorder)
+    agent_masks, env_masks = np.stack(recorder.masks).swapaxes(0, 1)
+    np.testing.assert_array_equal(agent_masks, env_masks)  # eta = 1: the env's action_masks() alone
+    assert not env_masks.all()
+
+
+def test_dqn_never_takes_or_bootstraps_from_an_unmasked_action() -> None:
+    env = make_vec_env(PoissonCascadeEnv, n_envs=2, seed=2, wrapper_class=RecordTerminalActionMask)
+    model = CausalDQN("MlpPolicy", env, k=1, eta=0.2, seed=2, **SMALL_DQN)
+    recorder = RecordActing(lambda m: m._action_masks)  # in _on_step: still the masks of the acted state
+    n_steps = 150
+    model.learn(n_steps * 2, callback=recorder)
+    masks, actions, dones = np.stack(recorder.masks), np.stack(recorder.actions), np.stack(recorder.dones)
+    assert np.take_along_axis(masks, actions[..., None], axis=2).all()
+    assert (masks.sum(axis=2) == 1).mean() > 0.5  # mostly causal (k=1), not the env's mask
+    rb = model.replay_buffer
+    stored_next = np.unpackbits(rb.packed_next_action_masks[:n_steps], axis=-1, count=rb.n_actions).astype(bool)
+    # the next-state mask stored for step t is the mask the agent acted with at step t + 1 (same episode)
+    same_episode = ~dones[:-1]
+    np.testing.assert_array_equal(stored_next[:-1][same_episode], masks[1:][same_episode])
+    np.testing.assert_array_equal(rb.actions[:n_steps, :, 0], actions)
+
+
+def test_dqn_bootstrap_maxes_over_the_stored_causal_mask() -> None:
+    model = CausalDQN("MlpPolicy", PoissonCascadeEnv(), k=1, seed=3, **SMALL_DQN)
+    model.learn(120)
+    batch = model.replay_buffer.sample(64)
+    q_next = model.q_net_target(batch.next_observations)
+    targets = model._target_q_values(batch)
+    best_valid = th.where(batch.next_action_masks, q_next, th.finfo(q_next.dtype).min).max(dim=1).values
+    expected = batch.rewards.squeeze(1) + (1 - batch.dones.squeeze(1)) * model.gamma * best_valid
+    th.testing.assert_close(targets.squeeze(1), expected)
+    assert (batch.next_action_masks.sum(dim=1) < model.action_space.n).any()
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_predict_applies_the_causal_mask_and_the_callers_masks(algo: str) -> None:
+    env = PoissonCascadeEnv()
+    names = CausalVariables.from_env(env).names
+    graph = CausalGraph(names, [(0, 1), (1, 2), (0, 3)])  # the env's true graph, by variable index
+    cls, kwargs = (CausalMaskablePPO, SMALL_PPO) if algo == "ppo" else (CausalDQN, SMALL_DQN)
+    model = cls("MlpPolicy", env, initial_graph=graph, k=1, seed=4, **kwargs)
+    assert model.causal_graph == graph
+    obs = np.array([[0.0, 3.0, 2.0, 1.0], [1.0, 3.0, 2.0, 1.0]], dtype=np.float32)
+    # variable 1 is the most upstream active variable of the first state, variable 0 of the second
+    for _ in range(20):
+        actions, _ = model.predict(obs, deterministic=False)
+        assert actions.tolist() == [1, 0]
+    single, _ = model.predict(obs[0], deterministic=True)
+    assert single.shape == () and int(single) == 1
+    # the caller's masks are AND-ed; where the AND is empty the caller's mask alone applies
+    only_t = np.array([[False, False, True, False, False]] * 2)
+    actions, _ = model.predict(obs, action_masks=only_t)
+    assert actions.tolist() == [2, 2]
+    with pytest.raises(ValueError, match="allows no action"):
+        model.predict(obs, action_masks=np.zeros((2, 5), dtype=bool))
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_save_load_round_trip_keeps_graph_learner_and_predictions(algo: str, tmp_path: Path) -> None:
+    if algo == "ppo":
+        model = CausalMaskablePPO("MlpPolicy", LinearCascadeEnv(), k=2, eta=0.1, seed=5, **SMALL_PPO)
+    else:
+        model = CausalDQN("DuelingMlpPolicy", LinearCascadeEnv(), double_q=True, k=2, eta=0.1, seed=5, **SMALL_DQN)
+    model.learn(320)
+    assert model.causal_graph.n_edges > 0
+    path = tmp_path / "model.zip"
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        assert CausalGraph.from_json(archive.read(GRAPH_ENTRY).decode()) == model.causal_graph
+    loaded = type(model).load(path)
+    assert loaded.causal_graph == model.causal_graph
+    assert (loaded.k, loaded.eta) == (2, 0.1)
+    old, new = model.causal_learner.state_dict(), loaded.causal_learner.state_dict()
+    assert new["n_transitions"] == old["n_transitions"] == 320
+    np.testing.assert_allclose(new["gram"], old["gram"])
+    np.testing.assert_allclose(new["treated"]["sxy"], old["treated"]["sxy"])
+    obs = np.array([model.observation_space.sample() for _ in range(16)])
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+    # training resumes from the saved statistics
+    loaded.set_env(LinearCascadeEnv())
+    loaded.learn(64, reset_num_timesteps=False)
+    assert loaded.causal_learner.n_transitions == loaded.num_timesteps >= 384
+
+
+def rewrite_entry(path: Path, entry: str, content: bytes | None) -> None:
+    with zipfile.ZipFile(path) as archive:
+        items = {name: archive.read(name) for name in archive.namelist()}
+    if content is None:
+        del items[entry]
+    else:
+        items[entry] = content
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in items.items():
+            archive.writestr(name, data)
+
+
+@pytest.mark.parametrize(
+    ("entry", "content", "match"),
+    [
+        (GRAPH_ENTRY, b"{not json", "causal graph .* is corrupt"),
+        (GRAPH_ENTRY, b'{"format": "something else"}', "causal graph .* is corrupt"),
+        (GRAPH_ENTRY, b"\xff\xfe", "not UTF-8"),
+        (LEARNER_ENTRY, b"garbage", "causal learner .* is corrupt"),
+        (GRAPH_ENTRY, None, "no causal_graph.json"),
+    ],
+)
+def test_a_corrupt_saved_graph_is_a_clear_error(entry: str, content: bytes | None, match: str, tmp_path: Path) -> None:
+    model = CausalMaskablePPO("MlpPolicy", LinearCascadeEnv(), seed=6, **SMALL_PPO)
+    path = tmp_path / "model.zip"
+    model.save(path)
+    rewrite_entry(path, entry, content)
+    with pytest.raises(CausalModelFileError, match=match):
+        CausalMaskablePPO.load(path)
+
+
+def test_a_graph_over_other_variables_and_a_plain_model_are_rejected(tmp_path: Path) -> None:
+    model = CausalMaskablePPO("MlpPolicy", LinearCascadeEnv(), seed=6, **SMALL_PPO)
+    path = tmp_path / "model.zip"
+    model.save(path)
+    rewrite_entry(path, GRAPH_ENTRY, CausalGraph.empty(["p", "q", "r", "s"]).to_json().encode())
+    with pytest.raises(CausalModelFileError, match="differ from the saved layout"):
+        CausalMaskablePPO.load(path)
+    plain = tmp_path / "plain.zip"
+    MaskablePPO("MlpPolicy", PoissonCascadeEnv(), n_steps=64).save(plain)
+    with pytest.raises(CausalModelFileError, match="not saved by a causal"):
+        CausalMaskablePPO.load(plain)
+    buffer = io.BytesIO()
+    model.save(buffer)  # file-like targets work too
+    buffer.seek(0)
+    assert CausalMaskablePPO.load(buffer).causal_graph == model.causal_graph
+
+
+class BoxActionEnv(gym.Env):
+    observation_space = spaces.Box(-1, 1, (3,), np.float32)
+    action_space = spaces.Box(-1, 1, (3,), np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(3, np.float32), 0.0, False, False, {}
+
+
+class UnmappableEnv(BoxActionEnv):
+    action_space = spaces.Discrete(7)
+
+
+@pytest.mark.parametrize("cls", [CausalMaskablePPO, CausalDQN])
+def test_bad_input_is_a_clear_error(cls: type) -> None:
+    with pytest.raises((VariableLayoutError, TypeError), match="Discrete"):
+        cls("MlpPolicy", BoxActionEnv())
+    with pytest.raises(VariableLayoutError, match="cannot infer causal variables"):
+        cls("MlpPolicy", UnmappableEnv())
+    with pytest.raises(ValueError, match=r"k .* >= 1"):
+        cls("MlpPolicy", LinearCascadeEnv(), k=0)
+    with pytest.raises(ValueError, match=r"eta .* \[0, 1\]"):
+        cls("MlpPolicy", LinearCascadeEnv(), eta=1.2)
+    with pytest.raises(TypeError, match="MaskProvider"):
+        cls("MlpPolicy", LinearCascadeEnv(), mask_provider=lambda obs, masks: masks)
+
+
+class OnlyFirstAction:
+    """A user's mask source: always action 0; counts the graphs it receives."""
+
+    def __init__(self) -> None:
+        self.graphs: list[CausalGraph] = []
+
+    def __call__(self, observations: np.ndarray, env_masks: np.ndarray | None, *, explore: bool = True) -> np.ndarray:
+        masks = np.zeros((len(observations), 5), dtype=bool)
+        masks[:, 0] = True
+        return masks
+
+    def update_graph(self, graph: CausalGraph) -> None:
+        self.graphs.append(graph)
+
+
+@pytest.mark.parametrize("cls", [CausalMaskablePPO, CausalDQN])
+def test_a_user_mask_provider_plugs_in(cls: type) -> None:
+    provider = OnlyFirstAction()
+    kwargs = SMALL_PPO if cls is CausalMaskablePPO else SMALL_DQN
+    model = cls("MlpPolicy", LinearCascadeEnv(), mask_provider=provider, seed=7, **kwargs)
+    recorder = RecordActing(lambda m: 0)
+    model.learn(256, callback=recorder)
+    assert np.concatenate(recorder.actions).tolist() == [0] * model.num_timesteps
+    assert len(provider.graphs) == 3  # one per graph update: after 100, 200 and at the end
+
+
+def run_actions(cls: type, seed: int) -> tuple[list[int], CausalGraph]:
+    kwargs = SMALL_PPO if cls is CausalMaskablePPO else SMALL_DQN
+    model = cls("MlpPolicy", PoissonCascadeEnv(), seed=seed, initial_graph="random", **kwargs)
+    recorder = RecordActing(lambda m: 0)
+    model.learn(200, callback=recorder)
+    return np.concatenate(recorder.actions).tolist(), model.causal_graph
+
+
+@pytest.mark.parametrize("cls", [CausalMaskablePPO, CausalDQN])
+def test_seeds_reproduce_runs(cls: type) -> None:
+    first, second, other = run_actions(cls, 8), run_actions(cls, 8), run_actions(cls, 9)
+    assert first == second
+    assert first[0] != other[0] or first[1] != other[1]
+
+
+class ListOutput(KVWriter):
+    """An SB3 logger output keeping every dumped key/value."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
+        self.records.append(dict(key_values))
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("cls", "policy", "kwargs"),
+    [
+        (CausalMaskablePPO, "MlpPolicy", {"initial_graph": "thp", "initial_kwargs": {"n_events": 500}}),
+        (CausalDQN, "MlpPolicy", {"initial_graph": "random"}),
+        (CausalDQN, "DuelingMlpPolicy", {"double_q": True, "initial_graph": "empty"}),
+    ],
+)
+def test_agents_train_briefly_on_fault_alarm(cls: type, policy: str, kwargs: dict) -> None:
+    small = {**(SMALL_PPO if cls is CausalMaskablePPO else SMALL_DQN), "graph_update_freq": 128}
+    model = cls(policy, "FaultAlarmRL-v0", seed=10, **small, **kwargs)
+    initial = model.causal_graph
+    assert initial.variables == gym.make("FaultAlarmRL-v0").unwrapped.causal_graph.variables
+    if kwargs["initial_graph"] != "empty":
+        assert initial.n_edges > 0
+    assert isinstance(model.mask_provider, CausalMask)
+    output = ListOutput()
+    model.set_logger(configure(None, []))
+    model.logger.output_formats = [output]
+    model.learn(256, progress_bar=True, log_interval=1)
+    assert model.causal_learner.n_transitions == model.num_timesteps >= 256
+    logged = {key for record in output.records for key in record}
+    assert {"causal/edges", "causal/f1", "causal/mask_mean_actions"} <= logged

@@ -1,0 +1,177 @@
+"""The causal mask M_s(G): top-K most upstream active (unit, variable) pairs, eta lifts, env-mask fallback."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import sb3_causal  # noqa: F401  (registers FaultAlarmRL-v0)
+from sb3_causal.graph import CausalGraph
+from sb3_causal.masks import CausalMask, MaskProvider, combine_with_env_masks
+from sb3_causal.variables import CausalVariables
+
+CHAIN = CausalGraph(["a", "b", "c"], [("a", "b"), ("b", "c")])
+ONE_UNIT = CausalVariables.factored(3, names=["a", "b", "c"], action_map=[0, 1, 2, -1])  # action 3: no-op
+
+
+def line_layout(n_units: int, names=("a", "b", "c"), n_hops: int = 2) -> CausalVariables:
+    """Units on a line 0 - 1 - 2 - ...; action u * V + v treats (u, v)."""
+    v = len(names)
+    topo = np.zeros((n_units, n_units), dtype=bool)
+    for u in range(n_units - 1):
+        topo[u, u + 1] = topo[u + 1, u] = True
+    return CausalVariables(
+        names=names,
+        obs_index=np.arange(n_units * v).reshape(n_units, v),
+        action_target=np.arange(n_units * v),
+        topology=topo,
+        n_hops=n_hops,
+    )
+
+
+def allowed(masks: np.ndarray) -> list[int]:
+    return np.flatnonzero(masks[0]).tolist()
+
+
+def test_single_unit_keeps_the_most_upstream_active_variable() -> None:
+    mask = CausalMask(ONE_UNIT, CHAIN, k=3, eta=0.0)
+    # b and c active: c has an active ancestor (b), so only b is a candidate, even with k=3
+    assert allowed(mask(np.array([[0.0, 2.0, 5.0]]), None)) == [1]
+    # a and c active: a dominates c through the inactive b (ancestor in the graph, not only a parent)
+    assert allowed(mask(np.array([[1.0, 0.0, 5.0]]), None)) == [0]
+    # under the empty graph nothing dominates: every active variable is a candidate, none of the no-op
+    empty = CausalMask(ONE_UNIT, CausalGraph.empty(["a", "b", "c"]), k=3, eta=0.0)
+    assert allowed(empty(np.array([[1.0, 0.0, 5.0]]), None)) == [0, 2]
+
+
+def test_k_cuts_candidates_by_upstream_rank_then_magnitude() -> None:
+    graph = CausalGraph(["a", "b", "c"], [("a", "c")])  # a and b are sources; a has more descendants
+    mask = CausalMask(ONE_UNIT, graph, k=1, eta=0.0)
+    assert allowed(mask(np.array([[1.0, 9.0, 0.0]]), None)) == [0]  # rank first, not the bigger count
+    # the same variable on two far-apart units: the bigger count wins the single slot
+    layout = line_layout(4, n_hops=1)  # hop 0 only: units never dominate each other
+    mask = CausalMask(layout, CausalGraph.empty(["a", "b", "c"]), k=1, eta=0.0)
+    obs = np.zeros((1, 12))
+    obs[0, 0 * 3 + 1] = 2.0  # (unit 0, b)
+    obs[0, 3 * 3 + 1] = 7.0  # (unit 3, b)
+    assert allowed(mask(obs, None)) == [3 * 3 + 1]
+
+
+def test_units_dominate_within_two_propagation_hops_only() -> None:
+    layout = line_layout(4, n_hops=2)  # a cause reaches one hop per step: domination within 2 hops
+    mask = CausalMask(layout, CHAIN, k=10, eta=0.0)
+    obs = np.zeros((1, 12))
+    obs[0, 0 * 3 + 0] = 1.0  # a on unit 0
+    obs[0, 2 * 3 + 2] = 1.0  # c on unit 2 (2 hops away): dominated by a on unit 0
+    obs[0, 3 * 3 + 2] = 1.0  # c on unit 3 (3 hops away): a candidate
+    assert allowed(mask(obs, None)) == [0, 3 * 3 + 2]
+    assert mask.causal_pairs(obs)[0].tolist() == mask(obs, None)[0].tolist()  # factored: action = pair
+
+
+def test_env_mask_is_anded_and_an_empty_and_falls_back() -> None:
+    mask = CausalMask(ONE_UNIT, CHAIN, k=1, eta=0.0)
+    obs = np.array([[0.0, 2.0, 5.0]])
+    env = np.array([[True, True, True, True]])
+    assert allowed(mask(obs, env)) == [1]
+    env = np.array([[False, False, True, True]])  # the causal choice b is invalid: fall back to the env mask
+    assert allowed(mask(obs, env)) == [2, 3]
+    assert mask.n_fallback == 1
+    # nothing active and no env mask: every action allowed, never an all-False row
+    assert allowed(mask(np.zeros((1, 3)), None)) == [0, 1, 2, 3]
+
+
+def test_an_env_mask_with_no_valid_action_is_an_error() -> None:
+    mask = CausalMask(ONE_UNIT, CHAIN, k=1, eta=0.0)
+    with pytest.raises(ValueError, match="allows no action in env index 1"):
+        mask(np.ones((2, 3)), np.array([[True] * 4, [False] * 4]))
+    with pytest.raises(ValueError, match="shape"):
+        combine_with_env_masks(np.ones((2, 4), dtype=bool), np.ones((2, 3), dtype=bool))
+
+
+def test_eta_lifts_the_causal_mask_reproducibly() -> None:
+    obs = np.tile([[0.0, 2.0, 5.0]], (4000, 1))
+    env = np.ones((4000, 4), dtype=bool)
+    never = CausalMask(ONE_UNIT, CHAIN, k=1, eta=0.0, seed=0)(obs, env)
+    assert never.sum(axis=1).max() == 1
+    always = CausalMask(ONE_UNIT, CHAIN, k=1, eta=1.0, seed=0)(obs, env)
+    assert always.all()
+    some = CausalMask(ONE_UNIT, CHAIN, k=1, eta=0.3, seed=3)
+    masks = some(obs, env)
+    lifted = masks.sum(axis=1) == 4
+    assert 0.27 < lifted.mean() < 0.33
+    assert some.n_lifted == lifted.sum()
+    np.testing.assert_array_equal(CausalMask(ONE_UNIT, CHAIN, k=1, eta=0.3, seed=3)(obs, env), masks)
+    # predict-time masks never lift
+    assert some(obs[:50], env[:50], explore=False).sum(axis=1).max() == 1
+
+
+def test_update_graph_changes_the_mask() -> None:
+    mask = CausalMask(ONE_UNIT, CausalGraph.empty(["a", "b", "c"]), k=3, eta=0.0)
+    obs = np.array([[0.0, 2.0, 5.0]])
+    assert allowed(mask(obs, None)) == [1, 2]
+    mask.update_graph(CHAIN)
+    assert allowed(mask(obs, None)) == [1]
+    with pytest.raises(ValueError, match="do not match the layout"):
+        mask.update_graph(CausalGraph.empty(["x", "y", "z"]))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"k": 0}, r"k .* >= 1"),
+        ({"k": 1.5}, r"k .* integer"),
+        ({"eta": -0.1}, r"eta .* \[0, 1\]"),
+        ({"eta": 1.5}, "eta"),
+    ],
+)
+def test_bad_parameters_are_clear_errors(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        CausalMask(ONE_UNIT, CHAIN, **kwargs)
+
+
+def test_causal_mask_is_a_mask_provider() -> None:
+    assert isinstance(CausalMask(ONE_UNIT, CHAIN), MaskProvider)
+    assert not isinstance(object(), MaskProvider)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.integers(0, 3), min_size=12, max_size=12),
+    env_bits=st.lists(st.booleans(), min_size=12, max_size=12),
+    k=st.integers(1, 4),
+)
+def test_masks_are_valid_subsets_of_the_env_mask(values: list[int], env_bits: list[bool], k: int) -> None:
+    layout = line_layout(4, n_hops=2)
+    mask = CausalMask(layout, CHAIN, k=k, eta=0.0)
+    env = np.array([env_bits])
+    env[0, 0] = True  # the env always offers something
+    obs = np.array([values], dtype=np.float64)
+    out = mask(obs, env)
+    assert out.any() and not (out & ~env).any()
+    if mask.n_fallback == 0:
+        assert out.sum() <= k
+        active = obs[0] > 0
+        assert not (out[0] & ~active).any()  # a causal action treats an active pair
+
+
+def test_true_graph_mask_keeps_the_oracle_action_on_fault_alarm() -> None:
+    env = gym.make("FaultAlarmRL-v0")
+    base = env.unwrapped
+    mask = CausalMask(base.causal_variables, base.causal_graph, k=5, eta=0.0)
+    hits = n = 0
+    obs, _ = env.reset(seed=1)
+    for _ in range(60):
+        env_mask = base.action_masks()
+        m = mask(obs[None], env_mask[None])[0]
+        assert not (m & ~env_mask).any()
+        assert m.sum() <= 5
+        action = base.oracle_action()
+        hits += int(m[action])
+        n += 1
+        obs, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            obs, _ = env.reset()
+    assert hits == n
