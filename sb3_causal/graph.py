@@ -246,6 +246,44 @@ class CausalGraph:
                 break
         return ordered[:k]
 
+    def lift(
+        self,
+        topology: np.ndarray,
+        n_hops: int = 2,
+        unit_names: Sequence[str] | None = None,
+        separator: str = ":",
+    ) -> CausalGraph:
+        """This graph over variables (types) replicated on units linked by ``topology``.
+
+        Variable ``"{unit}{separator}{variable}"`` exists for every unit and variable; an edge
+        ``(m, v) -> (n, w)`` exists when ``v -> w`` here and unit n is fewer than ``n_hops`` topology
+        hops from unit m (``n_hops=2``: the same unit and its neighbours, FaultAlarmRL's max hop).
+        """
+        topo = np.asarray(topology).astype(bool)
+        n_units = topo.shape[0]
+        if topo.ndim != 2 or topo.shape != (n_units, n_units) or not np.array_equal(topo, topo.T):
+            raise ValueError(f"topology must be a symmetric square unit adjacency matrix, got shape {topo.shape}")
+        if n_hops < 1:
+            raise ValueError(f"n_hops must be >= 1, got {n_hops}")
+        units = [str(u) for u in unit_names] if unit_names is not None else [f"u{i}" for i in range(n_units)]
+        if len(units) != n_units:
+            raise ValueError(f"{len(units)} unit names for {n_units} units")
+        reach = np.eye(n_units, dtype=bool)
+        frontier = reach.copy()
+        for _ in range(n_hops - 1):
+            frontier = (frontier.astype(np.int64) @ topo.astype(np.int64) > 0) & ~reach
+            reach |= frontier
+        names = [f"{u}{separator}{v}" for u in units for v in self._variables]
+        lifted = CausalGraph(names)
+        n_vars = self.n_variables
+        edges = [
+            (names[m * n_vars + self._index[v]], names[n * n_vars + self._index[w]])
+            for v, w in self._g.edges
+            for m, n in zip(*np.nonzero(reach))
+        ]
+        lifted._g.add_edges_from(edges)  # acyclic: a cycle would project onto a cycle of this DAG
+        return lifted
+
     def compare(self, truth: CausalGraph) -> GraphMetrics:
         """Precision, recall, F1 of directed edges and the structural Hamming distance to ``truth``."""
         if set(truth.variables) != set(self._variables):

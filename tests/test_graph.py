@@ -107,3 +107,17 @@ def test_random_graphs_are_dags_and_round_trip(n, seed, density):
     assert all(pos[u] < pos[v] for u, v in g.edges)
     assert CausalGraph.from_json(g.to_json()) == g
     assert CausalGraph.full(names).n_edges == n * (n - 1) // 2
+
+
+def test_lift_onto_units():
+    types = CausalGraph(["root", "leaf"], [("root", "leaf")])
+    topology = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]])  # a path u0 - u1 - u2
+    lifted = types.lift(topology, n_hops=2, unit_names=["u0", "u1", "u2"])
+    assert lifted.n_variables == 6
+    assert ("u0:root", "u0:leaf") in lifted and ("u0:root", "u1:leaf") in lifted
+    assert ("u0:root", "u2:leaf") not in lifted  # two hops away
+    assert ("u1:leaf", "u1:root") not in lifted
+    assert lifted.n_edges == 3 + 4  # hop 0 on each unit, hop 1 both ways on each link
+    assert types.lift(topology, n_hops=1).n_edges == 3
+    with pytest.raises(ValueError, match="symmetric"):
+        types.lift(np.array([[0, 1], [0, 0]]))
