@@ -37,6 +37,8 @@ class AlarmLog:
     devices: np.ndarray  # int64 device index
     type_names: tuple[str, ...]
     topology: np.ndarray  # (n_devices, n_devices) bool
+    sequences: np.ndarray | None = None  # int64 index of the independent episode of each event
+    pair_limit: int | None = None  # most alarms one (device, type) pair can hold (the simulator's cap)
 
     def __len__(self) -> int:
         return int(self.types.size)
@@ -373,7 +375,9 @@ class FaultAlarmEnv(gym.Env):
     def record_alarm_log(self, n_events: int, seed: int | None = None) -> AlarmLog:
         """Simulate the network with no treatment and log the first ``n_events`` alarm occurrences.
 
-        Episodes that hit the alarm cap restart (time keeps running), so any length can be logged.
+        Episodes that hit the alarm cap restart (time keeps running), so any length can be logged;
+        ``sequences`` tells each event's episode and ``pair_limit`` the per-pair cap, both of which
+        an event-sequence learner needs to model the log correctly.
         The env's own episode is not disturbed; ``seed=None`` draws a seed from ``np_random``.
         """
         if n_events < 1:
@@ -384,7 +388,8 @@ class FaultAlarmEnv(gym.Env):
         sim.events = []
         pairs: list[np.ndarray] = []
         times: list[np.ndarray] = []
-        n_logged, offset = 0, 0.0
+        episodes: list[np.ndarray] = []
+        n_logged, offset, episode = 0, 0.0, 0
         while n_logged < n_events:
             sim.reset()
             while 0 < sim.n_alarms <= self.model.alarm_cap and n_logged + _n_logged(sim) < n_events:
@@ -392,11 +397,14 @@ class FaultAlarmEnv(gym.Env):
             for ev_pairs, ev_starts in sim.events:
                 pairs.append(ev_pairs)
                 times.append(ev_starts + offset)
+                episodes.append(np.full(ev_pairs.size, episode))
                 n_logged += ev_pairs.size
             sim.events = []
             offset += sim.time + self.model.time_per_step
+            episode += 1
         all_pairs = np.concatenate(pairs)[:n_events]
         all_times = np.concatenate(times)[:n_events]
+        all_episodes = np.concatenate(episodes)[:n_events]
         order = np.argsort(all_times, kind="stable")
         return AlarmLog(
             types=(all_pairs % self.n_types)[order],
@@ -404,6 +412,8 @@ class FaultAlarmEnv(gym.Env):
             devices=(all_pairs // self.n_types)[order],
             type_names=tuple(self.model.type_names),
             topology=self.model.topology.copy(),
+            sequences=all_episodes[order],
+            pair_limit=self.model.pair_cap + 1,
         )
 
     # ------------------------------------------------------------------ internals

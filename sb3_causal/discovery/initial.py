@@ -111,7 +111,9 @@ def _thp(names: list[str], alarm_log: Any, options: dict[str, Any]) -> CausalGra
     log_names = [str(v) for v in getattr(alarm_log, "type_names", ())]
     if set(log_names) != set(names) or len(log_names) != len(names):
         raise ValueError(f"alarm_log type names {log_names} do not match variables {names}")
-    sequence_ids = options.pop("sequence_ids", None)
+    # A log that records its episodes and its per-pair cap (FaultAlarmRL's does) supplies them by default.
+    sequence_ids = options.pop("sequence_ids", getattr(alarm_log, "sequences", None))
+    options.setdefault("pair_cap", getattr(alarm_log, "pair_limit", None))
     learned = TopologicalHawkes(**options).fit(alarm_log, sequence_ids=sequence_ids)
     return CausalGraph(names, learned.edges)
 
