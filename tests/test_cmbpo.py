@@ -8,6 +8,7 @@ import pytest
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import SAC
+from stable_baselines3.common.logger import configure
 
 import sb3_causal  # noqa: F401  (registers the environments)
 from sb3_causal.graph import CausalGraph
@@ -158,9 +159,10 @@ def test_mbpo_is_one_model_on_all_inputs():
 
 
 # ---------------------------------------------------------------------------------------------- training
-def test_short_cmbpo_training_learns_the_graph_and_fills_the_model_buffer():
+def test_short_cmbpo_training_learns_the_graph_and_fills_the_model_buffer(tmp_path):
     model = _make(CMBPO, learning_starts=600, structure_update_freq=10_000)
-    model.learn(700)
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(800, log_interval=1)  # the episode ending at 800 dumps the training keys
     assert "Z" not in model.reward_parents and "X" in model.reward_parents
     assert model.policy_mask.tolist() == [1.0, 0.0]
     assert model.model_buffer is not None and model.model_buffer.size > 0
@@ -169,6 +171,9 @@ def test_short_cmbpo_training_learns_the_graph_and_fills_the_model_buffer():
     obs = np.array([[-0.5, -0.9], [-0.5, 0.9]], dtype=np.float32)
     actions, _ = model.predict(obs, deterministic=True)
     np.testing.assert_allclose(actions[0], actions[1])
+    logged = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")
+    for key in ("structure/n_edges", "model/rollout_length", "model/holdout_mse/r", "train/critic_loss"):
+        assert key in logged
 
 
 def test_short_sac_training_runs_as_the_model_free_baseline():
@@ -216,11 +221,50 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_works_on_another_continuous_env_with_default_names():
-    model = _make(CMBPO, env_id="Pendulum-v1")
+    calls = []
+
+    def always_done(obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+        calls.append(obs.shape)
+        return np.ones(len(obs), dtype=bool)
+
+    model = _make(CMBPO, env_id="Pendulum-v1", termination_fn=always_done, model_train_freq=1000)
     model.learn(300)
     assert model.state_names == ("s0", "s1", "s2") and model.action_names == ("a0",)
     assert set(model.causal_graph.variables) == {"s0", "s1", "s2", "a0", "s0'", "s1'", "s2'", "r"}
-    assert model.model_buffer is not None and model.model_buffer.size > 0
+    # one fit, one batch of rollouts, each ended after its first model step by termination_fn
+    assert calls == [(TINY["rollout_batch_size"], 3)]
+    assert model.model_buffer is not None and model.model_buffer.size == TINY["rollout_batch_size"]
+    assert model.model_buffer.dones[: model.model_buffer.size].all()
+
+
+@pytest.mark.slow
+def test_cmbpo_policy_keeps_its_return_under_far_shift():
+    """A real (slow) training: C-MBPO's masked policy steers X to 0 whatever the shift does to Z."""
+    model = CMBPO(
+        "MlpPolicy",
+        gym.make("SpuriousCorrelation-v0"),
+        seed=0,
+        learning_starts=400,
+        batch_size=128,
+        gradient_steps=5,
+        policy_kwargs=dict(net_arch=[64, 64]),
+        rollout_batch_size=1000,
+        rollout_schedule=(400, 3000, 1, 3),
+        structure_update_freq=1000,
+    )
+    model.learn(3000)
+    assert model.reward_parents == ["X"]
+    returns = {}
+    for shift in ("none", "far"):
+        env = gym.make("SpuriousCorrelation-v0", shift=shift)
+        obs, _ = env.reset(seed=0)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(model.predict(obs, deterministic=True)[0])
+            total, done = total + reward, terminated or truncated
+        returns[shift] = total
+    assert returns["none"] > 15.0
+    assert returns["far"] >= 0.9 * returns["none"]
 
 
 # ---------------------------------------------------------------------------------------------- bad input
