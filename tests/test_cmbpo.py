@@ -283,6 +283,26 @@ def test_image_observations_are_refused_with_a_clear_error():
         CMBPO("MlpPolicy", _ImageEnv())
 
 
+class _DuplicatedX(gym.ObservationWrapper):
+    """Observation ``[X, Z, X]``: a perfectly collinear column, so PC's correlation matrix is singular."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.observation_space = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return np.append(observation, observation[0]).astype(np.float32)
+
+
+def test_pc_failure_in_training_is_logged_and_falls_back_to_the_complete_graph():
+    model = CMBPO("MlpPolicy", _DuplicatedX(SpuriousCorrelationEnv()), seed=0, state_names=["X", "Z", "X2"], **TINY)
+    with pytest.warns(UserWarning, match="PC failed .*singular.*complete graph"):
+        model.learn(150)
+    assert model.causal_graph == complete_local_graph(["X", "Z", "X2"], ["A"])
+    assert model.structure_history[-1]["fallback"] is not None
+    assert model.policy_mask.tolist() == [1.0, 1.0, 1.0]
+
+
 def test_bad_arguments():
     env = gym.make("SpuriousCorrelation-v0")
     with pytest.raises(ValueError, match="structure must be"):
