@@ -16,6 +16,7 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import KVWriter, configure
+from stable_baselines3.common.vec_env import VecNormalize
 
 import sb3_causal  # noqa: F401  (registers FaultAlarmRL-v0)
 from sb3_causal import CausalDQN, CausalGraph, CausalMaskablePPO
@@ -43,7 +44,8 @@ class RecordActing(BaseCallback):
         self.dones: list[np.ndarray] = []
 
     def _on_step(self) -> bool:
-        self.masks.append(np.array(self.get_masks(self.model), copy=True))
+        value = self.get_masks(self.model)
+        self.masks.append([np.array(v, copy=True) for v in value] if isinstance(value, list) else np.array(value))
         self.actions.append(np.asarray(self.locals["actions"]).reshape(-1).copy())
         self.dones.append(np.asarray(self.locals["dones"]).copy())
         return True
@@ -323,3 +325,16 @@ def test_agents_train_briefly_on_fault_alarm(cls: type, policy: str, kwargs: dic
     assert model.causal_learner.n_transitions == model.num_timesteps >= 256
     logged = {key for record in output.records for key in record}
     assert {"causal/edges", "causal/f1", "causal/mask_mean_actions"} <= logged
+
+
+def test_ppo_masks_see_raw_observations_under_vec_normalize() -> None:
+    env = VecNormalize(make_vec_env(PoissonCascadeEnv, n_envs=2, seed=11), norm_reward=False)
+    model = CausalMaskablePPO("MlpPolicy", env, eta=0.0, k=1, seed=11, **SMALL_PPO)
+    recorder = RecordActing(lambda m: [m.env.current_masks(), m.get_vec_normalize_env().get_original_obs()])
+    model.learn(128, callback=recorder)
+    for masks, raw in recorder.masks:
+        active = np.concatenate([raw > 0, np.zeros((2, 1), dtype=bool)], axis=1)
+        causal = ~masks[:, -1]  # rows not on the fallback (nothing active -> the env mask, which allows the no-op)
+        assert causal.any()
+        assert (masks[causal].sum(axis=1) == 1).all()
+        assert (masks[causal] <= active[causal]).all()  # the kept action treats a variable active in the raw obs
