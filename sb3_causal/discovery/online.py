@@ -23,8 +23,9 @@ How it is estimated here, from transitions ``(s_t, a_t, s_t+1)`` mapped through 
   comes from streaming sums (count, sum x, sum y, sum x^2, sum xy, sum y^2), so an update costs
   O(new transitions), never a re-scan of history.
 * **Orientation.** ``i`` is taken as an ancestor of ``j`` when ``|t| >= z_threshold`` (two-sided)
-  with at least ``min_treated`` treated rows; rows of variables not yet treated enough keep the
-  prior graph's relations. Contradicting pairs keep the stronger direction.
+  with at least ``min_treated`` treated rows. A relation of the prior graph (e.g. from THP) stands
+  until its cause has been treated ``confirm_treated`` times without a significant effect.
+  Contradicting pairs keep the stronger direction.
 * **Pruning (Eq. 6).** For each j, a linear model of ``x_t+1[n, j]`` on its candidate parents'
   values at t and t+1, on the unit and (symmetric-normalised, paper Eq. B2) at each topology hop,
   with j's own lagged value always in. The conditional mean of an alarm count under a Hawkes
@@ -36,7 +37,9 @@ How it is estimated here, from transitions ``(s_t, a_t, s_t+1)`` mapped through 
   ancestor sets, this weighted least squares keeps 89 edges, all true (F1 0.973), where ordinary
   least squares keeps 106 with 89 true (F1 0.890).
   Greedy backward elimination removes the parent whose removal lowers the BIC most, until none
-  does. An indirect ancestor adds nothing once the direct parents are in, so it goes.
+  does. Only redundant candidates can go: those that are also ancestors of another candidate
+  parent of j, through which their effect could pass. An indirect ancestor adds nothing once the
+  direct parents are in, so it goes; an edge with no such path stays however thin the data.
 * **Acyclicity.** Surviving edges are inserted strongest ATT first, skipping any that would close
   a cycle.
 """
@@ -121,7 +124,9 @@ class OnlineCausalLearner:
     :param layout: how observations and actions map onto variables
     :param initial_graph: prior graph (e.g. from THP); kept for variables not yet treated enough
     :param z_threshold: |t| of the ATT above which an ancestor relation is accepted
-    :param min_treated: treated rows needed before a variable's ATT row replaces the prior
+    :param min_treated: treated (and control) rows needed before an ATT is estimated at all
+    :param confirm_treated: treatments of i without a significant effect on j after which a prior
+        relation i -> j is dropped
     :param effect_hops: topology hops summed into an outcome (default: ``2 * (n_hops - 1)``,
         since removing a cause can clear descendants that travelled two propagation hops)
     :param prune: apply the BIC pruning stage
@@ -138,6 +143,7 @@ class OnlineCausalLearner:
         *,
         z_threshold: float = 4.0,
         min_treated: int = 10,
+        confirm_treated: int = 200,
         effect_hops: int | None = None,
         prune: bool = True,
         bic_penalty: float = 1.0,
@@ -161,6 +167,7 @@ class OnlineCausalLearner:
         self.initial_graph = initial_graph.copy()
         self.z_threshold = float(z_threshold)
         self.min_treated = int(min_treated)
+        self.confirm_treated = int(confirm_treated)
         self.effect_hops = 2 * (layout.n_hops - 1) if effect_hops is None else int(effect_hops)
         self.prune = prune
         self.bic_penalty = float(bic_penalty)
@@ -349,15 +356,20 @@ class OnlineCausalLearner:
         return effect, tstat, nt[:, 0].copy()
 
     def ancestor_candidates(self) -> tuple[np.ndarray, np.ndarray]:
-        """Orientation stage: ``(A, strength)``, A[i, j] True when i is taken as an ancestor of j."""
+        """Orientation stage: ``(A, strength)``, A[i, j] True when i is taken as an ancestor of j.
+
+        A significant ATT makes i an ancestor of j. A relation of the prior graph stands until i has
+        been treated ``confirm_treated`` times without a significant effect on j (a few insignificant
+        treatments are no evidence of absence), or until j shows a significant effect on i.
+        """
         _, tstat, n_treated = self.att()
         strength = np.abs(tstat)
         anc = strength >= self.z_threshold
         anc &= ~(anc.T & (strength < strength.T))  # contradicting pair: keep the stronger direction
-        untested = n_treated < self.min_treated
         prior = self.initial_graph.ancestor_matrix()
-        anc[untested] = prior[untested]
-        strength[untested] = np.where(prior[untested], 0.0, strength[untested])
+        keep_prior = prior & (n_treated < self.confirm_treated)[:, None] & ~anc.T & ~anc
+        anc |= keep_prior
+        strength[keep_prior] = 0.0
         np.fill_diagonal(anc, False)
         return anc, strength
 
@@ -367,7 +379,7 @@ class OnlineCausalLearner:
         parents = anc.copy()
         if self.prune and self._n_rows >= self.min_rows:
             for j in range(self.layout.n_variables):
-                keep = self._prune_parents(j, np.flatnonzero(anc[:, j]))
+                keep = self._prune_parents(j, np.flatnonzero(anc[:, j]), anc)
                 parents[:, j] = False
                 parents[keep, j] = True
         self._graph = _acyclic_graph(self.layout.names, parents, strength)
@@ -379,7 +391,7 @@ class OnlineCausalLearner:
         """The current graph (as of the last :meth:`update`)."""
         return self._graph
 
-    def _prune_parents(self, j: int, candidates: np.ndarray) -> np.ndarray:
+    def _prune_parents(self, j: int, candidates: np.ndarray, ancestors: np.ndarray) -> np.ndarray:
         """Greedy backward elimination of j's candidate parents on the BIC of a linear model."""
         if candidates.size == 0:
             return candidates
@@ -406,7 +418,12 @@ class OnlineCausalLearner:
         current = [int(c) for c in candidates]
         score = bic(current)
         while current:
-            trials = [(bic([c for c in current if c != drop]), drop) for drop in current]
+            # Only a redundant parent can go: one that is also an ancestor of another candidate parent
+            # of j, so that a path through that parent can carry its effect (Theorem 2's pruning).
+            redundant = [c for c in current if any(ancestors[c, p] for p in current if p != c)]
+            if not redundant:
+                break
+            trials = [(bic([c for c in current if c != drop]), drop) for drop in redundant]
             best_score, best_drop = min(trials)
             if best_score >= score:
                 break
