@@ -146,6 +146,7 @@ def main() -> None:
                 "last_update_seconds": update_seconds[-1],
                 "max_update_seconds": max(update_seconds),
                 "seconds": seconds,
+                "f1_curve": [[c["step"], round(c["f1"], 4)] for c in curve],
                 "png": str(png),
             }
         )
