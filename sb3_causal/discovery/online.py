@@ -56,6 +56,8 @@ from sb3_causal.variables import CausalVariables
 
 __all__ = ["OnlineCausalLearner"]
 
+_CHUNK = 1024  # transitions per internal batch of observe()
+
 
 @dataclass
 class _PairMoments:
@@ -210,9 +212,12 @@ class OnlineCausalLearner:
                 f"observe() needs matching batches: obs {obs.shape}, next_obs {next_obs.shape}, "
                 f"actions {np.shape(actions)}"
             )
-        x0 = self.layout.values(obs).astype(np.float64)
-        x1 = self.layout.values(next_obs).astype(np.float64)
-        self.observe_values(x0, np.asarray(actions), x1)
+        actions = np.asarray(actions)
+        for start in range(0, obs.shape[0], _CHUNK):  # bounded working set: large batches stay fast
+            part = slice(start, start + _CHUNK)
+            x0 = self.layout.values(obs[part]).astype(np.float64)
+            x1 = self.layout.values(next_obs[part]).astype(np.float64)
+            self.observe_values(x0, actions[part], x1)
 
     def observe_values(self, x0: np.ndarray, actions: np.ndarray, x1: np.ndarray) -> None:
         """Add transitions given as values ``(B, n_units, n_variables)`` before and after."""
