@@ -95,6 +95,7 @@ def make_model(method: str, seed: int, args: argparse.Namespace) -> BaseAlgorith
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=1, help="seeds per method")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds are first_seed, first_seed + 1, ...")
     parser.add_argument("--quick", action="store_true", help="small budget: a few minutes on 2 cores")
     parser.add_argument("--steps", type=int, default=None, help="env steps per method (default 10000, quick 2000)")
     parser.add_argument("--g", type=int, default=None, help="SAC updates per env step of MBPO/C-MBPO")
@@ -122,7 +123,7 @@ def main() -> None:
     curves: dict[str, list[list[float]]] = {m: [] for m in methods}
     curve_steps: list[int] = []
     reward_parents: set[str] = set()
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for method in methods:
             t0 = time.perf_counter()
             model = make_model(method, seed, args)
@@ -137,7 +138,7 @@ def main() -> None:
             summary = {k: round(v[-1], 2) for k, v in finals[method].items()}
             print(f"seed {seed} {method}: {summary} ({time.perf_counter() - t0:.0f}s)", flush=True)
             print(f"  curve {dict(zip(curve.steps, np.round(curve.returns, 2).tolist()))}", flush=True)
-            if isinstance(model, CMBPO):
+            if isinstance(model, CMBPO) and model.structure_history:
                 history = [(h["step"], [c for c, e in h["edges"] if e == "r"]) for h in model.structure_history]
                 print(f"  reward parents over training (step, parents): {history}", flush=True)
 
