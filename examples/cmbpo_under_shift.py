@@ -55,7 +55,7 @@ def main() -> None:
     common = dict(learning_starts=learning_starts, batch_size=128, policy_kwargs=net, seed=args.seed)
     model = CMBPO(
         "MlpPolicy",
-        "SpuriousCorrelation-v0",
+        gym.make("SpuriousCorrelation-v0"),
         gradient_steps=5,
         model_train_freq=250,
         rollout_batch_size=1000,
@@ -70,7 +70,7 @@ def main() -> None:
     print("C-MBPO returns:", {k: round(v, 2) for k, v in cmbpo_returns.items()})
 
     if args.with_sac:
-        sac = SAC("MlpPolicy", "SpuriousCorrelation-v0", **common)
+        sac = SAC("MlpPolicy", gym.make("SpuriousCorrelation-v0"), **common)
         sac.learn(args.steps)
         sac_returns = returns_under_shifts(sac, args.episodes, args.seed)
         print("SAC returns:   ", {k: round(v, 2) for k, v in sac_returns.items()})

@@ -9,10 +9,13 @@ import sb3_causal_envs  # noqa: F401  (registers the environments)
 from sb3_causal.algos import CausalDQN, CausalMaskablePPO, MaskableDQN
 from sb3_causal.callbacks import CausalGraphCallback
 from sb3_causal.graph import CausalGraph, CyclicGraphError, GraphMetrics
+from sb3_causal.mbrl import CMBPO, MBPO
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CMBPO",
+    "MBPO",
     "CausalDQN",
     "CausalGraph",
     "CausalGraphCallback",
