@@ -24,9 +24,9 @@ printed as a table and as one JSON line (also ``summary.json``; every episode in
 
 Overhead (``--overhead-steps``): CausalMaskablePPO (THP) against MaskablePPO with *identical* PPO
 settings, runs alternating so other load on the machine hits both alike; the median wall time per env
-step of each, their ratio, the same ratio without the time spent inside the env's step/reset (the
-agents act differently, so their episodes cost the env differently), and the causal mask's
-microseconds per step.
+step of each, their ratio (and the ratio of each back-to-back pair), the same ratios without the time
+spent inside the env's step/reset (the agents act differently, so their episodes cost the env
+differently), and the causal mask's microseconds per step. ``--overhead-only`` runs just this.
 
     python benchmarks/fault_alarm_agents.py --quick   # a few minutes: 2 seeds x 5000 steps, 5 agents
     python benchmarks/fault_alarm_agents.py           # 9 agents x 3 seeds x 15000 steps (~35 min on 2 loaded cores)
@@ -332,6 +332,9 @@ def overhead(steps: int, repeats: int) -> dict[str, Any]:
     def median(causal: bool, key: str) -> float:
         return float(statistics.median(r[key] for r in runs[causal]))
 
+    def paired(key: str) -> list[float]:  # repeat by repeat: the two runs ran back to back
+        return [round(c[key] / m[key], 3) for c, m in zip(runs[True], runs[False])]
+
     return {
         "steps": steps,
         "repeats": repeats,
@@ -339,6 +342,8 @@ def overhead(steps: int, repeats: int) -> dict[str, Any]:
         "causal_ppo_ms_per_step": round(median(True, "per_step_ms"), 3),
         "wall_ratio": round(median(True, "per_step_ms") / median(False, "per_step_ms"), 3),
         "agent_side_ratio": round(median(True, "agent_per_step_ms") / median(False, "agent_per_step_ms"), 3),
+        "paired_wall_ratios": paired("per_step_ms"),
+        "paired_agent_side_ratios": paired("agent_per_step_ms"),
         "mask_us_per_step": round(median(True, "mask_us_per_step"), 1),
     }
 
@@ -356,6 +361,7 @@ def main() -> None:
     parser.add_argument("--overhead-steps", type=int, default=4096, help="steps per overhead run (0: skip)")
     parser.add_argument("--overhead-repeats", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2, help="parallel training processes")
+    parser.add_argument("--overhead-only", action="store_true", help="only the side-by-side overhead measurement")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/fault_alarm_agents"))
     args = parser.parse_args()
     agents = args.agents or list(AGENTS)
@@ -367,6 +373,11 @@ def main() -> None:
         parser.error(f"unknown agents {unknown}; choose from {list(AGENTS)}")
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    if args.overhead_only:
+        print("overhead: CausalMaskablePPO vs MaskablePPO, identical PPO settings", flush=True)
+        measured = overhead(args.overhead_steps, args.overhead_repeats)
+        print(json.dumps({"benchmark": "fault_alarm_agents", "overhead": measured}))
+        return
 
     jobs = [(name, seed, args.steps) for seed in range(args.seeds) for name in agents]
     print(f"{len(jobs)} training runs of {args.steps} steps on {args.jobs} process(es)", flush=True)
