@@ -41,9 +41,10 @@ class CausalMaskablePPO(CausalAlgorithmMixin, MaskablePPO):
 
     Defaults follow the paper's Table B3 for Causal PPO where SB3 has the knob: learning rate 3e-4,
     an update every 256 steps (``n_steps``), minibatch 64, gamma 0.99, clip 0.2, a 2 x 128 MLP, and
-    ``eta = 0.3``. Not taken from the table: 10 epochs per update instead of 50 (with SB3's minibatch
-    PPO, 50 epochs over 256 samples overfits each rollout) and no epsilon-greedy or random warm-up
-    steps (PPO's own sampling explores; ``eta`` lifts the causal mask).
+    ``eta = 0.3``. Not taken from the table: 10 epochs per update (SB3's default) instead of 50, which
+    would cost five times the gradient steps per rollout (not tuned here), and no epsilon-greedy or
+    random warm-up steps (PPO samples its actions; ``eta`` lifts the causal mask). ``initial_graph="pc"``
+    / ``"ges"`` need recorded states in ``initial_kwargs`` (``states=``, ``episode_starts=``).
 
     The mask (see :mod:`sb3_causal.masks`): the ``k`` most upstream active (unit, variable) pairs of the
     current graph, mapped to their actions, AND the env's ``action_masks()``; with probability ``eta``
