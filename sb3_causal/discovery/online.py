@@ -381,12 +381,16 @@ class OnlineCausalLearner:
     def update(self) -> CausalGraph:
         """Recompute the graph from all statistics so far (orientation, pruning, acyclicity)."""
         anc, strength = self.ancestor_candidates()
-        parents = anc.copy()
+        # Candidate parents are the ancestors an ATT showed; pruning decides which are direct. The
+        # prior's own edges stand beside them until interventions refute them (its transitive
+        # relations only mark redundancy).
+        parents = anc & (strength > 0)
         if self.prune and self._n_rows >= self.min_rows:
             for j in range(self.layout.n_variables):
-                keep = self._prune_parents(j, np.flatnonzero(anc[:, j]), anc)
+                keep = self._prune_parents(j, np.flatnonzero(parents[:, j]), anc)
                 parents[:, j] = False
                 parents[keep, j] = True
+        parents |= anc & (strength == 0) & self.initial_graph.adjacency()
         self._graph = _acyclic_graph(self.layout.names, parents, strength)
         self.n_updates += 1
         return self._graph
