@@ -24,7 +24,8 @@ How it is estimated here, from transitions ``(s_t, a_t, s_t+1)`` mapped through 
   O(new transitions), never a re-scan of history.
 * **Orientation.** ``i`` is taken as an ancestor of ``j`` when ``|t| >= z_threshold`` (two-sided)
   with at least ``min_treated`` treated rows. A relation of the prior graph (e.g. from THP) stands
-  until its cause has been treated ``confirm_treated`` times without a significant effect.
+  until the interventions refute it (``confirm_treated`` treatments of its cause with |t| < 2, or
+  four times as many without significance).
   Contradicting pairs keep the stronger direction.
 * **Pruning (Eq. 6).** For each j, a linear model of ``x_t+1[n, j]`` on its candidate parents'
   values at t and t+1, on the unit and (symmetric-normalised, paper Eq. B2) at each topology hop,
@@ -127,8 +128,8 @@ class OnlineCausalLearner:
     :param initial_graph: prior graph (e.g. from THP); kept for variables not yet treated enough
     :param z_threshold: |t| of the ATT above which an ancestor relation is accepted
     :param min_treated: treated (and control) rows needed before an ATT is estimated at all
-    :param confirm_treated: treatments of i without a significant effect on j after which a prior
-        relation i -> j is dropped
+    :param confirm_treated: treatments of i after which a prior relation i -> j with no hint of an
+        effect (|t| < 2) is dropped; after ``4 * confirm_treated`` treatments any insignificant one is
     :param effect_hops: topology hops summed into an outcome (default: ``2 * (n_hops - 1)``,
         since removing a cause can clear descendants that travelled two propagation hops)
     :param prune: apply the BIC pruning stage
@@ -145,7 +146,7 @@ class OnlineCausalLearner:
         *,
         z_threshold: float = 4.0,
         min_treated: int = 10,
-        confirm_treated: int = 200,
+        confirm_treated: int = 50,
         effect_hops: int | None = None,
         prune: bool = True,
         bic_penalty: float = 1.0,
@@ -363,16 +364,19 @@ class OnlineCausalLearner:
     def ancestor_candidates(self) -> tuple[np.ndarray, np.ndarray]:
         """Orientation stage: ``(A, strength)``, A[i, j] True when i is taken as an ancestor of j.
 
-        A significant ATT makes i an ancestor of j. A relation of the prior graph stands until i has
-        been treated ``confirm_treated`` times without a significant effect on j (a few insignificant
-        treatments are no evidence of absence), or until j shows a significant effect on i.
+        A significant ATT makes i an ancestor of j. A relation of the prior graph stands until the
+        interventions refute it: i treated ``confirm_treated`` times with no hint of an effect on j
+        (|t| < 2), or ``4 * confirm_treated`` times with no significant one, or j showing a
+        significant effect on i. (A few insignificant treatments are no evidence of absence.)
         """
         _, tstat, n_treated = self.att()
         strength = np.abs(tstat)
         anc = strength >= self.z_threshold
         anc &= ~(anc.T & (strength < strength.T))  # contradicting pair: keep the stronger direction
         prior = self.initial_graph.ancestor_matrix()
-        keep_prior = prior & (n_treated < self.confirm_treated)[:, None] & ~anc.T & ~anc
+        n_i = n_treated[:, None]
+        refuted = ((n_i >= self.confirm_treated) & (strength < 2.0)) | (n_i >= 4 * self.confirm_treated)
+        keep_prior = prior & ~refuted & ~anc.T & ~anc
         anc |= keep_prior
         strength[keep_prior] = 0.0
         np.fill_diagonal(anc, False)
