@@ -38,9 +38,9 @@ How it is estimated here, from transitions ``(s_t, a_t, s_t+1)`` mapped through 
   ancestor sets, this weighted least squares keeps 89 edges, all true (F1 0.973), where ordinary
   least squares keeps 106 with 89 true (F1 0.890).
   Greedy backward elimination removes the parent whose removal lowers the BIC most, until none
-  does. Only redundant candidates can go: those that are also ancestors of another candidate
-  parent of j, through which their effect could pass. An indirect ancestor adds nothing once the
-  direct parents are in, so it goes; an edge with no such path stays however thin the data.
+  does. An indirect ancestor adds nothing once the direct parents are in, so it goes. The prior's
+  own edges are held fixed until ``prior_prune_after`` transitions, since a likelihood on thin data
+  would strip true prior edges; after that the data may remove them too.
 * **Acyclicity.** Surviving edges are inserted strongest ATT first, skipping any that would close
   a cycle.
 """
@@ -130,6 +130,7 @@ class OnlineCausalLearner:
     :param min_treated: treated (and control) rows needed before an ATT is estimated at all
     :param confirm_treated: treatments of i after which a prior relation i -> j with no hint of an
         effect (|t| < 2) is dropped; after ``4 * confirm_treated`` treatments any insignificant one is
+    :param prior_prune_after: transitions before the pruning may remove the prior's own edges
     :param effect_hops: topology hops summed into an outcome (default: ``2 * (n_hops - 1)``,
         since removing a cause can clear descendants that travelled two propagation hops)
     :param prune: apply the BIC pruning stage
@@ -147,6 +148,7 @@ class OnlineCausalLearner:
         z_threshold: float = 4.0,
         min_treated: int = 10,
         confirm_treated: int = 50,
+        prior_prune_after: int = 5000,
         effect_hops: int | None = None,
         prune: bool = True,
         bic_penalty: float = 1.0,
@@ -171,6 +173,7 @@ class OnlineCausalLearner:
         self.z_threshold = float(z_threshold)
         self.min_treated = int(min_treated)
         self.confirm_treated = int(confirm_treated)
+        self.prior_prune_after = int(prior_prune_after)
         self.effect_hops = 2 * (layout.n_hops - 1) if effect_hops is None else int(effect_hops)
         self.prune = prune
         self.bic_penalty = float(bic_penalty)
@@ -385,16 +388,18 @@ class OnlineCausalLearner:
     def update(self) -> CausalGraph:
         """Recompute the graph from all statistics so far (orientation, pruning, acyclicity)."""
         anc, strength = self.ancestor_candidates()
-        # Candidate parents are the ancestors an ATT showed; pruning decides which are direct. The
-        # prior's own edges stand beside them until interventions refute them (its transitive
-        # relations only mark redundancy).
-        parents = anc & (strength > 0)
+        # Candidate parents: the ancestors an ATT showed, and the prior's own unrefuted edges (its
+        # transitive relations are no candidate edges). Pruning decides which are direct; the prior's
+        # edges are exempt until ``prior_prune_after`` transitions give the likelihood enough data.
+        prior_edges = anc & (strength == 0) & self.initial_graph.adjacency()
+        parents = (anc & (strength > 0)) | prior_edges
         if self.prune and self._n_rows >= self.min_rows:
+            exempt = prior_edges if self.n_transitions < self.prior_prune_after else np.zeros_like(prior_edges)
             for j in range(self.layout.n_variables):
-                keep = self._prune_parents(j, np.flatnonzero(parents[:, j]), anc)
-                parents[:, j] = False
+                free = np.flatnonzero(parents[:, j] & ~exempt[:, j])
+                keep = self._prune_parents(j, free, fixed=np.flatnonzero(exempt[:, j]))
+                parents[:, j] = exempt[:, j]
                 parents[keep, j] = True
-        parents |= anc & (strength == 0) & self.initial_graph.adjacency()
         self._graph = _acyclic_graph(self.layout.names, parents, strength)
         self.n_updates += 1
         return self._graph
@@ -404,8 +409,11 @@ class OnlineCausalLearner:
         """The current graph (as of the last :meth:`update`)."""
         return self._graph
 
-    def _prune_parents(self, j: int, candidates: np.ndarray, ancestors: np.ndarray) -> np.ndarray:
-        """Greedy backward elimination of j's candidate parents on the BIC of a linear model."""
+    def _prune_parents(self, j: int, candidates: np.ndarray, fixed: np.ndarray | None = None) -> np.ndarray:
+        """Greedy backward elimination of j's candidate parents on the BIC of a linear model.
+
+        ``fixed`` parents stay in the model (and in the graph) and are never removed.
+        """
         if candidates.size == 0:
             return candidates
         v, h = self.layout.n_variables, self.layout.n_hops
@@ -415,12 +423,13 @@ class OnlineCausalLearner:
             return candidates
         y_col = 1 + h * v + j  # x_t+1 of j on its own unit
         base = [0, 1 + j]  # intercept and j's own lagged value
+        fixed_cols = [] if fixed is None else [int(f) for f in fixed]
 
         def columns(var: int) -> list[int]:
             return [1 + blk * v + var for blk in range(self._n_blocks)]
 
         def bic(subset: list[int]) -> float:
-            cols = base + [c for var in subset for c in columns(var)]
+            cols = base + [c for var in [*fixed_cols, *subset] for c in columns(var)]
             g = gram[np.ix_(cols, cols)]
             rhs = gram[cols, y_col]
             ridge = 1e-9 * max(float(np.trace(g)) / len(cols), 1.0)
@@ -431,12 +440,7 @@ class OnlineCausalLearner:
         current = [int(c) for c in candidates]
         score = bic(current)
         while current:
-            # Only a redundant parent can go: one that is also an ancestor of another candidate parent
-            # of j, so that a path through that parent can carry its effect (Theorem 2's pruning).
-            redundant = [c for c in current if any(ancestors[c, p] for p in current if p != c)]
-            if not redundant:
-                break
-            trials = [(bic([c for c in current if c != drop]), drop) for drop in redundant]
+            trials = [(bic([c for c in current if c != drop]), drop) for drop in current]
             best_score, best_drop = min(trials)
             if best_score >= score:
                 break
