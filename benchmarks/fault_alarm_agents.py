@@ -50,6 +50,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import gymnasium as gym
 import numpy as np
 import torch as th
+from _timing import TimedEnv  # benchmarks/ is on sys.path when a script runs
 from sb3_contrib import MaskablePPO
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.callbacks import BaseCallback
@@ -269,26 +270,6 @@ def plot(results: list[dict[str, Any]], oracle: dict[str, float], steps: int, ou
 
 
 # ---------------------------------------------------------------------- overhead
-class TimedEnv(gym.Wrapper):
-    """Accumulates the seconds spent inside the wrapped env's ``step`` and ``reset``."""
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.seconds = 0.0
-
-    def step(self, action: Any) -> Any:
-        start = time.perf_counter()
-        out = self.env.step(action)
-        self.seconds += time.perf_counter() - start
-        return out
-
-    def reset(self, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        out = self.env.reset(**kwargs)
-        self.seconds += time.perf_counter() - start
-        return out
-
-
 def timed_run(causal: bool, steps: int, seed: int) -> dict[str, float]:
     th.set_num_threads(1)
     env = TimedEnv(Monitor(gym.make(ENV_ID)))

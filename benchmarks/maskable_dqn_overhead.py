@@ -23,30 +23,11 @@ from typing import Any
 
 import gymnasium as gym
 import torch as th
+from _timing import TimedEnv  # benchmarks/ is on sys.path when a script runs
 from stable_baselines3 import DQN
 
 import sb3_causal  # noqa: F401  (registers FaultAlarmRL-v0)
 from sb3_causal.algos import MaskableDQN
-
-
-class TimedEnv(gym.Wrapper):
-    """Accumulates the seconds spent inside the wrapped env's ``step`` and ``reset``."""
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.seconds = 0.0
-
-    def step(self, action: Any) -> Any:
-        start = time.perf_counter()
-        out = self.env.step(action)
-        self.seconds += time.perf_counter() - start
-        return out
-
-    def reset(self, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        out = self.env.reset(**kwargs)
-        self.seconds += time.perf_counter() - start
-        return out
 
 
 def steps_per_second(algo: type[DQN], steps: int, regime: str, seed: int) -> tuple[float, float]:

@@ -129,10 +129,6 @@ class CausalVariables:
             reach |= frontier
         return dist
 
-    def hop_matrix(self) -> np.ndarray:
-        """``H[n, m]``: the hop from unit m to unit n if below ``n_hops`` (a cause reaches it), else -1."""
-        return self.unit_distances(self.n_hops - 1)
-
     def check_env(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
         """Raise :class:`VariableLayoutError` when this layout does not fit the env's spaces."""
         if not isinstance(action_space, spaces.Discrete):
