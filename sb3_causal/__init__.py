@@ -5,11 +5,13 @@ Importing the package registers its environments (``FaultAlarmRL-v0``, ...) with
 
 from __future__ import annotations
 
-import sb3_causal_envs  # noqa: F401  (registers the environments)
 from sb3_causal.algos import CausalDQN, CausalMaskablePPO, MaskableDQN
 from sb3_causal.callbacks import CausalGraphCallback
 from sb3_causal.graph import CausalGraph, CyclicGraphError, GraphMetrics
 from sb3_causal.mbrl import CMBPO, MBPO
+from sb3_causal.registration import register_envs
+
+register_envs()
 
 __version__ = "0.1.0"
 
