@@ -15,6 +15,13 @@ __all__ = ["ENV_IDS", "register_envs"]
 ENV_IDS = {
     "FaultAlarmRL-v0": "sb3_causal_envs.fault_alarm:FaultAlarmEnv",
     "SpuriousCorrelation-v0": "sb3_causal_envs.spurious:SpuriousCorrelationEnv",
+    "GreedyCasino-v0": "sb3_causal_envs.bandits:GreedyCasinoEnv",
+    "ConfoundedBandit-v0": "sb3_causal_envs.bandits:ConfoundedBanditEnv",
+}
+# id -> batched (numpy) implementation for gym.make_vec(..., vectorization_mode="vector_entry_point")
+VECTOR_ENTRY_POINTS = {
+    "GreedyCasino-v0": "sb3_causal_envs.bandits:GreedyCasinoVectorEnv",
+    "ConfoundedBandit-v0": "sb3_causal_envs.bandits:ConfoundedBanditVectorEnv",
 }
 
 
@@ -22,4 +29,9 @@ def register_envs() -> None:
     """Register every environment of ``sb3_causal_envs`` with gymnasium (idempotent)."""
     for env_id, entry_point in ENV_IDS.items():
         if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point=entry_point, disable_env_checker=False)
+            gym.register(
+                id=env_id,
+                entry_point=entry_point,
+                vector_entry_point=VECTOR_ENTRY_POINTS.get(env_id),
+                disable_env_checker=False,
+            )
