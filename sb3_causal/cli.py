@@ -284,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 zoo.require_zoo_extra()
             except ImportError as exc:
-                raise CliError(f"`sb3-causal {args.command}`: {exc}") from exc
+                raise CliError(str(exc)) from exc
             try:
                 if args.command == "train":
                     zoo.train(_with_progress_bar(rest), prog="sb3-causal train")
