@@ -116,7 +116,7 @@ def graph_command(args: argparse.Namespace) -> int:
         if output:
             Path(output).parent.mkdir(parents=True, exist_ok=True)
     if args.dot:
-        Path(args.dot).write_text(graph.to_dot() + "\n")
+        Path(args.dot).write_text(graph.to_dot(truth=truth) + "\n")
         summary["dot"] = str(args.dot)
     if args.png:
         try:
@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--png",
         help="write a drawing here (needs matplotlib; with --env: right/extra/missing edges); folders are created",
     )
-    graph.add_argument("--dot", help="write Graphviz DOT here")
+    graph.add_argument("--dot", help="write Graphviz DOT here (with --env: edges coloured as in the PNG)")
     graph.add_argument("--save-json", help="write the graph as CausalGraph JSON here")
     graph.add_argument("--json", action="store_true", help="print one JSON line instead of the text summary")
     bench = commands.add_parser(
