@@ -45,10 +45,7 @@ def sample_maskable_ppo_params(
     """
     MaskablePPO search space (``ppo_mask``), sized for FaultAlarmRL-like envs (rollouts of 128-1024 steps).
 
-    :param trial: the Optuna trial
-    :param n_actions: unused (the zoo's sampler signature)
-    :param n_envs: unused
-    :param additional_args: unused
+    :param trial: the Optuna trial (the other arguments: the zoo's sampler signature, unused)
     """
     params = {
         "learning_rate": trial.suggest_float("learning_rate", 1e-5, 1e-3, log=True),
@@ -68,10 +65,7 @@ def sample_causal_ppo_params(trial: optuna.Trial, n_actions: int, n_envs: int, a
     """
     CausalMaskablePPO search space: the MaskablePPO one plus the mask's ``k``, ``eta`` and the graph update period.
 
-    :param trial: the Optuna trial
-    :param n_actions: unused (the zoo's sampler signature)
-    :param n_envs: unused
-    :param additional_args: unused
+    :param trial: the Optuna trial (the other arguments: the zoo's sampler signature, unused)
     """
     return {**sample_maskable_ppo_params(trial, n_actions, n_envs, additional_args), **_sample_causal(trial)}
 
@@ -82,10 +76,7 @@ def sample_maskable_dqn_params(
     """
     MaskableDQN search space (the policy and ``double_q`` stay as the YAML sets them).
 
-    :param trial: the Optuna trial
-    :param n_actions: unused (the zoo's sampler signature)
-    :param n_envs: unused
-    :param additional_args: unused
+    :param trial: the Optuna trial (the other arguments: the zoo's sampler signature, unused)
     """
     params = {
         "learning_rate": trial.suggest_float("learning_rate", 1e-5, 1e-3, log=True),
@@ -105,10 +96,7 @@ def sample_causal_dqn_params(trial: optuna.Trial, n_actions: int, n_envs: int, a
     """
     CausalDQN / D3QN search space: the MaskableDQN one plus the mask's ``k``, ``eta`` and the graph update period.
 
-    :param trial: the Optuna trial
-    :param n_actions: unused (the zoo's sampler signature)
-    :param n_envs: unused
-    :param additional_args: unused
+    :param trial: the Optuna trial (the other arguments: the zoo's sampler signature, unused)
     """
     return {**sample_maskable_dqn_params(trial, n_actions, n_envs, additional_args), **_sample_causal(trial)}
 
@@ -118,10 +106,7 @@ def sample_mbpo_params(trial: optuna.Trial, n_actions: int, n_envs: int, additio
     MBPO search space: SAC's learning rate, batch, gamma, tau, networks; G (``gradient_steps``), the real-data
     ratio and the world-model refit period.
 
-    :param trial: the Optuna trial
-    :param n_actions: unused (the zoo's sampler signature)
-    :param n_envs: unused
-    :param additional_args: unused
+    :param trial: the Optuna trial (the other arguments: the zoo's sampler signature, unused)
     """
     params = {
         "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-3, log=True),
@@ -140,10 +125,7 @@ def sample_cmbpo_params(trial: optuna.Trial, n_actions: int, n_envs: int, additi
     """
     C-MBPO search space: the MBPO one plus the significance level of PC's tests.
 
-    :param trial: the Optuna trial
-    :param n_actions: unused (the zoo's sampler signature)
-    :param n_envs: unused
-    :param additional_args: unused
+    :param trial: the Optuna trial (the other arguments: the zoo's sampler signature, unused)
     """
     params = sample_mbpo_params(trial, n_actions, n_envs, additional_args)
     params["structure_alpha"] = trial.suggest_categorical("structure_alpha", [0.01, 0.05, 0.1])
