@@ -7,7 +7,7 @@ graph), trains ``causal_ppo`` through the zoo launcher exactly as the command li
     python -m sb3_causal.zoo --algo causal_ppo --env FaultAlarmRL-v0 --conf-file my.yml -f logs --seed 0
 
 then evaluates the saved model with the env's action masks (``sb3-causal evaluate``) and prints its causal
-graph against the true one (``sb3-causal graph``). Needs the ``zoo`` extra.
+graph against the true one, with a picture (``sb3-causal graph``). Needs the ``zoo`` extra.
 
     python examples/zoo_from_yaml.py [--steps 4096] [--seed 0] [--logs runs/zoo]
 """
@@ -50,8 +50,9 @@ def main() -> None:
     # 3. evaluate the latest run's model, 5 episodes, with the env's action masks
     result = zoo.evaluate([*common, "--n-episodes", "5", "--seed", str(args.seed), "--no-progress"])
 
-    # 4. its causal graph against FaultAlarmRL's true graph
-    cli.main(["graph", result["model_path"], "--env", ENV, "--dot", str(args.logs / "graph.dot")])
+    # 4. its causal graph against FaultAlarmRL's true graph, as text, DOT and a picture
+    drawings = ["--dot", str(args.logs / "graph.dot"), "--png", str(args.logs / "graph.png")]
+    cli.main(["graph", result["model_path"], "--env", ENV, *drawings])
 
 
 if __name__ == "__main__":

@@ -112,8 +112,11 @@ def graph_command(args: argparse.Namespace) -> int:
                 f"against {args.env}'s true graph ({metrics.n_true_edges} edges): F1 {metrics.f1:.3f}  precision "
                 f"{metrics.precision:.3f}  recall {metrics.recall:.3f}  SHD {metrics.shd}"
             )
+    for output in (args.dot, args.png, args.save_json):
+        if output:
+            Path(output).parent.mkdir(parents=True, exist_ok=True)
     if args.dot:
-        Path(args.dot).write_text(graph.to_dot() + "\n")
+        Path(args.dot).write_text(graph.to_dot(truth=truth) + "\n")
         summary["dot"] = str(args.dot)
     if args.png:
         try:
@@ -240,8 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     graph.add_argument("model", help="model zip or CausalGraph JSON file")
     graph.add_argument("--env", help="env whose true graph to compare with, e.g. FaultAlarmRL-v0")
-    graph.add_argument("--png", help="write a drawing here (needs matplotlib; with --env: right/extra/missing edges)")
-    graph.add_argument("--dot", help="write Graphviz DOT here")
+    graph.add_argument(
+        "--png",
+        help="write a drawing here (needs matplotlib; with --env: right/extra/missing edges); folders are created",
+    )
+    graph.add_argument("--dot", help="write Graphviz DOT here (with --env: edges coloured as in the PNG)")
     graph.add_argument("--save-json", help="write the graph as CausalGraph JSON here")
     graph.add_argument("--json", action="store_true", help="print one JSON line instead of the text summary")
     bench = commands.add_parser(
@@ -273,11 +279,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         if args.command in ("train", "evaluate"):
+            from sb3_causal import zoo
+
             try:
-                from sb3_causal import zoo
+                zoo.require_zoo_extra()
             except ImportError as exc:
-                extra = "pip install 'sb3-causal[zoo]'"
-                raise CliError(f"`sb3-causal {args.command}` needs the zoo extra: {extra} ({exc})") from exc
+                raise CliError(str(exc)) from exc
             try:
                 if args.command == "train":
                     zoo.train(_with_progress_bar(rest), prog="sb3-causal train")

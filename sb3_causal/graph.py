@@ -321,14 +321,15 @@ class CausalGraph:
     def from_dict(cls, data: dict[str, Any]) -> CausalGraph:
         if not isinstance(data, dict) or data.get("format") != _JSON_FORMAT:
             raise ValueError(f"not a serialised CausalGraph (expected format {_JSON_FORMAT!r})")
+        variables, edges = data.get("variables"), data.get("edges")
+        if not isinstance(variables, list) or not all(isinstance(v, str) for v in variables):
+            raise ValueError("malformed CausalGraph JSON: 'variables' must be a list of variable names (strings)")
+        if not isinstance(edges, list) or not all(isinstance(e, list) and len(e) == 2 for e in edges):
+            raise ValueError("malformed CausalGraph JSON: 'edges' must be a list of [cause, effect] pairs")
         try:
-            variables = data["variables"]
-            edges = [tuple(e) for e in data["edges"]]
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"malformed CausalGraph JSON: {exc!r}") from exc
-        if any(len(e) != 2 for e in edges):
-            raise ValueError("malformed CausalGraph JSON: every edge must be a [cause, effect] pair")
-        return cls(variables, edges)
+            return cls(variables, [tuple(e) for e in edges])
+        except (KeyError, IndexError) as exc:  # an edge names no variable
+            raise ValueError(f"malformed CausalGraph JSON: {exc.args[0]}") from exc
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
@@ -348,58 +349,22 @@ class CausalGraph:
     def load(cls, path: str | Path) -> CausalGraph:
         return cls.from_json(Path(path).read_text())
 
-    def to_dot(self, name: str = "causal_graph") -> str:
-        lines = [f"digraph {name} {{", "  rankdir=LR;"]
-        lines += [f'  "{v}";' for v in self._variables]
-        lines += [f'  "{u}" -> "{v}";' for u, v in self.edges]
-        lines.append("}")
-        return "\n".join(lines)
+    # ------------------------------------------------------------------ drawing (sb3_causal.plotting)
+    def to_dot(self, name: str = "causal_graph", truth: CausalGraph | None = None) -> str:
+        """Graphviz DOT text; with ``truth``, edges coloured correct / extra / missing (:mod:`sb3_causal.plotting`)."""
+        from sb3_causal.plotting import graph_to_dot
+
+        return graph_to_dot(self, name=name, truth=truth)
 
     def plot(self, path: str | Path | None = None, truth: CausalGraph | None = None, ax: Any = None) -> Any:
-        """Draw the graph layered by causal order (matplotlib; install the ``plots`` extra).
+        """Draw the graph layered by causal order (:func:`~sb3_causal.plotting.plot_graph`).
 
-        With ``truth``, correct edges are drawn green, extra ones red and missing ones dashed grey.
+        With ``truth``, correct edges are drawn green, extra ones red and missing ones dashed grey, with a legend.
         Returns the matplotlib axes; writes ``path`` when given.
         """
-        try:
-            import matplotlib
+        from sb3_causal.plotting import plot_graph
 
-            if path is not None and ax is None:
-                matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError as exc:  # pragma: no cover - depends on the extra
-            raise ImportError("CausalGraph.plot needs matplotlib: pip install 'sb3-causal[plots]'") from exc
-        fig = None
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(max(6, self.n_variables * 0.6), 6))
-        layout_graph = self._g.copy()
-        for level, generation in enumerate(nx.topological_generations(layout_graph)):
-            for v in generation:
-                layout_graph.nodes[v]["layer"] = level
-        pos = nx.multipartite_layout(layout_graph, subset_key="layer")
-        nx.draw_networkx_nodes(layout_graph, pos, ax=ax, node_color="#dbe9f6", node_size=600)
-        nx.draw_networkx_labels(layout_graph, pos, ax=ax, font_size=7)
-        edges = self.edges
-        if truth is None:
-            nx.draw_networkx_edges(layout_graph, pos, edgelist=edges, ax=ax, arrows=True)
-            ax.set_title(f"{self.n_edges} edges")
-        else:
-            true = set(truth.edges)
-            good = [e for e in edges if e in true]
-            bad = [e for e in edges if e not in true]
-            miss = [e for e in truth.edges if e not in set(edges)]
-            nx.draw_networkx_edges(layout_graph, pos, edgelist=good, ax=ax, edge_color="green", arrows=True)
-            nx.draw_networkx_edges(layout_graph, pos, edgelist=bad, ax=ax, edge_color="red", arrows=True)
-            g_miss = nx.DiGraph(miss)
-            nx.draw_networkx_edges(g_miss, pos, edgelist=miss, ax=ax, edge_color="grey", style="dashed", arrows=True)
-            m = self.compare(truth)
-            ax.set_title(f"F1 {m.f1:.3f}  precision {m.precision:.3f}  recall {m.recall:.3f}  SHD {m.shd}")
-        ax.set_axis_off()
-        if path is not None:
-            (fig or ax.figure).savefig(path, dpi=120, bbox_inches="tight")
-            if fig is not None:
-                plt.close(fig)
-        return ax
+        return plot_graph(self, path=path, truth=truth, ax=ax)
 
     # ------------------------------------------------------------------ helpers
     def _sorted(self, names: Iterable[str]) -> list[str]:

@@ -74,7 +74,9 @@ def test_graph_of_a_saved_causal_agent(
     assert summary["f1"] == pytest.approx(metrics.f1) and summary["shd"] == metrics.shd
     assert sorted(map(tuple, summary["edges"])) == sorted(learned.edges)
     assert png.stat().st_size > 0
-    assert dot.read_text().startswith("digraph") and dot.read_text().count("->") == learned.n_edges
+    n_missing = sum(e not in set(learned.edges) for e in truth.edges)
+    assert dot.read_text().startswith("digraph") and dot.read_text().count("->") == learned.n_edges + n_missing
+    assert dot.read_text().count('style="dashed"') == n_missing  # with --env the DOT marks the missing edges
     assert CausalGraph.load(saved) == learned
     # text output: one line per edge, marked against the truth, and the metrics
     assert cli.main(["graph", str(saved), "--env", ENV]) == 0
@@ -149,3 +151,54 @@ def test_bench_runs_a_real_benchmark(tmp_path: Path) -> None:
     args = ["bench", "env_throughput", "--json-out", str(out_json), "--episodes", "2", "--n-envs", "2"]
     assert cli.main([*args, "--vec-steps", "200"]) == 0
     assert json.loads(out_json.read_text())["benchmark"] == "env_throughput"
+
+
+def test_base_install_covers_the_readme_snippet() -> None:
+    """`learn(..., progress_bar=True)` needs tqdm and rich, `CausalGraph.plot` matplotlib: all core dependencies."""
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {d.split(">")[0].split("=")[0].split("<")[0].strip().lower() for d in dependencies}
+    assert {"tqdm", "rich", "matplotlib"} <= names
+
+
+def test_graph_png_into_a_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    graph = CausalGraph(["a", "b", "c"], [("a", "b"), ("b", "c")])
+    graph.save(tmp_path / "g.json")
+    png, dot = tmp_path / "new" / "figures" / "g.png", tmp_path / "other" / "g.dot"
+    assert cli.main(["graph", str(tmp_path / "g.json"), "--png", str(png), "--dot", str(dot)]) == 0
+    assert png.stat().st_size > 0 and dot.read_text().count("->") == 2
+    assert f"wrote {png}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"variables": 5, "edges": []}, "'variables' must be a list of variable names"),
+        ({"variables": ["a", ["b"]], "edges": []}, "'variables' must be a list of variable names"),
+        ({"variables": ["a", "b"], "edges": [1]}, "'edges' must be a list of \\[cause, effect\\] pairs"),
+        ({"variables": ["a", "b"], "edges": 5}, "'edges' must be a list of \\[cause, effect\\] pairs"),
+        ({"variables": ["a", "b"], "edges": [["a", "c"]]}, "unknown variable 'c'"),
+        ({"variables": ["a", "b"], "edges": [["a", 7]]}, "variable index 7 out of range"),
+    ],
+)
+def test_graph_json_schema_errors_are_clear(
+    fields: dict, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = json.dumps({"format": "sb3-causal/causal-graph", "version": 1, **fields})
+    with pytest.raises(ValueError, match=f"^malformed CausalGraph JSON: .*{message}"):
+        CausalGraph.from_json(text)
+    (tmp_path / "g.json").write_text(text)
+    assert cli.main(["graph", str(tmp_path / "g.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sb3-causal graph: error:") and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_train_without_the_zoo_extra_names_the_install_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sb3_causal import zoo
+
+    monkeypatch.setattr(zoo, "ZOO_EXTRA_MODULES", {"sb3_causal_no_such_module": "optuna"})
+    assert cli.main(["train", "--algo", "causal_ppo", "--env", ENV]) == 2
+    err = capsys.readouterr().err
+    expected = 'the zoo launcher needs the zoo extra (optuna missing): pip install "sb3-causal[zoo]"'
+    assert err.strip() == f"sb3-causal train: error: {expected}"

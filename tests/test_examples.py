@@ -1,4 +1,7 @@
-"""Every example runs as written, with a small budget (the examples are scripts; run in-process to save imports)."""
+"""Every example runs as written, with a small budget (the examples are scripts; run in-process to save imports).
+
+The default run parses every example's arguments and trains the quickstart; the other trainings are slow
+(`pytest -m slow tests/test_examples.py`)."""
 
 from __future__ import annotations
 
@@ -31,12 +34,25 @@ def test_every_example_is_tested() -> None:
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.py")))
+def test_every_example_imports_and_parses_its_arguments(
+    name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    if name == "zoo_from_yaml.py":
+        pytest.importorskip("rl_zoo3")
+    with pytest.raises(SystemExit) as info:
+        run_example(name, ["--help"], monkeypatch, capsys)
+    assert info.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
 def test_quickstart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     out = run_example("quickstart.py", ["--steps", "512", "--out", str(tmp_path / "graph.png")], monkeypatch, capsys)
     assert 0.0 <= f1_of(out) <= 1.0
     assert (tmp_path / "graph.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_existing_ppo_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     out = run_example("existing_ppo_project.py", ["--steps", "1024", "--out", str(tmp_path)], monkeypatch, capsys)
     assert "PPO's last evaluation: mean return" in out
@@ -48,6 +64,7 @@ def test_existing_ppo_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     assert (tmp_path / "ppo.zip").is_file() and list((tmp_path / "checkpoints").glob("*.zip"))
 
 
+@pytest.mark.slow
 def test_custom_factored_env(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     out = run_example("custom_factored_env.py", ["--steps", "2048", "--seed", "0"], monkeypatch, capsys)
     # the action map routes each fix to its variable: the 4-edge graph is found from 2048 interventions
@@ -55,6 +72,7 @@ def test_custom_factored_env(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     assert "the agent would" in out
 
 
+@pytest.mark.slow
 def test_cmbpo_under_shift(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     out = run_example("cmbpo_under_shift.py", ["--steps", "400", "--episodes", "1"], monkeypatch, capsys)
     returns = re.search(r"C-MBPO returns: \{'none': (-?[0-9.]+), 'near': (-?[0-9.]+), 'far': (-?[0-9.]+)\}", out)
@@ -62,6 +80,7 @@ def test_cmbpo_under_shift(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captu
     assert "parents of the reward" in out
 
 
+@pytest.mark.slow
 def test_zoo_from_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     pytest.importorskip("rl_zoo3")
     out = run_example("zoo_from_yaml.py", ["--steps", "512", "--logs", str(tmp_path)], monkeypatch, capsys)
@@ -69,3 +88,4 @@ def test_zoo_from_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: 
     assert "mean return" in out and "(with action masks)" in out
     assert 0.0 <= f1_of(out) <= 1.0
     assert (tmp_path / "graph.dot").read_text().startswith("digraph")
+    assert (tmp_path / "graph.png").stat().st_size > 0

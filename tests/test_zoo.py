@@ -1,10 +1,15 @@
-"""The rl-zoo3 launcher: registration, shipped YAML, short trainings of each algorithm, mask-aware evaluation,
-a two-trial Optuna study on SQLite, the evaluate entry point and clear errors."""
+"""The rl-zoo3 launcher: registration without patches, shipped YAML, short trainings of each algorithm (one in the
+default run, the others slow), mask-aware evaluation in training and in Optuna trials, Optuna studies (two workers on
+one journal file; SQLite and trial reload, slow), the evaluate entry point and clear one-line errors."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,9 @@ from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
 from sb3_causal import zoo  # noqa: E402
 from sb3_causal.algos import RecordTerminalActionMask  # noqa: E402
 from sb3_causal.graph import CausalGraph  # noqa: E402
+from sb3_causal.zoo import manager as zoo_manager  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ENV = "FaultAlarmRL-v0"
 
@@ -64,7 +72,9 @@ def run_dir(logs: Path, algo: str, env: str, exp_id: int = 1) -> Path:
     return logs / algo / f"{env}_{exp_id}"
 
 
-def test_register_fills_the_zoo_tables_in_place() -> None:
+def test_register_fills_the_zoo_tables_and_rebinds_nothing() -> None:
+    zoo_names = (rl_zoo3.exp_manager.EvalCallback, rl_zoo3.exp_manager.TrialEvalCallback)
+    manager_class = rl_zoo3.train.ExperimentManager
     zoo.register()
     zoo.register()  # idempotent
     assert rl_zoo3.ALGOS is rl_zoo3.exp_manager.ALGOS is rl_zoo3.train.ALGOS is rl_zoo3.enjoy.ALGOS
@@ -73,9 +83,20 @@ def test_register_fills_the_zoo_tables_in_place() -> None:
         assert name in rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER
         assert name in rl_zoo3.hyperparams_opt.HYPERPARAMS_CONVERTER
     assert rl_zoo3.ALGOS["ppo"] is PPO  # the zoo's own algorithms stay
-    assert rl_zoo3.exp_manager.EvalCallback is zoo.ZooEvalCallback
-    assert rl_zoo3.exp_manager.TrialEvalCallback is zoo.ZooTrialEvalCallback
-    assert rl_zoo3.train.ExperimentManager is zoo.CausalExperimentManager
+    # no global patch: the zoo's evaluation callbacks and manager are the zoo's
+    assert (rl_zoo3.exp_manager.EvalCallback, rl_zoo3.exp_manager.TrialEvalCallback) == zoo_names
+    assert rl_zoo3.exp_manager.EvalCallback.__module__.startswith("stable_baselines3")
+    assert rl_zoo3.train.ExperimentManager is manager_class is rl_zoo3.exp_manager.ExperimentManager
+
+
+def test_train_uses_our_manager_for_the_call_only(tmp_path: Path) -> None:
+    conf = tmp_path / "bad.yml"
+    conf.write_text(f"{ENV}:\n  n_timesteps: 100\n  policy: MlpPolicy\n  etaa: 0.1\n")
+    argv = list(sys.argv)
+    with pytest.raises(zoo.HyperparameterError, match="etaa"):  # only CausalExperimentManager checks keys
+        zoo.train(["--algo", "causal_ppo", "--env", ENV, "--conf-file", str(conf), "-f", str(tmp_path / "logs")])
+    assert rl_zoo3.train.ExperimentManager is rl_zoo3.exp_manager.ExperimentManager
+    assert sys.argv == argv
 
 
 def test_shipped_yaml_covers_every_algorithm_and_has_valid_keys() -> None:
@@ -138,7 +159,116 @@ def test_unknown_algo_env_and_section_are_clear_errors(tmp_path: Path) -> None:
         zoo.train(["--algo", "causal_ppo", "--env", "CartPole-v1", "-f", str(tmp_path / "logs")])
 
 
-@pytest.mark.parametrize("algo", list(SHORT_RUNS))
+def test_params_errors_name_params_not_the_yaml(tmp_path: Path) -> None:
+    args = ["--algo", "causal_ppo", "--env", ENV, "-f", str(tmp_path / "logs")]
+    with pytest.raises(zoo.HyperparameterError, match="etaa") as info:
+        zoo.train([*args, "-params", "etaa:0.2"])
+    assert str(info.value).startswith("-params") and "causal_ppo.yml" not in str(info.value)
+    with pytest.raises(zoo.HyperparameterError, match=r"^-params.*graph_update_freq must be an integer.*got 0\.5$"):
+        zoo.train([*args, "-params", "graph_update_freq:0.5"])
+    conf = tmp_path / "mine.yml"
+    conf.write_text(f"{ENV}:\n  n_timesteps: 100\n  policy: MlpPolicy\n  graph_update_freq: 0.5\n")
+    with pytest.raises(zoo.HyperparameterError, match=r"mine\.yml \[FaultAlarmRL-v0\].*graph_update_freq.*0\.5"):
+        zoo.train([*args, "--conf-file", str(conf)])
+    zoo.check_hyperparams("causal_ppo", {"graph_update_freq": 500.0, "n_steps": 256})  # integral floats are ints
+
+
+def test_conf_file_errors_are_clear(tmp_path: Path) -> None:
+    args = ["--algo", "causal_ppo", "--env", ENV, "-f", str(tmp_path / "logs"), "--conf-file"]
+    with pytest.raises(zoo.HyperparameterError, match=r"--conf-file .*missing\.yml: no such file"):
+        zoo.train([*args, str(tmp_path / "missing.yml")])
+    broken = tmp_path / "broken.yml"
+    broken.write_text(f"{ENV}:\n  policy: MlpPolicy\n  n_steps: [128\n")
+    with pytest.raises(zoo.HyperparameterError, match=r"broken\.yml: invalid YAML \(line \d+, column \d+\)"):
+        zoo.train([*args, str(broken)])
+    flat = tmp_path / "flat.yml"
+    flat.write_text("n_steps: 128\npolicy: MlpPolicy\n")
+    with pytest.raises(zoo.HyperparameterError, match="expected a mapping of env ids"):
+        zoo.train([*args, str(flat)])
+
+
+def test_module_main_reports_usage_errors_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sb3_causal.zoo.__main__ import main
+
+    argv = ["python -m sb3_causal.zoo", "--algo", "causal_ppo", "--env", ENV, "--conf-file", str(tmp_path / "x.yml")]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert str(info.value) == f"error: --conf-file {tmp_path / 'x.yml'}: no such file"
+
+
+def test_module_main_without_the_zoo_extra_names_the_install_command() -> None:
+    """A base install (no optuna / rl-zoo3): one line naming the extra, no traceback."""
+    code = (
+        "import sys, runpy; sys.modules['optuna'] = sys.modules['rl_zoo3'] = None; "
+        "sys.argv = ['python -m sb3_causal.zoo', '--algo', 'causal_ppo']; "
+        "runpy.run_module('sb3_causal.zoo', run_name='__main__', alter_sys=True)"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "envs"), os.environ.get("PYTHONPATH", "")]),
+    }
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        'error: the zoo launcher needs the zoo extra (rl-zoo3, optuna missing): pip install "sb3-causal[zoo]"'
+    ]
+
+
+def _manager(tmp_path: Path, algo: str, **kwargs: Any) -> zoo.CausalExperimentManager:
+    zoo.register()
+    return zoo.CausalExperimentManager(
+        args=argparse.Namespace(),
+        algo=algo,
+        env_id=ENV,
+        log_folder=str(tmp_path),
+        config=str(zoo.HYPERPARAMS_DIR / f"{algo}.yml"),
+        **kwargs,
+    )
+
+
+def test_create_callbacks_evaluates_with_masks_and_keeps_the_zoo_callbacks(tmp_path: Path) -> None:
+    small = {"n_steps": 64, "batch_size": 64, "n_epochs": 1}
+    manager = _manager(tmp_path, "ppo_mask", n_timesteps=64, eval_freq=50, save_freq=50, n_eval_episodes=1)
+    manager.custom_hyperparams = small
+    model, _ = manager.setup_experiment()
+    evaluations = [c for c in manager.callbacks if isinstance(c, zoo.ZooEvalCallback)]
+    assert len(evaluations) == 1
+    kinds = sorted(type(c).__name__ for c in manager.callbacks)
+    assert kinds == ["CheckpointCallback", "ZooEvalCallback"]  # the zoo's checkpoints stay, no second evaluation
+    assert evaluations[0].eval_freq == 50 and evaluations[0].n_eval_episodes == 1
+    model.learn(64, callback=manager.callbacks)
+    assert evaluations[0].use_masking and np.isfinite(evaluations[0].last_mean_reward)
+
+
+def test_optuna_objective_evaluates_with_masks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[zoo.ZooTrialEvalCallback] = []
+
+    class Recorded(zoo.ZooTrialEvalCallback):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    monkeypatch.setattr(zoo_manager, "ZooTrialEvalCallback", Recorded)
+    manager = _manager(
+        tmp_path, "ppo_mask", n_timesteps=128, optimize_hyperparameters=True, n_evaluations=1, n_eval_episodes=2
+    )
+    assert manager.setup_experiment() is None
+    study = optuna.create_study(direction="maximize")
+    small = {"learning_rate": 3e-4, "n_steps": 128, "batch_size": 64, "n_epochs": 5, "gamma": 0.99}
+    study.enqueue_trial({**small, "gae_lambda": 0.95, "clip_range": 0.2, "ent_coef": 1e-4, "net_arch": "small"})
+    value = manager.objective(study.ask())
+    assert len(built) == 1 and built[0].use_masking and value == built[0].last_mean_reward
+    assert built[0].eval_idx == 1 and np.isfinite(value)
+    # a model without masks: the zoo's own objective, unchanged
+    monkeypatch.setattr(rl_zoo3.exp_manager.ExperimentManager, "objective", lambda self, trial: -7.0)
+    assert _manager(tmp_path, "ppo").objective(study.ask()) == -7.0
+    assert len(built) == 1
+
+
+@pytest.mark.parametrize(
+    "algo", [a if a == "causal_ppo" else pytest.param(a, marks=pytest.mark.slow) for a in SHORT_RUNS]
+)
 def test_short_training_from_shipped_yaml(algo: str, tmp_path: Path) -> None:
     env_id, steps, overrides, (key, value) = SHORT_RUNS[algo]
     logs = tmp_path / "logs"
@@ -162,6 +292,9 @@ def test_short_training_from_shipped_yaml(algo: str, tmp_path: Path) -> None:
         assert model.structure_history, "C-MBPO learned no structure in the run"
     if algo in ("causal_dqn", "causal_d3qn", "maskable_dqn"):
         assert model.num_timesteps >= steps and model._n_updates > 0  # train_freq 5 rounds up
+    if algo == "causal_ppo":  # the evaluate entry point finds the run and scores it with masks
+        result = zoo.evaluate(["--algo", algo, "--env", env_id, "-f", str(logs), "--n-episodes", "1", "--json"])
+        assert result["masked"] and result["n_episodes"] == 1 and result["model_path"] == str(run / f"{env_id}.zip")
 
 
 def test_masked_dqn_envs_record_terminal_masks(tmp_path: Path) -> None:
@@ -231,6 +364,7 @@ def test_uses_action_masks() -> None:
     assert not zoo.uses_action_masks(model, plain_env)
 
 
+@pytest.mark.slow
 def test_optuna_two_trials_sqlite_and_reload_a_trial(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     logs = tmp_path / "logs"
@@ -278,6 +412,7 @@ def test_optuna_two_trials_sqlite_and_reload_a_trial(tmp_path: Path) -> None:
     assert config["k"] == study.trials[1].params["k"]
 
 
+@pytest.mark.slow
 def test_evaluate_reports_returns_of_a_zoo_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     logs = tmp_path / "logs"
     zoo.train(["--algo", "ppo_mask", "--env", ENV, "-n", "512", "--seed", "0", "-f", str(logs), "--verbose", "0"])
@@ -292,3 +427,68 @@ def test_evaluate_reports_returns_of_a_zoo_run(tmp_path: Path, capsys: pytest.Ca
     assert result["model_path"].endswith(f"ppo_mask/{ENV}_1/{ENV}.zip")
     with pytest.raises(zoo.ZooUsageError, match="no trained ppo_mask model"):
         zoo.evaluate(["--algo", "ppo_mask", "--env", ENV, "-f", str(tmp_path / "nothing"), "--json"])
+
+
+# ---------------------------------------------------------------------- distributed tuning on one journal file
+JOURNAL_ARGS = ["--algo", "maskable_dqn", "--env", ENV, "-optimize", "--sampler", "random", "--pruner", "none"]
+# 64 steps < learning_starts (512): a trial is env steps and one evaluation episode, no gradient step
+JOURNAL_ARGS += ["-n", "64", "--n-evaluations", "1", "--eval-episodes", "1", "--no-optim-plots", "--verbose", "0"]
+
+
+def _journal_worker(storage: str, logs: str, seed: int, n_trials: int) -> None:
+    shared = ["--storage", storage, "--study-name", "shared", "--n-trials", str(n_trials)]
+    zoo.train([*JOURNAL_ARGS, *shared, "--seed", str(seed), "-f", logs, "--num-threads", "1"])
+
+
+def _check_journal_study(storage: str, n_expected: int) -> list[optuna.trial.FrozenTrial]:
+    backend = optuna.storages.journal.JournalFileBackend(storage)
+    study = optuna.load_study(study_name="shared", storage=optuna.storages.JournalStorage(backend))
+    trials = study.trials
+    assert len(trials) == n_expected  # none lost
+    assert sorted(t.number for t in trials) == list(range(n_expected))  # none duplicated
+    assert len({t._trial_id for t in trials}) == n_expected
+    assert all(t.state == optuna.trial.TrialState.COMPLETE and np.isfinite(t.value) for t in trials)
+    return trials
+
+
+def test_two_workers_share_one_journal_file(tmp_path: Path) -> None:
+    """The distributed path: two processes tune one study through one JournalStorage file at the same time."""
+    storage = str(tmp_path / "study.log")
+    context = multiprocessing.get_context("fork")
+    workers = [
+        context.Process(target=_journal_worker, args=(storage, str(tmp_path / f"logs{i}"), i, 2)) for i in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    assert [w.exitcode for w in workers] == [0, 0]
+    trials = _check_journal_study(storage, 4)
+    assert {"learning_rate", "train_freq", "net_arch"} <= set(trials[0].params)
+
+
+@pytest.mark.slow
+def test_two_launcher_processes_share_one_journal_file(tmp_path: Path) -> None:
+    """The same with two `python -m sb3_causal.zoo` processes (causal_ppo, its own sampler), 3 trials each."""
+    storage = str(tmp_path / "study.log")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "envs"), os.environ.get("PYTHONPATH", "")]),
+    }
+    args = ["--algo", "causal_ppo", "--env", ENV, "-optimize", "--sampler", "random", "--pruner", "none", "-n", "256"]
+    args += ["--n-evaluations", "1", "--eval-episodes", "1", "--no-optim-plots", "--verbose", "0", "--num-threads", "1"]
+    args += ["--storage", storage, "--study-name", "shared", "--n-trials", "3", "-params", "initial_graph:'random'"]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "sb3_causal.zoo", *args, "--seed", str(i), "-f", str(tmp_path / f"logs{i}")],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    errors = [p.communicate(timeout=1200)[1] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], errors
+    trials = _check_journal_study(storage, 6)
+    assert {"k", "eta", "graph_update_freq"} <= set(trials[0].params)
