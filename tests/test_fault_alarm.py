@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stable_baselines3.common.env_checker import check_env
@@ -249,6 +250,49 @@ def test_invariants_hold_on_random_models(n_types, n_devices, seed, actions):
     for a in actions:
         obs, _, term, trunc, _ = env.step(a % model.n_pairs)
         assert env.observation_space.contains(obs)
+        check_invariants(env._sim)
+        if term or trunc:
+            break
+
+
+# ---------------------------------------------------------------------------- sparse network build
+def test_propagation_targets_match_a_dense_computation():
+    rng = np.random.default_rng(0)
+    v, n = 4, 7
+    alpha = np.zeros((3, v, v))
+    alpha[0, 0, 1] = alpha[1, 0, 1] = 1e-3  # one type edge active at two hops: rates add up
+    alpha[1, 1, 2] = 2e-3
+    alpha[2, 0, 3] = 3e-3
+    topo = np.triu(rng.random((n, n)) < 0.35, k=1)
+    model = AlarmModel(
+        type_names=list("abcd"),
+        alpha=alpha,
+        mu=np.full(v, 1e-3),
+        topology=topo | topo.T,
+        root_types=[0],
+        root_devices=[0],
+        transient=np.zeros((n, v), bool),
+        hop_normalization="sym",
+    )
+    dense_w = np.stack([w.toarray() for w in model.hop_weights()])  # [h, child device, parent device]
+    dense = np.einsum("hnm,hvw->mvnw", dense_w, alpha).reshape(n * v, n * v)  # [parent pair, child pair]
+    sim = AlarmSimulator(model, np.random.default_rng(0))
+    for p in range(n * v):
+        lo, hi = sim._tgt_ptr[p], sim._tgt_ptr[p + 1]
+        np.testing.assert_array_equal(sim._tgt_pair[lo:hi], np.flatnonzero(dense[p]))
+        np.testing.assert_allclose(1.0 / sim._tgt_scale[lo:hi], dense[p][dense[p] > 0], rtol=1e-12)
+
+
+def test_thousands_of_devices_build_sparse_and_step():
+    model = AlarmModel.default(seed=0, n_devices=2000)
+    assert model.n_pairs == 36_000 and len(model.root_devices) == 400
+    assert all(sp.issparse(w) for w in model.hop_weights())
+    assert model.topology.sum() == 2 * 2000 and model.topology.sum(axis=1).max() <= 6
+    env = FaultAlarmEnv(model=model)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (72_000,)
+    for _ in range(20):
+        obs, _, term, trunc, _ = env.step(env.oracle_action())
         check_invariants(env._sim)
         if term or trunc:
             break

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
+import scipy.sparse as sp
 from gymnasium import spaces
 
 from sb3_causal.graph import CausalGraph
@@ -60,22 +61,8 @@ class AlarmSimulator:
         self.rng = rng
         v, n = model.n_types, model.n_devices
         self.n_pairs = n * v
-        # Propagation targets of every pair p = device * V + type, in CSR form.
-        weights = model.hop_weights()  # [h, child_device, parent_device]
-        ptr = np.zeros(self.n_pairs + 1, dtype=np.int64)
-        tgt_pair: list[np.ndarray] = []
-        tgt_rate: list[np.ndarray] = []
-        for p in range(self.n_pairs):
-            m, t = divmod(p, v)
-            rates = weights[:, :, m, None] * model.alpha[:, t, None, :]  # [h, child_device, child_type]
-            rate = rates.sum(axis=0)  # each true edge is active at one hop in the default model
-            child = np.flatnonzero(rate.ravel() > 0)
-            tgt_pair.append(child)
-            tgt_rate.append(rate.ravel()[child])
-            ptr[p + 1] = ptr[p] + child.size
-        self._tgt_ptr = ptr
-        self._tgt_pair = np.concatenate(tgt_pair) if tgt_pair else np.zeros(0, np.int64)
-        self._tgt_scale = 1.0 / np.concatenate(tgt_rate) if tgt_rate else np.zeros(0)
+        # Propagation targets of every pair p = device * V + type, in CSR form (sparse, built per hop).
+        self._tgt_ptr, self._tgt_pair, self._tgt_scale = _propagation_targets(model)
         self._transient = model.transient.ravel()
         self._root_pairs = np.array([d * v + t for t in model.root_types for d in model.root_devices], dtype=np.int64)
         noise_devices = np.setdiff1d(np.arange(n), model.root_devices)
@@ -212,7 +199,7 @@ class AlarmSimulator:
         self.end = np.concatenate([self.end, ends])
         self.parent = np.concatenate([self.parent, parents])
         self.is_root = np.concatenate([self.is_root, np.full(pairs.size, root)])
-        self.counts += np.bincount(pairs, minlength=self.n_pairs)
+        np.add.at(self.counts, pairs, 1)
         if self.events is not None:
             self.events.append((pairs.copy(), starts.copy()))
 
@@ -227,7 +214,7 @@ class AlarmSimulator:
             dead[:-1] |= newly
         keep = ~dead[:-1]
         n_removed = int(keep.size - keep.sum())
-        self.counts -= np.bincount(self.pair[~keep], minlength=self.n_pairs)
+        np.subtract.at(self.counts, self.pair[~keep], 1)
         new_index = np.cumsum(keep) - 1
         kept_parent = parent[keep]
         self.parent = np.where(kept_parent >= 0, new_index[kept_parent], -1)
@@ -469,6 +456,36 @@ class FaultAlarmEnv(gym.Env):
             "treated_alarms": n_removed,
             "steps": self._steps,
         }
+
+
+def _propagation_targets(model: AlarmModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR rows over parent pairs: the child pairs each can trigger, and the inverse of their rate.
+
+    The rate from parent pair ``(m, v)`` to child pair ``(n, w)`` is ``sum_h W_h[n, m] * alpha[h, v, w]``
+    with the sparse hop weights of ``model.hop_weights()``; child pairs ascend within a row. Built from
+    the sparse weights hop by hop, so the cost grows with the device links, not with devices squared.
+    """
+    v = model.n_types
+    parents, children, rates = [], [], []
+    for h, weight in enumerate(model.hop_weights()):
+        types_from, types_to = np.nonzero(model.alpha[h])
+        if types_from.size == 0:
+            continue
+        w = sp.coo_array(weight)  # [child device, parent device]
+        parents.append((w.col[:, None] * v + types_from[None, :]).ravel())
+        children.append((w.row[:, None] * v + types_to[None, :]).ravel())
+        rates.append((w.data[:, None] * model.alpha[h, types_from, types_to][None, :]).ravel())
+    n_pairs = model.n_pairs
+    if parents:
+        coo = sp.coo_array(
+            (np.concatenate(rates), (np.concatenate(parents), np.concatenate(children))), shape=(n_pairs, n_pairs)
+        )
+        rate = sp.csr_array(coo)  # sums a pair linked at several hops; sorted child pairs per row
+        rate.sum_duplicates()
+        rate.eliminate_zeros()
+    else:
+        rate = sp.csr_array((n_pairs, n_pairs))
+    return rate.indptr.astype(np.int64), rate.indices.astype(np.int64), 1.0 / rate.data
 
 
 def _n_logged(sim: AlarmSimulator) -> int:
