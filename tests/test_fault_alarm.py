@@ -422,6 +422,37 @@ def test_alarm_log():
     np.testing.assert_array_equal(log.times, again.times)
 
 
+def test_historical_style_alarm_log():
+    env = FaultAlarmEnv()
+    plain = env.record_alarm_log(2000, seed=5)
+    log = env.record_alarm_log(2000, seed=5, density=3.0, time_resolution=1.0)
+    np.testing.assert_array_equal(log.types, plain.types)
+    np.testing.assert_array_equal(log.devices, plain.devices)
+    np.testing.assert_array_equal(log.times, np.floor(plain.times / 3.0))
+    assert np.all(np.diff(log.times) >= 0)
+    tied = np.mean(np.diff(log.times) == 0)
+    assert 0.3 < tied < 0.8 and np.mean(np.diff(plain.times) == 0) < 0.01  # (initial roots share t=0)
+    with pytest.raises(ValueError, match="density"):
+        env.record_alarm_log(10, density=0.0)
+    with pytest.raises(ValueError, match="time_resolution"):
+        env.record_alarm_log(10, time_resolution=-1.0)
+
+
+def test_alarm_buffers_grow_without_changing_the_episode(model):
+    small = AlarmSimulator(model, np.random.default_rng(3))
+    small._allocate(4)  # far below the 20+ alarms of a reset: the buffers must grow
+    large = AlarmSimulator(model, np.random.default_rng(3))
+    for sim in (small, large):
+        sim.reset()
+        for _ in range(30):
+            sim.advance()
+        check_invariants(sim)
+    assert small.n_alarms == large.n_alarms > 4
+    np.testing.assert_array_equal(small.pair, large.pair)
+    np.testing.assert_array_equal(small.parent, large.parent)
+    np.testing.assert_array_equal(small.start, large.start)
+
+
 def policy_stats(policy: str, episodes: int = 20) -> tuple[float, float, int]:
     env = FaultAlarmEnv()
     rng = np.random.default_rng(0)
