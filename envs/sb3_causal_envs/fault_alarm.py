@@ -142,16 +142,6 @@ class AlarmSimulator:
             "10,000 windows; its intensities (alpha, mu) are too low for that setting"
         )
 
-    def _lifetimes(self, pairs: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        """End times of new alarms: ``inf`` for persistent pairs, ``start + max(min, Exp(mean))`` for transient ones."""
-        ends = np.full(pairs.size, np.inf)
-        transient = self._transient[pairs]
-        if transient.any():
-            m = self.model
-            life = np.maximum(m.transient_min, self.rng.exponential(m.transient_mean, size=int(transient.sum())))
-            ends[transient] = starts[transient] + life
-        return ends
-
     # ------------------------------------------------------------------ dynamics
     def treat(self, pair: int) -> int:
         """Remove every alarm of ``pair`` and all their descendants; return how many were removed."""
@@ -257,12 +247,19 @@ class AlarmSimulator:
         self._start[n:stop] = starts
         self._parent[n:stop] = parents
         self._is_root[n:stop] = root
-        ends = self._lifetimes(pairs, starts)
-        self._end[n:stop] = ends
-        if k:
+        ends = self._end[n:stop]
+        ends.fill(np.inf)
+        transient = self._transient[pairs]
+        if transient.any():
+            m = self.model
+            life = np.maximum(m.transient_min, self.rng.exponential(m.transient_mean, size=int(transient.sum())))
+            ends[transient] = starts[transient] + life
             self._next_expiry = min(self._next_expiry, float(ends.min()))
         self._n = stop
-        np.add.at(self.counts, pairs, 1)
+        if k == 1:
+            self.counts[pairs[0]] += 1
+        else:
+            np.add.at(self.counts, pairs, 1)
         if self.events is not None:
             self.events.append((pairs.copy(), starts.copy()))
 
