@@ -59,9 +59,13 @@ def load_baseline(spec: str) -> tuple[ModuleType, ModuleType]:
     if spec.startswith("git:"):
         ref = spec[4:]
         listing = ["git", "-C", str(REPO), "ls-tree", "-r", "--name-only", ref, "envs/sb3_causal_envs"]
-        files = subprocess.run(listing, capture_output=True, text=True, check=True).stdout.split()
-        if not files:
-            raise ValueError(f"no envs/sb3_causal_envs at git ref {ref!r}")
+        found = subprocess.run(listing, capture_output=True, text=True)
+        files = found.stdout.split()
+        if found.returncode or not files:
+            raise ValueError(
+                f"baseline {spec!r}: no envs/sb3_causal_envs at git ref {ref!r} in {REPO} "
+                f"({found.stderr.strip() or 'empty'}); pass --baseline git:REF or a package folder"
+            )
         sources = {
             Path(f).relative_to("envs/sb3_causal_envs"): subprocess.run(
                 ["git", "-C", str(REPO), "show", f"{ref}:{f}"], capture_output=True, check=True

@@ -6,7 +6,9 @@ treating root causes clears the network. See ``shared/reference/fault_alarm_rl.m
 dynamics this implements and ``AlarmModel`` for its parameters.
 
 The simulator is vectorised over alarms: one step costs a handful of numpy calls per cascade
-generation, not a Python loop per alarm.
+generation, not a Python loop per alarm. Its propagation table is built from the sparse hop weights
+of ``sb3_causal.topology.Topology``, so networks of thousands of devices build in about a second
+(5,000 devices: 0.7 s CPU, ~1,900 steps/s; ``benchmarks/env_throughput.py``).
 """
 
 from __future__ import annotations
