@@ -268,15 +268,18 @@ class AlarmSimulator:
     def _remove(self, dead: np.ndarray) -> int:
         """Remove the marked alarms and all their descendants, then compact the arrays."""
         n = self._n
-        dead = np.append(dead, False)  # slot -1: the "no parent" sentinel
+        marked = np.zeros(n + 1, dtype=bool)  # slot -1 (index n): the "no parent" sentinel, never dead
+        marked[:n] = dead
+        dead = marked
         parent = self._parent[:n]
         alive = ~dead[:-1]
         while True:  # one pass per generation of descendants
-            newly = dead[parent] & alive
+            newly = dead[parent]
+            newly &= alive
             if not newly.any():
                 break
             dead[:-1] |= newly
-            alive &= ~newly
+            alive ^= newly  # newly is a subset of alive
         keep = np.flatnonzero(alive)
         k = keep.size
         np.subtract.at(self.counts, self._pair[:n][dead[:-1]], 1)
@@ -291,9 +294,9 @@ class AlarmSimulator:
         return n - k
 
     # ------------------------------------------------------------------ read-outs
-    def oldest_start(self, empty: float = np.inf) -> np.ndarray:
-        """Start of each pair's oldest live alarm (``empty`` for pairs with none)."""
-        out = np.full(self.n_pairs, empty)
+    def oldest_start(self) -> np.ndarray:
+        """Start of each pair's oldest live alarm (``inf`` for pairs with none)."""
+        out = np.full(self.n_pairs, np.inf)
         np.minimum.at(out, self.pair, self.start)
         return out
 
@@ -533,10 +536,9 @@ class FaultAlarmEnv(gym.Env):
         obs[:, 0] = sim.counts
         if sim.n_alarms:
             if self.obs_mode == "age":
-                age = sim.time - sim.oldest_start(empty=sim.time)  # 0 for pairs without alarms
-                np.negative(age, out=age)
-                age /= self._age_scale
-                obs[:, 1] = -np.expm1(age, out=age)
+                active = np.flatnonzero(sim.counts)
+                age = sim.time - sim.oldest_start()[active]
+                obs[active, 1] = -np.expm1(-age / self._age_scale)
             else:
                 obs[:, 1] = sim.latest_start()
         return obs.ravel()
