@@ -13,15 +13,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import numpy as np
+import scipy.sparse as sp
 
 from sb3_causal.graph import CausalGraph, CyclicGraphError
+from sb3_causal.topology import HOP_NORMALIZATIONS, Topology
 
 __all__ = ["AlarmModel", "load_table_b2"]
 
 _JSON_FORMAT = "sb3-causal/alarm-model"
-HOP_NORMALIZATIONS = ("sym", "rw")
 
 
 def load_table_b2() -> tuple[list[str], list[tuple[str, str]]]:
@@ -49,12 +49,15 @@ class AlarmModel:
     :param root_types: alarm types that can start a cascade as a root alarm
     :param root_devices: devices on which root alarms can appear
     :param transient: ``transient[device, type]`` is True for pairs whose alarms expire by themselves
-    :param hop_normalization: weight of hop ``h >= 1`` between devices: ``"sym"`` for
-        ``D^-1/2 A_h D^-1/2`` (the paper's formula) or ``"rw"`` for ``D^-1 A_h D^-1`` (the authors' code;
-        the default, because it reproduces the reference policy statistics)
+    :param hop_normalization: weight of hop ``h >= 1`` between devices, one of
+        ``sb3_causal.topology.HOP_NORMALIZATIONS``: ``"sym"`` for ``D^-1/2 A_h D^-1/2`` (the paper's
+        formula), ``"rw"`` for ``D^-1 A_h D^-1`` (the authors' code; the default, because it reproduces
+        the reference policy statistics) or ``"none"`` for ``A_h``
     :param time_per_step: simulated time per env step ("time range")
     :param p_new_root: probability that one new root alarm appears in a step
-    :param p_noise: probability that one noise alarm (non-root type, non-root device) appears in a step
+    :param p_noise: probability that one noise alarm (non-root type, non-root device) appears in a step;
+        0.05, the middle of the authors' effective rate measured from their logs (0.03-0.07 per step;
+        see ``FaultAlarmEnv``)
     :param n_initial_roots: root alarms placed at reset (cycling over the root types)
     :param min_initial_alarms: reset simulates until at least this many alarms are active
     :param alarm_cap: the episode terminates when more than this many alarms are active
@@ -75,7 +78,7 @@ class AlarmModel:
     hop_normalization: str = "rw"
     time_per_step: float = 50.0
     p_new_root: float = 0.2
-    p_noise: float = 0.1
+    p_noise: float = 0.05
     n_initial_roots: int = 5
     min_initial_alarms: int = 20
     alarm_cap: int = 1000
@@ -181,39 +184,52 @@ class AlarmModel:
             raise ValueError("transient_min and step_penalty must be non-negative")
 
     # ------------------------------------------------------------------ topology helpers
-    def hop_weights(self) -> np.ndarray:
-        """``W[h, n, m]``: weight of a parent on device m triggering a child on device n at hop h."""
-        n = self.n_devices
-        dist = np.full((n, n), np.inf)
-        for src, lengths in nx.all_pairs_shortest_path_length(nx.from_numpy_array(self.topology.astype(int))):
-            for dst, d in lengths.items():
-                dist[src, dst] = d
-        weights = np.zeros((self.n_hops, n, n))
-        weights[0] = np.eye(n)
-        for h in range(1, self.n_hops):
-            a_h = (dist == h).astype(np.float64)
-            deg = a_h.sum(axis=1)
-            scale = np.divide(1.0, deg, out=np.zeros(n), where=deg > 0)
-            if self.hop_normalization == "sym":
-                scale = np.sqrt(scale)
-            weights[h] = scale[:, None] * a_h * scale[None, :]
-        return weights
+    @property
+    def device_topology(self) -> Topology:
+        """The device network as a sparse ``Topology``: the home of hop distances and hop weights."""
+        return Topology(sp.csr_array(self.topology))
+
+    def hop_weights(self) -> list[sp.csr_array]:
+        """Sparse ``[W_0, ..., W_{n_hops-1}]``, ``W_h[n, m]``: weight of a parent on device m triggering a
+        child on device n at hop h (``Topology.hop_weights`` with this model's normalisation)."""
+        return self.device_topology.hop_weights(self.n_hops, self.hop_normalization)
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def default(cls, seed: int = 0, **overrides: Any) -> AlarmModel:
+    def default(
+        cls,
+        seed: int = 0,
+        n_devices: int = 50,
+        n_links: int | None = None,
+        n_root_devices: int | None = None,
+        **overrides: Any,
+    ) -> AlarmModel:
         """The FaultAlarmRL network of the paper, generated deterministically from ``seed``.
 
         Table B2's 94-edge DAG over 18 types; 50 devices with ~50 random links (max degree 6);
         each true edge active at one hop (hop 0 with probability 54/94, as in the authors' model),
         ``alpha ~ U[1e-4, 1.3e-3]``, ``mu ~ U[5e-4, 8e-4]``; root types: the 5 most upstream types;
         root devices: the 10 highest-degree devices; 10% of the other pairs transient.
+
+        :param seed: seed of every random choice
+        :param n_devices: devices; the paper's network has 50 (larger ones for scale tests: the random
+            topology is drawn in ``O(n_devices ** 2)`` time, about 1 s for 5,000 devices)
+        :param n_links: random device links (None: as many as devices, the paper's ~50 for 50)
+        :param n_root_devices: highest-degree devices that can hold root alarms (None: a fifth of the
+            devices, the paper's 10 of 50)
+        :param overrides: any other ``AlarmModel`` field
         """
+        if n_devices < 1:
+            raise ValueError(f"n_devices must be >= 1, got {n_devices}")
+        n_links = n_devices if n_links is None else n_links
+        n_root_devices = max(1, n_devices // 5) if n_root_devices is None else n_root_devices
+        if not 1 <= n_root_devices <= n_devices:
+            raise ValueError(f"n_root_devices must be in [1, n_devices={n_devices}], got {n_root_devices}")
         rng = np.random.default_rng(seed)
         names, edges = load_table_b2()
-        v, n_devices = len(names), 50
+        v = len(names)
         index = {name: i for i, name in enumerate(names)}
-        topology = _random_topology(rng, n_devices, n_edges=50, max_degree=6)
+        topology = _random_topology(rng, n_devices, n_edges=n_links, max_degree=6)
         alpha = np.zeros((2, v, v))
         for cause, effect in edges:
             hop = 0 if rng.random() < 54 / 94 else 1
@@ -222,7 +238,7 @@ class AlarmModel:
         type_graph = CausalGraph.from_adjacency(names, alpha.any(axis=0))
         root_types = sorted(np.argsort(type_graph.upstream_rank())[:5].tolist())
         degree = topology.sum(axis=1)
-        root_devices = sorted(np.lexsort((np.arange(n_devices), -degree))[:10].tolist())
+        root_devices = sorted(np.lexsort((np.arange(n_devices), -degree))[:n_root_devices].tolist())
         transient = rng.random((n_devices, v)) < 0.1
         transient[np.ix_(root_devices, root_types)] = False  # root pairs persist: they re-trigger
         params: dict[str, Any] = dict(
@@ -299,15 +315,27 @@ class AlarmModel:
 
 
 def _random_topology(rng: np.random.Generator, n: int, n_edges: int, max_degree: int) -> np.ndarray:
-    """Uniform random simple graph with ``n_edges`` links and a degree cap (not necessarily connected)."""
+    """Uniform random simple graph with ``n_edges`` links and a degree cap (not necessarily connected).
+
+    Candidate links are the upper-triangle pairs in one random permutation, taken in order while
+    both ends have room; pair ``k`` of the row-major upper triangle is decoded arithmetically, so
+    only the permutation (``n (n - 1) / 2`` integers) is held, never ``n x n`` index arrays.
+    """
     adj = np.zeros((n, n), dtype=bool)
-    iu, ju = np.triu_indices(n, k=1)
-    added = 0
-    for k in rng.permutation(iu.size):
-        a, b = iu[k], ju[k]
-        if adj[a].sum() < max_degree and adj[b].sum() < max_degree:
-            adj[a, b] = adj[b, a] = True
-            added += 1
-            if added == n_edges:
-                break
+    degree = np.zeros(n, dtype=np.int64)
+    row_start = np.cumsum(np.r_[0, np.arange(n - 1, 0, -1)])  # index of pair (a, a + 1)
+    order = rng.permutation(n * (n - 1) // 2)
+    added, chunk = 0, max(64, 4 * n_edges)
+    for lo in range(0, order.size, chunk):
+        k = order[lo : lo + chunk]
+        rows = np.searchsorted(row_start, k, side="right") - 1
+        cols = k - row_start[rows] + rows + 1
+        for a, b in zip(rows.tolist(), cols.tolist()):
+            if degree[a] < max_degree and degree[b] < max_degree:
+                adj[a, b] = adj[b, a] = True
+                degree[a] += 1
+                degree[b] += 1
+                added += 1
+                if added == n_edges:
+                    return adj
     return adj
