@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+
+from sb3_causal.topology import Topology
 
 __all__ = ["CausalVariables", "VariableLayoutError"]
 
@@ -111,23 +114,15 @@ class CausalVariables:
         var = np.where(target >= 0, target % self.n_variables, -1)
         return unit, var
 
+    @cached_property
+    def unit_topology(self) -> Topology:
+        """The units' :class:`~sb3_causal.topology.Topology` (sparse hop distances and weights)."""
+        return Topology(self.topology, n_units=self.n_units)
+
     def unit_distances(self, max_distance: int) -> np.ndarray:
-        """``D[n, m]``: topology hop distance between units n and m if at most ``max_distance``, else -1."""
-        n = self.n_units
-        dist = np.full((n, n), -1, dtype=np.int64)
-        np.fill_diagonal(dist, 0)
-        if self.topology is None:
-            return dist
-        adj = self.topology.astype(np.int64)
-        reach = np.eye(n, dtype=bool)
-        frontier = np.eye(n, dtype=bool)
-        for h in range(1, max_distance + 1):
-            frontier = ((frontier.astype(np.int64) @ adj) > 0) & ~reach
-            if not frontier.any():
-                break
-            dist[frontier] = h
-            reach |= frontier
-        return dist
+        """Dense ``D[n, m]``: hop distance between units n and m if at most ``max_distance``, else -1
+        (see :meth:`Topology.distances`; for large topologies use :attr:`unit_topology` directly)."""
+        return self.unit_topology.distances(max_distance)
 
     def check_env(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
         """Raise :class:`VariableLayoutError` when this layout does not fit the env's spaces."""

@@ -48,9 +48,10 @@ How it is estimated here, from transitions ``(s_t, a_t, s_t+1)`` mapped through 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 
 from sb3_causal.graph import CausalGraph
 from sb3_causal.variables import CausalVariables
@@ -121,6 +122,20 @@ class _PairMoments:
 _SUMS = ("sx", "sy", "sxx", "sxy", "syy")
 
 
+class _Rows(NamedTuple):
+    """What one batch of transitions adds to the statistics (see ``observe_values``).
+
+    :param treated: ``(mask, y0, y1)``: mask ``(rows, V)`` marks the variable each treated row treated
+    :param control: ``(stratum, mask, y0, y1)`` per control stratum; mask ``[r, i]``: a control row for i
+    :param gram: ``(target, z, weights, n_empty)`` per Gram matrix: target -1 is the main one, ``i``
+        the rows whose action intervened on i; ``n_empty`` all-zero rows add to the intercept only
+    """
+
+    treated: tuple[np.ndarray, np.ndarray, np.ndarray]
+    control: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]
+    gram: list[tuple[int, np.ndarray, np.ndarray, int]]
+
+
 class OnlineCausalLearner:
     """Learn a causal graph over a layout's variables from the agent's own interventions.
 
@@ -180,15 +195,14 @@ class OnlineCausalLearner:
         self.min_rows = int(min_rows)
         self.count_weighting = count_weighting
 
-        v, n_units = layout.n_variables, layout.n_units
-        dist = layout.unit_distances(max(2 * self.effect_hops, layout.n_hops - 1))
-        self._outcome_reach = ((dist >= 0) & (dist <= self.effect_hops)).astype(np.float64)
-        self._far = (dist < 0) | (dist > 2 * self.effect_hops)  # [n, m]: a treatment at m cannot reach n's outcome
-        self._hop_ops = [_sym_normalised((dist == h).astype(np.float64)) for h in range(1, layout.n_hops)]
-        self._single_unit = n_units == 1
+        topo = layout.unit_topology
+        self._outcome_reach = topo.within(self.effect_hops).astype(np.float64)
+        self._near = topo.within(2 * self.effect_hops)  # [n, m]: a treatment at m can reach n's outcome
+        self._hop_ops = [topo.hop_weight(h, "sym") for h in range(1, layout.n_hops)]
+        self._single_unit = layout.n_units == 1
         # Feature blocks of the pruning model: [1 | x_t at hops 0..H-1 | x_t+1 at hops 0..H-1].
         self._n_blocks = 2 * layout.n_hops
-        self._n_features = 1 + self._n_blocks * v
+        self._n_features = 1 + self._n_blocks * layout.n_variables
         self.reset_statistics()
         self._graph = self.initial_graph.copy()
 
@@ -232,65 +246,77 @@ class OnlineCausalLearner:
         actions = np.asarray(actions, dtype=np.int64).reshape(-1)
         if actions.min() < 0 or actions.max() >= self.layout.n_actions:
             raise ValueError(f"actions must be in [0, {self.layout.n_actions}), got {actions.min()}..{actions.max()}")
-        b, n_units, v = x0.shape
         # Unit-major layout (n_units, B, V): every spread over the topology is one matrix product.
         u0 = np.ascontiguousarray(x0.transpose(1, 0, 2), dtype=np.float64)
         u1 = np.ascontiguousarray(x1.transpose(1, 0, 2), dtype=np.float64)
         unit, var = self.layout.targets(actions)
-        rows = np.arange(b)
-        has_target = var >= 0
-        treated = has_target.copy()
-        treated[has_target] = u0[unit[has_target], rows[has_target], var[has_target]] != 0
+        rows = np.arange(actions.size)
+        treated = var >= 0
+        treated[treated] = u0[unit[treated], rows[treated], var[treated]] != 0  # treating an empty pair: no-op
 
-        # Outcomes: sums over the units an intervention's effect can reach.
+        build = self._single_unit_rows if self._single_unit else self._multi_unit_rows
+        batch = build(u0, u1, unit, var, treated)
+        self._treated.add(*batch.treated)
+        for stratum, mask, y0, y1 in batch.control:
+            self._control.add(mask, y0, y1, stratum=stratum)
+        for target, z, weights, n_empty in batch.gram:
+            gram = self._gram if target < 0 else self._gram_intervened[target]
+            gram[0, 0] += n_empty  # an all-zero row has weight 1 and adds to the intercept only
+            _add_gram(gram, z, weights)
+            if target < 0:
+                self._n_rows += z.shape[0] + n_empty
+            else:
+                self._n_rows_intervened[target] += z.shape[0] + n_empty
+        self.n_transitions += actions.size
+
+    def _single_unit_rows(
+        self, u0: np.ndarray, u1: np.ndarray, unit: np.ndarray, var: np.ndarray, treated: np.ndarray
+    ) -> _Rows:
+        """One row per transition. Control rows are stratified by the variable the transition
+        intervened on (stratum V: none); the Gram matrix of rows that intervened on i is also kept
+        apart, so that j's pruning model can leave out the rows where j itself was set."""
+        v = self.layout.n_variables
+        x0, x1 = u0[0], u1[0]
+        rows = np.arange(x0.shape[0])
+        has_target = var >= 0
+        control = x0 != 0  # i active there and not intervened on
+        control[rows[has_target], var[has_target]] = False
+        stratum = np.where(has_target, var, v)
+        z = np.concatenate([x0, x1], axis=1)
+        weights = self._row_weights(x0)
+        return _Rows(
+            treated=(_one_hot(var[treated], v), x0[treated], x1[treated]),
+            control=[(int(k), control[stratum == k], x0[stratum == k], x1[stratum == k]) for k in np.unique(stratum)],
+            gram=[(-1, z, weights, 0)]
+            + [(int(i), z[var == i], weights[var == i], 0) for i in np.unique(var[has_target])],
+        )
+
+    def _multi_unit_rows(
+        self, u0: np.ndarray, u1: np.ndarray, unit: np.ndarray, var: np.ndarray, treated: np.ndarray
+    ) -> _Rows:
+        """One row per (unit, transition); outcomes sum over the units an effect can reach. Control
+        and pruning rows are the (unit, transition) pairs out of reach of the transition's intervention."""
+        v = self.layout.n_variables
+        n_units, b, _ = u0.shape
+        has_target = var >= 0
         y0 = _spread(self._outcome_reach, u0)
         y1 = _spread(self._outcome_reach, u1)
-
-        # Treated rows: one per transition that intervened on an active variable.
-        tu, tb, tv = unit[treated], rows[treated], var[treated]
-        onehot = np.zeros((tb.size, v), dtype=bool)
-        onehot[np.arange(tb.size), tv] = True
-        self._treated.add(onehot, y0[tu, tb], y1[tu, tb])
-
-        # Rows (unit, transition) that this transition's intervention cannot have reached.
+        tu, tb = unit[treated], np.flatnonzero(treated)
         far = np.ones((n_units, b), dtype=bool)
-        if not self._single_unit:
-            far[:, has_target] = self._far[:, unit[has_target]]
-
-        # Control rows for variable i: i active there and not intervened on.
-        control = u0 != 0
-        if self._single_unit:
-            control[0, rows[has_target], var[has_target]] = False
-            stratum = np.where(has_target, var, v)
-            for k in np.unique(stratum):
-                sel = stratum == k
-                self._control.add(control[0, sel], y0[0, sel], y1[0, sel], stratum=int(k))
-        else:
-            control &= far[:, :, None]  # out of reach of this transition's intervention
-            self._control.add(control.reshape(-1, v), y0.reshape(-1, v), y1.reshape(-1, v))
-
-        # Pruning statistics: Gram matrix of [1, x_t at each hop, x_t+1 at each hop], built only from
-        # rows with a non-zero value within reach (the others add to the intercept count alone).
-        if self._single_unit:
-            z = np.concatenate([u0, u1], axis=2).reshape(b, self._n_features - 1)
-            w = self._row_weights(u0[0])
-            _add_gram(self._gram, z, w)
-            self._n_rows += b
-            for i in np.unique(var[has_target]):
-                rows_i = var == i
-                _add_gram(self._gram_intervened[i], z[rows_i], w[rows_i])
-                self._n_rows_intervened[i] += np.count_nonzero(rows_i)
-        else:
-            keep = far & ((y0 != 0).any(axis=2) | (y1 != 0).any(axis=2))
-            n_empty = np.count_nonzero(far) - np.count_nonzero(keep)
-            self._gram[0, 0] += n_empty  # an all-zero row has weight 1 and adds to the intercept only
-            self._n_rows += np.count_nonzero(far)
-            ku, kb = np.nonzero(keep)
-            spread0 = [_spread(op, u0)[ku, kb] for op in self._hop_ops]
-            spread1 = [_spread(op, u1)[ku, kb] for op in self._hop_ops]
-            z = np.concatenate([u0[ku, kb], *spread0, u1[ku, kb], *spread1], axis=1)
-            _add_gram(self._gram, z, self._row_weights(z[:, : v * self.layout.n_hops]))
-        self.n_transitions += b
+        far[:, has_target] = ~self._near[unit[has_target]].toarray().T  # symmetric: rows are columns
+        control = (u0 != 0) & far[:, :, None]  # i active there, out of reach of any intervention
+        # Pruning rows: those with a non-zero value within reach (the others add to the intercept only).
+        keep = far & ((y0 != 0).any(axis=2) | (y1 != 0).any(axis=2))
+        ku, kb = np.nonzero(keep)
+        spread0 = [_spread(op, u0)[ku, kb] for op in self._hop_ops]
+        spread1 = [_spread(op, u1)[ku, kb] for op in self._hop_ops]
+        z = np.concatenate([u0[ku, kb], *spread0, u1[ku, kb], *spread1], axis=1)
+        weights = self._row_weights(z[:, : v * self.layout.n_hops])
+        return _Rows(
+            treated=(_one_hot(var[treated], v), y0[tu, tb], y1[tu, tb]),
+            control=[(0, control.reshape(-1, v), y0.reshape(-1, v), y1.reshape(-1, v))],
+            gram=[(-1, z, weights, int(np.count_nonzero(far)) - ku.size)],
+        )
 
     def _row_weights(self, activity_values: np.ndarray) -> np.ndarray:
         """Quasi-Poisson row weights ``1 / (1 + activity)`` (ones when ``count_weighting`` is off)."""
@@ -400,7 +426,9 @@ class OnlineCausalLearner:
                 keep = self._prune_parents(j, free, fixed=np.flatnonzero(exempt[:, j]))
                 parents[:, j] = exempt[:, j]
                 parents[keep, j] = True
-        self._graph = _acyclic_graph(self.layout.names, parents, strength)
+        src, dst = np.nonzero(parents)
+        order = np.lexsort((dst, src, -strength[src, dst]))  # strongest ATT first
+        self._graph = CausalGraph.from_ranked_edges(self.layout.names, zip(src[order], dst[order]))
         self.n_updates += 1
         return self._graph
 
@@ -480,12 +508,16 @@ class OnlineCausalLearner:
         self._graph = CausalGraph.from_json(state["graph"])
 
 
-def _spread(op: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``out[n, b, v] = sum_m op[n, m] * x[m, b, v]`` for unit-major ``x``, as one matrix product."""
+def _spread(op: sp.csr_array, x: np.ndarray) -> np.ndarray:
+    """``out[n, b, v] = sum_m op[n, m] * x[m, b, v]`` for unit-major ``x``, as one sparse product."""
     m, b, v = x.shape
-    if m == 1:
-        return x * op[0, 0]
-    return (op @ x.reshape(m, b * v)).reshape(op.shape[0], b, v)
+    return np.asarray(op @ x.reshape(m, b * v)).reshape(op.shape[0], b, v)
+
+
+def _one_hot(index: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros((index.size, n), dtype=bool)
+    out[np.arange(index.size), index] = True
+    return out
 
 
 def _add_gram(gram: np.ndarray, z: np.ndarray, weights: np.ndarray) -> None:
@@ -496,24 +528,3 @@ def _add_gram(gram: np.ndarray, z: np.ndarray, weights: np.ndarray) -> None:
     gram[0, 1:] += s
     gram[1:, 0] += s
     gram[1:, 1:] += wz.T @ z
-
-
-def _sym_normalised(adj: np.ndarray) -> np.ndarray:
-    deg = adj.sum(axis=1)
-    scale = np.divide(1.0, np.sqrt(deg), out=np.zeros_like(deg), where=deg > 0)
-    return scale[:, None] * adj * scale[None, :]
-
-
-def _acyclic_graph(names: tuple[str, ...], parents: np.ndarray, strength: np.ndarray) -> CausalGraph:
-    """Insert edges strongest first, skipping any that would close a cycle."""
-    graph = CausalGraph(names)
-    src, dst = np.nonzero(parents)
-    order = np.lexsort((dst, src, -strength[src, dst]))
-    reach = np.eye(len(names), dtype=bool)  # reach[a, b]: a reaches b
-    for k in order:
-        i, j = int(src[k]), int(dst[k])
-        if reach[j, i]:
-            continue
-        graph.add_edge(i, j)
-        reach |= np.outer(reach[:, i], reach[j, :])
-    return graph
