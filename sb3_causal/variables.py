@@ -41,16 +41,22 @@ class CausalVariables:
         action, or -1 for an action that intervenes on nothing
     :param topology: ``(n_units, n_units)`` symmetric unit adjacency, or None when units do not
         influence each other (only hop 0)
-    :param n_hops: hops a cause reaches: 1 means the same unit only, 2 adds topology neighbours, ...
+    :param n_hops: topology hops a cause reaches: 1 means the same unit only, 2 adds topology
+        neighbours, ...; ``None``: not declared, the online learner chooses it from data
     :param unit_names: optional names of the units
+    :param intervenes_when_inactive: whether an action on a variable whose value is inactive (zero)
+        is an intervention. True (default) for set-to-value or shift interventions, which change
+        the next state whatever the current one; False where acting on an inactive variable does
+        nothing (FaultAlarmRL: treating a device with no alarm of that type)
     """
 
     names: tuple[str, ...]
     obs_index: np.ndarray
     action_target: np.ndarray
     topology: np.ndarray | None = None
-    n_hops: int = 1
+    n_hops: int | None = 1
     unit_names: tuple[str, ...] = field(default=())
+    intervenes_when_inactive: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", tuple(str(n) for n in self.names))
@@ -77,8 +83,8 @@ class CausalVariables:
             if topo.shape != (self.n_units, self.n_units) or not np.array_equal(topo, topo.T):
                 raise VariableLayoutError(f"topology must be a symmetric ({self.n_units}, {self.n_units}) matrix")
             object.__setattr__(self, "topology", topo)
-        if self.n_hops < 1:
-            raise VariableLayoutError(f"n_hops must be >= 1, got {self.n_hops}")
+        if self.n_hops is not None and (isinstance(self.n_hops, bool) or int(self.n_hops) < 1):
+            raise VariableLayoutError(f"n_hops must be >= 1 or None (chosen from data), got {self.n_hops!r}")
         if self.unit_names and len(self.unit_names) != self.n_units:
             raise VariableLayoutError(f"unit_names has {len(self.unit_names)} names for {self.n_units} units")
 
@@ -149,16 +155,23 @@ class CausalVariables:
         n_variables: int,
         names: Sequence[str] | None = None,
         action_map: Sequence[int] | np.ndarray | None = None,
+        intervenes_when_inactive: bool = True,
     ) -> CausalVariables:
         """A plain factored layout: observation entry k is variable k, one unit.
 
         :param action_map: variable intervened on by each action (-1: none); default action k -> variable k
+        :param intervenes_when_inactive: see the class documentation
         """
         names = tuple(names) if names is not None else tuple(f"x{k}" for k in range(n_variables))
         if len(names) != n_variables:
             raise VariableLayoutError(f"{len(names)} names for {n_variables} variables")
         action_map = np.arange(n_variables) if action_map is None else np.asarray(action_map)
-        return cls(names=names, obs_index=np.arange(n_variables)[None, :], action_target=action_map)
+        return cls(
+            names=names,
+            obs_index=np.arange(n_variables)[None, :],
+            action_target=action_map,
+            intervenes_when_inactive=intervenes_when_inactive,
+        )
 
     @classmethod
     def from_env(cls, env: Any) -> CausalVariables:
