@@ -199,10 +199,13 @@ class OnlineCausalLearner:
 
     :param layout: how observations and actions map onto variables
     :param initial_graph: prior graph (e.g. from THP); kept for variables not yet treated enough
-    :param alpha: family-wise error rate of one orientation pass over all ``V * (V - 1)`` pairs and
-        both outcome statistics (mean and second moment), by Bonferroni: the |t| threshold is the
-        two-sided normal quantile at ``alpha / (2 * V * (V - 1))`` (3.94 for 18 variables)
-    :param z_threshold: explicit |t| threshold instead of the one ``alpha`` gives
+    :param alpha: error rate of one orientation pass over all ``V * (V - 1)`` ordered pairs. A pair's
+        p-value is the two-sided normal one of its larger |t| over the two outcome statistics (mean,
+        second moment), doubled (Bonferroni over the two). ``multiple_testing="bh"``: the
+        Benjamini-Hochberg procedure at false-discovery rate ``alpha``; ``"bonferroni"``: family-wise
+        rate ``alpha`` (|t| >= 3.94 for 18 variables)
+    :param multiple_testing: ``"bh"`` (default) or ``"bonferroni"``, see ``alpha``
+    :param z_threshold: a fixed |t| threshold instead of a multiple-testing rule
     :param min_treated: treated (and control) rows needed before an effect is estimated at all
     :param confirm_treated: treatments of i after which a prior relation i -> j with no hint of an
         effect (|t| < 2) is dropped; after ``4 * confirm_treated`` treatments any insignificant one is
@@ -231,6 +234,7 @@ class OnlineCausalLearner:
         initial_graph: CausalGraph | None = None,
         *,
         alpha: float = 0.05,
+        multiple_testing: str = "bh",
         z_threshold: float | None = None,
         min_treated: int = 10,
         confirm_treated: int = 50,
@@ -247,6 +251,8 @@ class OnlineCausalLearner:
     ) -> None:
         if not 0 < alpha < 1:
             raise ValueError(f"alpha (the family-wise error rate) must be in (0, 1), got {alpha}")
+        if multiple_testing not in ("bh", "bonferroni"):
+            raise ValueError(f"multiple_testing must be 'bh' or 'bonferroni', got {multiple_testing!r}")
         if z_threshold is not None and z_threshold <= 0:
             raise ValueError(f"z_threshold must be positive, got {z_threshold}")
         if min_treated < 2:
@@ -276,8 +282,9 @@ class OnlineCausalLearner:
         self.initial_graph = initial_graph.copy()
         v = layout.n_variables
         self.alpha = float(alpha)
-        n_tests = max(len(_CHANNELS) * v * (v - 1), 1)
-        self.z_threshold = float(norm.isf(alpha / (2 * n_tests))) if z_threshold is None else float(z_threshold)
+        self.multiple_testing = multiple_testing
+        self.fixed_z_threshold = z_threshold
+        self.z_threshold = self._threshold(np.zeros((v, v)))  # |t| in use, as of the last att()
         self.min_treated = int(min_treated)
         self.confirm_treated = int(confirm_treated)
         self.prior_prune_after = int(prior_prune_after)
@@ -293,6 +300,7 @@ class OnlineCausalLearner:
         self._chunk = max(1, min(1024, _CHUNK_VALUES // (layout.n_units * v)))
         self._graph = self.initial_graph.copy()
         self.hop_scores: dict[int, float] = {}  # BIC per candidate hop reach, when chosen from data
+        self.channel_tstats = np.zeros((len(_CHANNELS), v, v))  # t of each outcome statistic, as of att()
         # A single unit has no topology to reach over: its hop reach is 1 whatever is declared.
         self._configure(1 if self._single_unit and declared is None else declared)
 
@@ -543,7 +551,7 @@ class OnlineCausalLearner:
         use[strata, :, strata] = False  # k == j
         _, tstat, _ = self._att_from(self._control.pooled(np.tile(use, n_channels)), treated)
         refined = use.copy()
-        refined[:v] &= ~(np.abs(tstat) >= self.z_threshold)[:, None, :]  # drop strata of j's ancestors
+        refined[:v] &= ~(np.abs(tstat) >= self._threshold(tstat))[:, None, :]  # drop strata of j's ancestors
         # Where that leaves too few control rows, keep the first-pass pool.
         too_few = self._control.pooled(np.tile(refined, n_channels))["n"][:, :v] < self.min_treated
         refined[:, too_few] = use[:, too_few]
@@ -590,11 +598,29 @@ class OnlineCausalLearner:
         tstat = np.where(ok, np.nan_to_num(tstat), 0.0)
         v = self.layout.n_variables
         tstat = tstat.reshape(v, len(_CHANNELS), v)
+        self.channel_tstats = tstat.transpose(1, 0, 2).copy()  # [channel, i, j], for calibration checks
         strongest = np.take_along_axis(tstat, np.abs(tstat).argmax(axis=1)[:, None, :], axis=1)[:, 0, :]
         effect = effect[:, :v].copy()  # the mean channel
         np.fill_diagonal(effect, 0.0)
         np.fill_diagonal(strongest, 0.0)
         return effect, strongest, nt[:, 0].copy()
+
+    def _threshold(self, tstat: np.ndarray) -> float:
+        """The |t| above which a pair's effect is significant, by the multiple-testing rule (see ``alpha``)."""
+        if self.fixed_z_threshold is not None:
+            return float(self.fixed_z_threshold)
+        v = tstat.shape[0]
+        n_pairs = max(v * (v - 1), 1)
+        n_channels = len(_CHANNELS)
+        bonferroni = float(norm.isf(self.alpha / (2 * n_channels * n_pairs)))
+        if self.multiple_testing == "bonferroni":
+            return bonferroni
+        off_diagonal = ~np.eye(v, dtype=bool)
+        p = np.sort(np.minimum(1.0, 2 * n_channels * norm.sf(np.abs(tstat[off_diagonal]))))
+        passed = np.flatnonzero(p <= self.alpha * np.arange(1, p.size + 1) / n_pairs)
+        if passed.size == 0:
+            return bonferroni
+        return min(bonferroni, float(norm.isf(p[passed[-1]] / (2 * n_channels))))
 
     def ancestor_candidates(self) -> tuple[np.ndarray, np.ndarray]:
         """Orientation stage: ``(A, strength)``, A[i, j] True when i is taken as an ancestor of j.
@@ -606,6 +632,7 @@ class OnlineCausalLearner:
         """
         _, tstat, n_treated = self.att()
         strength = np.abs(tstat)
+        self.z_threshold = self._threshold(tstat)
         anc = strength >= self.z_threshold
         anc &= ~(anc.T & (strength < strength.T))  # contradicting pair: keep the stronger direction
         prior = self.initial_graph.ancestor_matrix()
@@ -731,7 +758,8 @@ class OnlineCausalLearner:
         """The constructor's keyword arguments (JSON-serialisable; the layout and graphs aside)."""
         return {
             "alpha": self.alpha,
-            "z_threshold": self.z_threshold,
+            "multiple_testing": self.multiple_testing,
+            "z_threshold": self.fixed_z_threshold,
             "min_treated": self.min_treated,
             "confirm_treated": self.confirm_treated,
             "prior_prune_after": self.prior_prune_after,
