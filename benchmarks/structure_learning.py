@@ -134,6 +134,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--update-every", type=int, default=1000)
     parser.add_argument("--n-hops", type=int, default=None, help="declared hop reach (default: chosen from data)")
+    parser.add_argument("--multiple-testing", default=None, choices=["bh", "bonferroni"], help="learner default")
+    parser.add_argument("--alpha", type=float, default=None, help="learner's error rate (default: its own)")
     parser.add_argument("--events", type=int, default=2000, help="observational alarm events for --init thp")
     parser.add_argument("--obs-steps", type=int, default=2000, help="untreated steps for --init pc/ges/pcmci")
     parser.add_argument("--model-seed", type=int, default=0, help="seed of the env's true model")
@@ -163,7 +165,13 @@ def main() -> None:
     initial_metrics = init.compare(truth)
     print(f"initial graph ({args.init}): {init.n_edges} edges, F1 {initial_metrics.f1:.3f} in {initial_seconds:.1f}s")
 
-    learner = OnlineCausalLearner(layout, init, n_hops=args.n_hops if args.n_hops is not None else "layout")
+    options = {"multiple_testing": args.multiple_testing, "alpha": args.alpha}
+    learner = OnlineCausalLearner(
+        layout,
+        init,
+        n_hops=args.n_hops if args.n_hops is not None else "layout",
+        **{key: value for key, value in options.items() if value is not None},
+    )
     rng = np.random.default_rng(args.seed)
     curve: list[dict[str, float]] = [{"step": 0, **initial_metrics.as_dict()}]
     cpu0 = time.process_time()
@@ -194,6 +202,11 @@ def main() -> None:
         fig.savefig(png, dpi=110, bbox_inches="tight")
         plt.close(fig)
 
+    # Calibration: |t| on the pairs where the truth has no ancestor relation (no effect to find).
+    non_ancestor = ~truth.ancestor_matrix() & ~np.eye(len(names), dtype=bool)
+    t_null = np.abs(learner.channel_tstats[:, non_ancestor])
+    tested = t_null[:, (learner.channel_tstats[:, non_ancestor] != 0).any(axis=0)]
+    anc, _ = learner.ancestor_candidates()
     env_name = args.env if args.env == "FaultAlarmRL-v0" else f"{args.family}-{args.intervention}-n{args.n_variables}"
     print(
         json.dumps(
@@ -209,6 +222,8 @@ def main() -> None:
                 "steps": args.steps,
                 "n_hops": learner.n_hops,
                 "n_hops_declared": args.n_hops,
+                "multiple_testing": learner.multiple_testing,
+                "alpha": learner.alpha,
                 "f1": final["f1"],
                 "precision": final["precision"],
                 "recall": final["recall"],
@@ -216,6 +231,10 @@ def main() -> None:
                 "n_edges": final["n_edges"],
                 "initial_f1": initial_metrics.f1,
                 "first_step_f1_ge_0.9": first_090,
+                "fpr_non_ancestor_t_gt_1.96": [float(r) for r in (tested > 1.96).mean(axis=1)] if tested.size else None,
+                "fpr_nominal": 0.05,
+                "false_ancestor_relations": int((anc & non_ancestor).sum()),
+                "z_threshold": learner.z_threshold,
                 "min_treated_per_variable": int(learner.n_treated.min()),
                 "max_treated_per_variable": int(learner.n_treated.max()),
                 "cpu_seconds": time.process_time() - cpu0,

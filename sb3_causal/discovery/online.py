@@ -63,6 +63,7 @@ from sb3_causal.variables import CausalVariables
 
 __all__ = ["OnlineCausalLearner"]
 
+_DENSE_UNITS = 256  # up to this many units, topology operators are applied as dense matrices
 _CHUNK_VALUES = 2**20  # state values per internal batch of observe() (1024 FaultAlarmRL transitions)
 _CHANNELS = ("mean", "second moment")  # outcome statistics compared between treated and control rows
 _SUMS = ("sx", "sy", "sxx", "sxy", "syy")
@@ -101,12 +102,13 @@ class _PairMoments:
             setattr(self, name, np.zeros((k, v, o)))
 
     def add(self, mask: np.ndarray, x: np.ndarray, y: np.ndarray, clusters: np.ndarray, stratum: int = 0) -> None:
-        """``mask`` (rows, V): which rows count for variable i; ``x``, ``y`` (rows, n_outputs): outcomes;
-        ``clusters`` (rows,): non-decreasing cluster label of each row (labels never decrease across calls)."""
+        """``mask`` (rows, V): which rows count for variable i; ``x``, ``y`` (rows, V): outcomes of every
+        variable j (expanded here into the channels); ``clusters`` (rows,): non-decreasing cluster
+        label of each row (labels never decrease across calls)."""
         rows = mask.any(axis=1)
         if not rows.any():
             return
-        mask, x, y, clusters = mask[rows], x[rows], y[rows], clusters[rows]
+        mask, x, y, clusters = mask[rows], _with_squares(x[rows]), _with_squares(y[rows]), clusters[rows]
         o, k = self.n_outputs, stratum
         features = np.concatenate([x, y, x * x, x * y, y * y], axis=1)
         starts = np.concatenate([[0], np.flatnonzero(np.diff(clusters)) + 1, [clusters.size]])
@@ -201,10 +203,11 @@ class OnlineCausalLearner:
     :param initial_graph: prior graph (e.g. from THP); kept for variables not yet treated enough
     :param alpha: error rate of one orientation pass over all ``V * (V - 1)`` ordered pairs. A pair's
         p-value is the two-sided normal one of its larger |t| over the two outcome statistics (mean,
-        second moment), doubled (Bonferroni over the two). ``multiple_testing="bh"``: the
-        Benjamini-Hochberg procedure at false-discovery rate ``alpha``; ``"bonferroni"``: family-wise
-        rate ``alpha`` (|t| >= 3.94 for 18 variables)
-    :param multiple_testing: ``"bh"`` (default) or ``"bonferroni"``, see ``alpha``
+        second moment), doubled (Bonferroni over the two). ``multiple_testing="bonferroni"``:
+        family-wise rate ``alpha`` (|t| >= 3.94 for 18 variables); ``"bh"``: the Benjamini-Hochberg
+        procedure at false-discovery rate ``alpha`` (more power; on FaultAlarmRL's tuning networks
+        it let state-selection bias through, so it is not the default)
+    :param multiple_testing: ``"bonferroni"`` (default) or ``"bh"``, see ``alpha``
     :param z_threshold: a fixed |t| threshold instead of a multiple-testing rule
     :param min_treated: treated (and control) rows needed before an effect is estimated at all
     :param confirm_treated: treatments of i after which a prior relation i -> j with no hint of an
@@ -234,7 +237,7 @@ class OnlineCausalLearner:
         initial_graph: CausalGraph | None = None,
         *,
         alpha: float = 0.05,
-        multiple_testing: str = "bh",
+        multiple_testing: str = "bonferroni",
         z_threshold: float | None = None,
         min_treated: int = 10,
         confirm_treated: int = 50,
@@ -316,9 +319,9 @@ class OnlineCausalLearner:
             2 * (self.n_hops - 1) if self.declared_effect_hops is None else int(self.declared_effect_hops)
         )
         topo = self.layout.unit_topology
-        self._outcome_reach = topo.within(self.effect_hops).astype(np.float64)
+        self._outcome_reach = _operator(topo.within(self.effect_hops).astype(np.float64))
         self._near = topo.within(2 * self.effect_hops)  # [n, m]: a treatment at m can reach n's outcome
-        self._hop_ops = [topo.hop_weight(h, "sym") for h in range(1, self.n_hops)]
+        self._hop_ops = [_operator(topo.hop_weight(h, "sym")) for h in range(1, self.n_hops)]
         # Feature blocks of the pruning model: [1 | x_t at hops 0..H-1 | x_t+1 at hops 0..H-1].
         self._n_blocks = 2 * self.n_hops
         self._n_features = 1 + self._n_blocks * self.layout.n_variables
@@ -416,7 +419,7 @@ class OnlineCausalLearner:
         control = self._control_active(x0)  # ... and i not intervened on
         control[rows[treated], var[treated]] = False
         stratum = np.where(treated, var, v)
-        y0, y1 = _with_squares(x0), _with_squares(x1)
+        y0, y1 = x0, x1
         z = np.concatenate([x0, x1], axis=1)
         weights = self._row_weights(x0)
         return _Rows(
@@ -451,20 +454,10 @@ class OnlineCausalLearner:
         z = np.concatenate([u0[ku, kb], *spread0, u1[ku, kb], *spread1], axis=1)
         weights = self._row_weights(z[:, : v * self.n_hops])
 
-        def transition_major(a: np.ndarray) -> np.ndarray:  # rows ordered by transition, so clusters are contiguous
-            return a.transpose(1, 0, 2).reshape(-1, a.shape[2])
-
+        cb, cu = np.nonzero(control.any(axis=2).T)  # control rows ordered by transition: clusters are contiguous
         return _Rows(
-            treated=(_one_hot(var[treated], v), _with_squares(y0[tu, tb]), _with_squares(y1[tu, tb]), clusters[tb]),
-            control=[
-                (
-                    0,
-                    transition_major(control),
-                    _with_squares(transition_major(y0)),
-                    _with_squares(transition_major(y1)),
-                    np.repeat(clusters, n_units),
-                )
-            ],
+            treated=(_one_hot(var[treated], v), y0[tu, tb], y1[tu, tb], clusters[tb]),
+            control=[(0, control[cu, cb], y0[cu, cb], y1[cu, cb], clusters[cb])],
             gram=[(-1, z, weights, int(np.count_nonzero(far)) - ku.size)],
         )
 
@@ -501,7 +494,7 @@ class OnlineCausalLearner:
         One weighted Gram matrix at the largest reach serves every candidate: a smaller reach's
         features are a subset of its columns."""
         v, h_max = self.layout.n_variables, max(self.hop_candidates)
-        ops = self.layout.unit_topology.hop_weights(h_max, "sym")
+        ops = [_operator(op) for op in self.layout.unit_topology.hop_weights(h_max, "sym")]
         gram = np.zeros((1 + 2 * h_max * v, 1 + 2 * h_max * v))
         for start in range(0, x0.shape[0], self._chunk):
             u0 = np.ascontiguousarray(x0[start : start + self._chunk].transpose(1, 0, 2))
@@ -880,8 +873,14 @@ def _concat(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
-def _spread(op: sp.csr_array, x: np.ndarray) -> np.ndarray:
-    """``out[n, b, v] = sum_m op[n, m] * x[m, b, v]`` for unit-major ``x``, as one sparse product."""
+def _operator(op: sp.csr_array) -> sp.csr_array | np.ndarray:
+    """A unit operator of the topology as used by ``_spread``: dense for a few hundred units (a BLAS
+    product is faster there), sparse beyond (memory and cost grow with the pairs within reach)."""
+    return op.toarray() if op.shape[0] <= _DENSE_UNITS else op
+
+
+def _spread(op: sp.csr_array | np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``out[n, b, v] = sum_m op[n, m] * x[m, b, v]`` for unit-major ``x``, as one matrix product."""
     m, b, v = x.shape
     return np.asarray(op @ x.reshape(m, b * v)).reshape(op.shape[0], b, v)
 
