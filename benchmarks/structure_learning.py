@@ -60,6 +60,7 @@ def make_env(args: argparse.Namespace) -> gym.Env:
         family=args.family,
         intervention=args.intervention,
         model_seed=args.model_seed,
+        n_edges=args.n_edges,
     ).unwrapped
 
 
@@ -127,6 +128,7 @@ def main() -> None:
     parser.add_argument("--n-variables", type=int, default=8, help="factored env: number of variables")
     parser.add_argument("--family", default="gaussian0", help="factored env: gaussian0, gaussian or poisson")
     parser.add_argument("--intervention", default="zero", help="factored env: zero, random or shift")
+    parser.add_argument("--n-edges", type=int, default=None, help="factored env: edges (0: a null SCM)")
     parser.add_argument("--driver", default="random", choices=["random", "ppo", "dqn"])
     parser.add_argument("--chooser", default="uniform", choices=["uniform", "least"], help="random driver only")
     parser.add_argument("--init", default=None, choices=INITIAL_METHODS, help="default: random (FaultAlarmRL), empty")
@@ -208,6 +210,8 @@ def main() -> None:
     tested = t_null[:, (learner.channel_tstats[:, non_ancestor] != 0).any(axis=0)]
     anc, _ = learner.ancestor_candidates()
     env_name = args.env if args.env == "FaultAlarmRL-v0" else f"{args.family}-{args.intervention}-n{args.n_variables}"
+    if args.n_edges == 0:
+        env_name += "-null"
     print(
         json.dumps(
             {
