@@ -9,21 +9,36 @@ How it is estimated here, from transitions ``(s_t, a_t, s_t+1)`` mapped through 
 
 * **Rows.** Every (transition, unit) is a row. The outcome of row (t, n) for variable j is the
   sum of j over the units within ``effect_hops`` of n, before (``y0``) and after (``y1``).
-* **Treated rows.** The row of the intervened unit, when the intervened variable i was active
-  there (non-zero): treating an empty pair intervenes on nothing.
-* **Control rows for i.** Rows where i is active but that no intervention can have reached (for
+* **Hop reach.** ``n_hops`` (the topology hops a cause reaches) is declared by the layout or the
+  learner; when it is not (``None``), the first ``hop_selection_rows`` rows are buffered, the reach
+  with the lowest BIC of the full linear model (every variable a parent, at hops ``0..H-1``) among
+  ``hop_candidates`` is chosen, and the buffer is replayed. ``learner.n_hops`` is the reach in use.
+* **Treated rows.** The row of the intervened unit, for every action that intervenes. Whether an
+  action on an inactive (zero) variable intervenes is the layout's ``intervenes_when_inactive``
+  (FaultAlarmRL: treating an empty pair does nothing; a set-to-value action: it does).
+* **Control rows for i.** Rows that no intervention can have reached (for
   units: farther than ``2 * effect_hops`` from the treated unit). With a single unit, the control
   for (i, j) pools transitions that intervened on nothing, or on a variable that is neither i, j,
   nor an ancestor of j (found by a first pass; where that leaves too few rows, the first-pass
   pool). When the env has a no-op action and it was taken often enough, the control is the
-  no-op transitions alone: the cleanest comparison. Matching on "i active" is what makes the
-  control comparable to the treated: both hold the alarm the policy chose to treat.
-* **ATT with regression adjustment.** On control rows, ``y1_j ~ a + b * y0_j`` is fitted per
-  (i, j); the ATT is the mean treated residual; its standard error includes the fit's. Everything
-  comes from streaming sums (count, sum x, sum y, sum x^2, sum xy, sum y^2), so an update costs
-  O(new transitions), never a re-scan of history.
-* **Orientation.** ``i`` is taken as an ancestor of ``j`` when ``|t| >= z_threshold`` (two-sided)
-  with at least ``min_treated`` treated rows. A relation of the prior graph (e.g. from THP) stands
+  no-op transitions alone: the cleanest comparison. Where treating an inactive i is no
+  intervention, control rows must also hold an active i: matching on "i active" is what makes the
+  control comparable to the treated (both hold the alarm the policy chose to treat).
+* **Effects on the mean and on the spread.** Two outcome statistics per j: its value and its
+  square (the second moment). Setting a zero-mean linear-Gaussian cause to 0 leaves its children's
+  mean at 0 and shrinks their variance: only the second moment shows it. For each statistic, on
+  control rows ``y1 ~ a + b * y0`` is fitted per (i, j); the effect is the mean treated residual.
+  Everything comes from streaming sums (count, sum x, sum y, sum x^2, sum xy, sum y^2), so an
+  update costs O(new transitions), never a re-scan of history.
+* **Standard errors.** Rows of nearby transitions are correlated (overlapping outcome windows,
+  persistent state), so the variance of each mean (treated residuals, control fit) is the larger
+  of the i.i.d. one and the cluster-robust one over blocks of ``cluster_size`` transitions, kept
+  from per-cluster sums. This does not remove a bias: where the policy's choice of treatment
+  depends on the state (FaultAlarmRL's random-over-active treats a pair less often when many
+  alarms are on), non-ancestor pairs show non-zero effects (measured in the README).
+* **Orientation.** ``i`` is taken as an ancestor of ``j`` when the larger |t| of the two statistics
+  passes the multiple-testing rule over all V x V pairs (``alpha``; Bonferroni by default, or
+  Benjamini-Hochberg), with at least ``min_treated`` treated rows. A relation of the prior graph (e.g. from THP) stands
   until the interventions refute it (``confirm_treated`` treatments of its cause with |t| < 2, or
   four times as many without significance).
   Contradicting pairs keep the stronger direction.
