@@ -12,8 +12,7 @@ from sb3_causal.variables import CausalVariables
 from sb3_causal_envs.factored import FAMILIES, INTERVENTIONS, FactoredSCMEnv
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("intervention", INTERVENTIONS)
+@pytest.mark.parametrize(("family", "intervention"), list(zip(FAMILIES, INTERVENTIONS)))
 def test_registered_env_passes_the_checker(family: str, intervention: str) -> None:
     env = gym.make("FactoredSCM-v0", n_variables=8, family=family, intervention=intervention, model_seed=3)
     check_env(env.unwrapped)
