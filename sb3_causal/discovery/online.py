@@ -242,6 +242,9 @@ class OnlineCausalLearner:
     :param count_weighting: weight pruning rows by ``1 / (1 + activity)`` (quasi-Poisson variance of
         non-negative count data). ``None`` (default): on when the first observed batch holds only
         non-negative integers, off otherwise (continuous, homoscedastic state variables)
+    :param noop_control: single unit: once every variable has ``10 * min_treated`` no-op control rows,
+        compare with those alone (the cleanest control); False keeps the larger pooled control
+        (transitions that intervened on neither i, j nor a first-pass ancestor of j): more power
     :param cluster_size: transitions per cluster of the cluster-robust standard errors (rows of
         nearby transitions are correlated: overlapping outcome windows, persistent state)
     """
@@ -266,6 +269,7 @@ class OnlineCausalLearner:
         min_rows: int = 200,
         count_weighting: bool | None = None,
         cluster_size: int = 50,
+        noop_control: bool = True,
     ) -> None:
         if not 0 < alpha < 1:
             raise ValueError(f"alpha (the family-wise error rate) must be in (0, 1), got {alpha}")
@@ -314,6 +318,7 @@ class OnlineCausalLearner:
         self.min_rows = int(min_rows)
         self.count_weighting = count_weighting
         self.cluster_size = int(cluster_size)
+        self.noop_control = bool(noop_control)
         self._single_unit = layout.n_units == 1
         self._chunk = max(1, min(1024, _CHUNK_VALUES // (layout.n_units * v)))
         self._graph = self.initial_graph.copy()
@@ -551,7 +556,7 @@ class OnlineCausalLearner:
         n_channels = len(_CHANNELS)
         no_op = np.zeros((v + 1, v, v * n_channels), dtype=bool)
         no_op[v] = True
-        if self._control.n[v].min() >= 10 * self.min_treated:
+        if self.noop_control and self._control.n[v].min() >= 10 * self.min_treated:
             return self._att_from(self._control.pooled(no_op), treated)  # the clean control: no intervention
         use = np.ones((v + 1, v, v), dtype=bool)
         strata = np.arange(v)
@@ -778,6 +783,7 @@ class OnlineCausalLearner:
             "bic_penalty": self.bic_penalty,
             "min_rows": self.min_rows,
             "cluster_size": self.cluster_size,
+            "noop_control": self.noop_control,
         }
 
     def to_npz(self) -> bytes:
