@@ -611,7 +611,7 @@ class OnlineCausalLearner:
         tstat = np.where(ok, np.nan_to_num(tstat), 0.0)
         v = self.layout.n_variables
         tstat = tstat.reshape(v, len(_CHANNELS), v)
-        self.channel_tstats = tstat.transpose(1, 0, 2).copy()  # [channel, i, j], for calibration checks
+        self.channel_tstats = tstat.transpose(1, 0, 2) * ~np.eye(v, dtype=bool)  # [channel, i, j], for calibration
         strongest = np.take_along_axis(tstat, np.abs(tstat).argmax(axis=1)[:, None, :], axis=1)[:, 0, :]
         effect = effect[:, :v].copy()  # the mean channel
         np.fill_diagonal(effect, 0.0)
