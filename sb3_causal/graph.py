@@ -124,11 +124,6 @@ class CausalGraph:
     def n_edges(self) -> int:
         return self._g.number_of_edges()
 
-    @property
-    def nx_graph(self) -> nx.DiGraph:
-        """A copy of the underlying networkx graph."""
-        return self._g.copy()
-
     def name(self, variable: Any) -> str:
         """The name of a variable given by name or index (clear error when unknown)."""
         if isinstance(variable, (int, np.integer)) and not isinstance(variable, bool):
@@ -203,11 +198,32 @@ class CausalGraph:
 
     def ancestor_matrix(self) -> np.ndarray:
         """``R[i, j]`` is True when variable i is a (strict) ancestor of variable j."""
-        reach = np.zeros((self.n_variables, self.n_variables), dtype=bool)
-        for u in self._variables:
-            for d in nx.descendants(self._g, u):
-                reach[self._index[u], self._index[d]] = True
-        return reach
+        return self.reachability(self.adjacency())
+
+    @staticmethod
+    def reachability(adjacency: np.ndarray) -> np.ndarray:
+        """``R[i, j]``: a directed path of length >= 1 from i to j in the graph of a square 0/1
+        ``adjacency`` (cyclic or not), by repeated squaring of a boolean matrix."""
+        reach = np.asarray(adjacency).astype(bool)
+        while True:
+            step = reach.astype(np.int64)
+            nxt = reach | ((step @ step) > 0)
+            if np.array_equal(nxt, reach):
+                return reach
+            reach = nxt
+
+    @classmethod
+    def from_ranked_edges(cls, variables: Sequence[str], edges: Iterable[tuple[int, int]]) -> CausalGraph:
+        """A DAG from edges ``(cause index, effect index)`` inserted in the order given (strongest
+        first), skipping any edge that would close a cycle with those already in."""
+        graph = cls(variables)
+        reach = np.eye(graph.n_variables, dtype=bool)  # reach[a, b]: a reaches b (or a == b)
+        for i, j in edges:
+            if reach[j, i]:
+                continue
+            graph._g.add_edge(graph._variables[i], graph._variables[j])
+            reach |= np.outer(reach[:, i], reach[j, :])
+        return graph
 
     def upstream_rank(self) -> np.ndarray:
         """A per-variable rank where smaller means more upstream.
@@ -245,44 +261,6 @@ class CausalGraph:
             if len(ordered) >= k:
                 break
         return ordered[:k]
-
-    def lift(
-        self,
-        topology: np.ndarray,
-        n_hops: int = 2,
-        unit_names: Sequence[str] | None = None,
-        separator: str = ":",
-    ) -> CausalGraph:
-        """This graph over variables (types) replicated on units linked by ``topology``.
-
-        Variable ``"{unit}{separator}{variable}"`` exists for every unit and variable; an edge
-        ``(m, v) -> (n, w)`` exists when ``v -> w`` here and unit n is fewer than ``n_hops`` topology
-        hops from unit m (``n_hops=2``: the same unit and its neighbours, FaultAlarmRL's max hop).
-        """
-        topo = np.asarray(topology).astype(bool)
-        n_units = topo.shape[0]
-        if topo.ndim != 2 or topo.shape != (n_units, n_units) or not np.array_equal(topo, topo.T):
-            raise ValueError(f"topology must be a symmetric square unit adjacency matrix, got shape {topo.shape}")
-        if n_hops < 1:
-            raise ValueError(f"n_hops must be >= 1, got {n_hops}")
-        units = [str(u) for u in unit_names] if unit_names is not None else [f"u{i}" for i in range(n_units)]
-        if len(units) != n_units:
-            raise ValueError(f"{len(units)} unit names for {n_units} units")
-        reach = np.eye(n_units, dtype=bool)
-        frontier = reach.copy()
-        for _ in range(n_hops - 1):
-            frontier = (frontier.astype(np.int64) @ topo.astype(np.int64) > 0) & ~reach
-            reach |= frontier
-        names = [f"{u}{separator}{v}" for u in units for v in self._variables]
-        lifted = CausalGraph(names)
-        n_vars = self.n_variables
-        edges = [
-            (names[m * n_vars + self._index[v]], names[n * n_vars + self._index[w]])
-            for v, w in self._g.edges
-            for m, n in zip(*np.nonzero(reach))
-        ]
-        lifted._g.add_edges_from(edges)  # acyclic: a cycle would project onto a cycle of this DAG
-        return lifted
 
     def compare(self, truth: CausalGraph) -> GraphMetrics:
         """Precision, recall, F1 of directed edges and the structural Hamming distance to ``truth``."""

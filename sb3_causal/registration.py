@@ -17,6 +17,7 @@ ENV_IDS = {
     "SpuriousCorrelation-v0": "sb3_causal_envs.spurious:SpuriousCorrelationEnv",
     "GreedyCasino-v0": "sb3_causal_envs.bandits:GreedyCasinoEnv",
     "ConfoundedBandit-v0": "sb3_causal_envs.bandits:ConfoundedBanditEnv",
+    "FactoredSCM-v0": "sb3_causal_envs.factored:FactoredSCMEnv",
 }
 # id -> batched (numpy) implementation for gym.make_vec(..., vectorization_mode="vector_entry_point")
 VECTOR_ENTRY_POINTS = {

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+
+from sb3_causal.topology import Topology
 
 __all__ = ["CausalVariables", "VariableLayoutError"]
 
@@ -38,16 +41,22 @@ class CausalVariables:
         action, or -1 for an action that intervenes on nothing
     :param topology: ``(n_units, n_units)`` symmetric unit adjacency, or None when units do not
         influence each other (only hop 0)
-    :param n_hops: hops a cause reaches: 1 means the same unit only, 2 adds topology neighbours, ...
+    :param n_hops: topology hops a cause reaches: 1 means the same unit only, 2 adds topology
+        neighbours, ...; ``None``: not declared, the online learner chooses it from data
     :param unit_names: optional names of the units
+    :param intervenes_when_inactive: whether an action on a variable whose value is inactive (zero)
+        is an intervention. True (default) for set-to-value or shift interventions, which change
+        the next state whatever the current one; False where acting on an inactive variable does
+        nothing (FaultAlarmRL: treating a device with no alarm of that type)
     """
 
     names: tuple[str, ...]
     obs_index: np.ndarray
     action_target: np.ndarray
     topology: np.ndarray | None = None
-    n_hops: int = 1
+    n_hops: int | None = 1
     unit_names: tuple[str, ...] = field(default=())
+    intervenes_when_inactive: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", tuple(str(n) for n in self.names))
@@ -74,8 +83,8 @@ class CausalVariables:
             if topo.shape != (self.n_units, self.n_units) or not np.array_equal(topo, topo.T):
                 raise VariableLayoutError(f"topology must be a symmetric ({self.n_units}, {self.n_units}) matrix")
             object.__setattr__(self, "topology", topo)
-        if self.n_hops < 1:
-            raise VariableLayoutError(f"n_hops must be >= 1, got {self.n_hops}")
+        if self.n_hops is not None and (isinstance(self.n_hops, bool) or int(self.n_hops) < 1):
+            raise VariableLayoutError(f"n_hops must be >= 1 or None (chosen from data), got {self.n_hops!r}")
         if self.unit_names and len(self.unit_names) != self.n_units:
             raise VariableLayoutError(f"unit_names has {len(self.unit_names)} names for {self.n_units} units")
 
@@ -111,23 +120,15 @@ class CausalVariables:
         var = np.where(target >= 0, target % self.n_variables, -1)
         return unit, var
 
+    @cached_property
+    def unit_topology(self) -> Topology:
+        """The units' :class:`~sb3_causal.topology.Topology` (sparse hop distances and weights)."""
+        return Topology(self.topology, n_units=self.n_units)
+
     def unit_distances(self, max_distance: int) -> np.ndarray:
-        """``D[n, m]``: topology hop distance between units n and m if at most ``max_distance``, else -1."""
-        n = self.n_units
-        dist = np.full((n, n), -1, dtype=np.int64)
-        np.fill_diagonal(dist, 0)
-        if self.topology is None:
-            return dist
-        adj = self.topology.astype(np.int64)
-        reach = np.eye(n, dtype=bool)
-        frontier = np.eye(n, dtype=bool)
-        for h in range(1, max_distance + 1):
-            frontier = ((frontier.astype(np.int64) @ adj) > 0) & ~reach
-            if not frontier.any():
-                break
-            dist[frontier] = h
-            reach |= frontier
-        return dist
+        """Dense ``D[n, m]``: hop distance between units n and m if at most ``max_distance``, else -1
+        (see :meth:`Topology.distances`; for large topologies use :attr:`unit_topology` directly)."""
+        return self.unit_topology.distances(max_distance)
 
     def check_env(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
         """Raise :class:`VariableLayoutError` when this layout does not fit the env's spaces."""
@@ -154,16 +155,23 @@ class CausalVariables:
         n_variables: int,
         names: Sequence[str] | None = None,
         action_map: Sequence[int] | np.ndarray | None = None,
+        intervenes_when_inactive: bool = True,
     ) -> CausalVariables:
         """A plain factored layout: observation entry k is variable k, one unit.
 
         :param action_map: variable intervened on by each action (-1: none); default action k -> variable k
+        :param intervenes_when_inactive: see the class documentation
         """
         names = tuple(names) if names is not None else tuple(f"x{k}" for k in range(n_variables))
         if len(names) != n_variables:
             raise VariableLayoutError(f"{len(names)} names for {n_variables} variables")
         action_map = np.arange(n_variables) if action_map is None else np.asarray(action_map)
-        return cls(names=names, obs_index=np.arange(n_variables)[None, :], action_target=action_map)
+        return cls(
+            names=names,
+            obs_index=np.arange(n_variables)[None, :],
+            action_target=action_map,
+            intervenes_when_inactive=intervenes_when_inactive,
+        )
 
     @classmethod
     def from_env(cls, env: Any) -> CausalVariables:

@@ -109,15 +109,15 @@ def test_random_graphs_are_dags_and_round_trip(n, seed, density):
     assert CausalGraph.full(names).n_edges == n * (n - 1) // 2
 
 
-def test_lift_onto_units():
-    types = CausalGraph(["root", "leaf"], [("root", "leaf")])
-    topology = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]])  # a path u0 - u1 - u2
-    lifted = types.lift(topology, n_hops=2, unit_names=["u0", "u1", "u2"])
-    assert lifted.n_variables == 6
-    assert ("u0:root", "u0:leaf") in lifted and ("u0:root", "u1:leaf") in lifted
-    assert ("u0:root", "u2:leaf") not in lifted  # two hops away
-    assert ("u1:leaf", "u1:root") not in lifted
-    assert lifted.n_edges == 3 + 4  # hop 0 on each unit, hop 1 both ways on each link
-    assert types.lift(topology, n_hops=1).n_edges == 3
-    with pytest.raises(ValueError, match="symmetric"):
-        types.lift(np.array([[0, 1], [0, 0]]))
+def test_reachability_is_the_one_ancestor_matrix(chain):
+    adj = np.array([[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0], [1, 0, 0, 0]])  # d -> a -> b -> c
+    reach = CausalGraph.reachability(adj)
+    assert reach[3, 2] and reach[0, 2] and not reach[2, 0] and not reach.diagonal().any()
+    cyclic = CausalGraph.reachability(np.array([[0, 1], [1, 0]]))
+    assert cyclic.all()  # a cycle reaches itself
+    assert np.array_equal(chain.ancestor_matrix(), CausalGraph.reachability(chain.adjacency()))
+
+
+def test_ranked_edges_skip_the_ones_closing_a_cycle():
+    g = CausalGraph.from_ranked_edges(["a", "b", "c"], [(0, 1), (1, 2), (2, 0), (0, 2)])
+    assert g.edges == [("a", "b"), ("a", "c"), ("b", "c")]  # c -> a came third and closed a -> b -> c -> a

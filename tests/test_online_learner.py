@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from sb3_causal import CausalGraph
+from sb3_causal.discovery.choosers import InterventionChooser, LeastEvidenceChooser, UniformChooser
 from sb3_causal.discovery.online import OnlineCausalLearner
 from sb3_causal.variables import CausalVariables
 from sb3_causal_envs import FaultAlarmEnv
+from sb3_causal_envs.factored import FactoredSCMEnv
 from tests.toy_envs import LinearCascadeEnv, PoissonCascadeEnv
 
 
@@ -120,6 +122,7 @@ def test_fault_alarm_ancestors_are_found_quickly():
         obs = env.reset()[0] if term or trunc else nxt
     learner = OnlineCausalLearner(layout)
     learner.observe(np.array(o), np.array(a), np.array(n))
+    assert learner.n_hops == 2  # chosen from data (the simulator's reach is 2, and hidden)
     ancestors, _ = learner.ancestor_candidates()
     truth = env.causal_graph.ancestor_matrix()
     precision = (ancestors & truth).sum() / ancestors.sum()
@@ -154,3 +157,99 @@ def test_bad_input_gives_clear_errors():
     with pytest.raises(ValueError, match="z_threshold"):
         OnlineCausalLearner(layout, z_threshold=0)
     assert learner.update() == CausalGraph.empty(layout.names)  # an empty buffer: the prior, no crash
+
+
+def _factored_data(n: int, family: str, model_seed: int, n_steps: int, seed: int = 0):
+    env = FactoredSCMEnv(n, family, "zero", model_seed=model_seed)
+    return env, collect(env, n_steps, seed=seed)
+
+
+def test_a_change_of_spread_alone_is_learned():
+    # Zero-mean linear-Gaussian SCM: do(x = 0) leaves every child's mean at 0 and only shrinks its variance.
+    env, (obs, actions, next_obs) = _factored_data(4, "gaussian0", model_seed=0, n_steps=6000)
+    learner = OnlineCausalLearner(env.causal_variables)
+    learner.observe(obs, actions, next_obs)
+    learner.att()
+    mean_t, second_t = learner.channel_tstats
+    edges = env.causal_graph.adjacency()
+    assert np.all(np.abs(mean_t[edges]) < 3)  # the mean shows nothing ...
+    assert np.all(np.abs(second_t[edges]) > learner.z_threshold)  # ... the second moment does
+    assert learner.update() == env.causal_graph
+
+
+def test_null_scm_false_positive_rate_is_at_most_nominal():
+    # No edges: every |t| > 1.96 is a false positive, nominally 5% per statistic.
+    exceed, total, false_edges = 0, 0, 0
+    for model_seed in range(4):
+        env = FactoredSCMEnv(8, "poisson", "zero", model_seed=model_seed, n_edges=0)
+        obs, actions, next_obs = collect(env, 3000, seed=model_seed)
+        learner = OnlineCausalLearner(env.causal_variables)
+        learner.observe(obs, actions, next_obs)
+        learner.att()
+        off = ~np.eye(8, dtype=bool)
+        exceed += int((np.abs(learner.channel_tstats[:, off]) > 1.96).sum())
+        total += learner.channel_tstats[:, off].size
+        false_edges += learner.update().n_edges
+    rate = exceed / total
+    assert rate <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / total), rate
+    assert false_edges == 0
+
+
+def test_treatments_of_inactive_variables_count_where_the_layout_says():
+    x0 = np.zeros((40, 1, 2))  # variable 0 is inactive (0) at every treatment
+    x1 = np.random.default_rng(0).normal(size=(40, 1, 2))
+    actions = np.zeros(40, dtype=np.int64)
+    for intervenes, expected in ((True, 40), (False, 0)):
+        layout = CausalVariables.factored(2, action_map=[0, 1, -1], intervenes_when_inactive=intervenes)
+        learner = OnlineCausalLearner(layout)
+        learner.observe_values(x0, actions, x1)
+        assert learner.n_treated[0] == expected
+
+
+def test_fault_alarm_layout_does_not_read_the_hop_count(monkeypatch):
+    env = FaultAlarmEnv()
+
+    def hidden(self):
+        raise AssertionError("the layout read the simulator's hop count")
+
+    monkeypatch.setattr(type(env.model), "n_hops", property(hidden))
+    layout = env.causal_variables
+    assert layout.n_hops is None and not layout.intervenes_when_inactive
+    learner = OnlineCausalLearner(layout)
+    assert learner.n_hops is None  # chosen from data once enough rows are in
+    with pytest.raises(ValueError, match="n_hops"):
+        OnlineCausalLearner(layout, n_hops=0)
+
+
+def test_npz_round_trip_keeps_layout_settings_and_statistics(linear_data):
+    env, (obs, actions, next_obs) = linear_data
+    layout = CausalVariables.factored(4, env.graph.variables, [0, 1, 2, 3, -1])
+    learner = OnlineCausalLearner(layout, multiple_testing="bonferroni", cluster_size=20)
+    learner.observe(obs[:3000], actions[:3000], next_obs[:3000])
+    graph = learner.update()
+    clone = OnlineCausalLearner.from_npz(learner.to_npz())
+    assert clone.layout.names == layout.names and clone.multiple_testing == "bonferroni"
+    assert clone.cluster_size == 20 and clone.graph == graph
+    for a, b in zip(learner.att(), clone.att()):
+        np.testing.assert_array_equal(a, b)
+    learner.observe(obs[3000:], actions[3000:], next_obs[3000:])
+    clone.observe(obs[3000:], actions[3000:], next_obs[3000:])
+    assert clone.update() == learner.update()
+
+
+def test_choosers():
+    candidates = np.array([[True, True, False, True], [False, False, False, False]])
+    rng = np.random.default_rng(0)
+    assert isinstance(UniformChooser(), InterventionChooser)
+    assert np.array_equal(UniformChooser().choose(candidates, rng), candidates)
+    chooser = LeastEvidenceChooser(n_variables=2)
+    assert isinstance(chooser, InterventionChooser)
+
+    class Learner:
+        n_treated = np.array([500.0, 20.0])
+
+    chooser.update(Learner())
+    chosen = chooser.choose(candidates, rng)
+    assert np.array_equal(chosen, [[False, True, False, True], [False, False, False, False]])  # variable 1, any unit
+    with pytest.raises(ValueError, match="bool"):
+        chooser.choose(candidates.astype(int), rng)

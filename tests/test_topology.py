@@ -61,3 +61,19 @@ def test_thousands_of_units_stay_sparse():
     weights = topo.hop_weights(3, "rw")
     assert all(sp.issparse(w) for w in weights)
     assert topo.within(2).nnz < n * 50
+
+
+def test_layouts_and_thp_take_their_hops_from_topology():
+    from sb3_causal.discovery.thp import hop_weight_matrices
+    from sb3_causal.variables import CausalVariables, VariableLayoutError
+
+    adj = _ring(6)
+    layout = CausalVariables(
+        names=("a", "b"), obs_index=np.arange(12).reshape(6, 2), action_target=np.arange(12), topology=adj, n_hops=None
+    )
+    assert layout.n_hops is None and layout.intervenes_when_inactive  # undeclared reach; the default rule
+    assert np.array_equal(layout.unit_distances(2), Topology(adj).distances(2))
+    weights = hop_weight_matrices(adj, 6, 3, "rw")
+    assert np.allclose(weights[2], Topology(adj).hop_weight(2, "rw").toarray())
+    with pytest.raises(VariableLayoutError, match="n_hops"):
+        CausalVariables(names=("a",), obs_index=[[0]], action_target=[0], n_hops=0)

@@ -435,15 +435,18 @@ class FaultAlarmEnv(gym.Env):
     @property
     def causal_variables(self) -> CausalVariables:
         """Layout for the causal learners: 18 type variables on 50 device units; the state value of
-        (device, type) is its alarm count, and action a intervenes on pair a."""
+        (device, type) is its alarm count, and action a intervenes on pair a. Treating a pair with no
+        alarm does nothing (no intervention). The hop reach of alarm propagation is not declared (the
+        simulator's is hidden): the learner chooses it from data."""
         n, v = self.n_devices, self.n_types
         return CausalVariables(
             names=tuple(self.model.type_names),
             obs_index=(np.arange(n * v) * 2).reshape(n, v),
             action_target=np.arange(n * v),
             topology=self.model.topology,
-            n_hops=self.model.n_hops,
+            n_hops=None,
             unit_names=tuple(self.model.device_names),
+            intervenes_when_inactive=False,
         )
 
     def oracle_action(self) -> int:

@@ -25,7 +25,6 @@ starts or ``causal_graph`` is first asked for, because an initial graph such as 
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -367,57 +366,10 @@ def _read_causal_entries(raw: bytes, source: Any) -> tuple[str, bytes]:
 
 
 def _learner_to_npz(learner: OnlineCausalLearner) -> bytes:
-    """The learner's state dict and layout as npz bytes: nested keys joined by '/', strings as str arrays."""
-    arrays: dict[str, np.ndarray] = {}
-
-    def put(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for key, sub in value.items():
-                put(f"{prefix}/{key}", sub)
-        else:
-            arrays[prefix] = np.asarray(value)
-
-    state = learner.state_dict()
-    state.pop("graph")  # stored once, as causal_graph.json
-    put("state", state)
-    layout = learner.layout
-    put(
-        "layout",
-        {
-            "names": np.array(layout.names, dtype=str),
-            "obs_index": layout.obs_index,
-            "action_target": layout.action_target,
-            "n_hops": layout.n_hops,
-            "unit_names": np.array(layout.unit_names, dtype=str),
-        },
-    )
-    if layout.topology is not None:
-        arrays["layout/topology"] = layout.topology
-    arrays["meta/format"] = np.array(json.dumps({"format": "sb3-causal/learner", "version": 1}))
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
+    """The learner's npz bytes (its own format: :meth:`OnlineCausalLearner.to_npz`)."""
+    return learner.to_npz()
 
 
 def _learner_from_npz(data: bytes) -> tuple[CausalVariables, dict[str, Any]]:
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        arrays = {key: npz[key] for key in npz.files}
-    state: dict[str, Any] = {}
-    for key, value in arrays.items():
-        section, _, rest = key.partition("/")
-        if section != "state":
-            continue
-        node = state
-        *parents, leaf = rest.split("/")
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = str(value) if value.dtype.kind == "U" else value
-    layout = CausalVariables(
-        names=tuple(str(n) for n in arrays["layout/names"]),
-        obs_index=arrays["layout/obs_index"],
-        action_target=arrays["layout/action_target"],
-        topology=arrays.get("layout/topology"),
-        n_hops=int(arrays["layout/n_hops"]),
-        unit_names=tuple(str(n) for n in arrays["layout/unit_names"]),
-    )
-    return layout, state
+    learner = OnlineCausalLearner.from_npz(data)
+    return learner.layout, learner.state_dict()

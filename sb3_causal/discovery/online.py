@@ -9,21 +9,36 @@ How it is estimated here, from transitions ``(s_t, a_t, s_t+1)`` mapped through 
 
 * **Rows.** Every (transition, unit) is a row. The outcome of row (t, n) for variable j is the
   sum of j over the units within ``effect_hops`` of n, before (``y0``) and after (``y1``).
-* **Treated rows.** The row of the intervened unit, when the intervened variable i was active
-  there (non-zero): treating an empty pair intervenes on nothing.
-* **Control rows for i.** Rows where i is active but that no intervention can have reached (for
+* **Hop reach.** ``n_hops`` (the topology hops a cause reaches) is declared by the layout or the
+  learner; when it is not (``None``), the first ``hop_selection_rows`` rows are buffered, the reach
+  with the lowest BIC of the full linear model (every variable a parent, at hops ``0..H-1``) among
+  ``hop_candidates`` is chosen, and the buffer is replayed. ``learner.n_hops`` is the reach in use.
+* **Treated rows.** The row of the intervened unit, for every action that intervenes. Whether an
+  action on an inactive (zero) variable intervenes is the layout's ``intervenes_when_inactive``
+  (FaultAlarmRL: treating an empty pair does nothing; a set-to-value action: it does).
+* **Control rows for i.** Rows that no intervention can have reached (for
   units: farther than ``2 * effect_hops`` from the treated unit). With a single unit, the control
   for (i, j) pools transitions that intervened on nothing, or on a variable that is neither i, j,
   nor an ancestor of j (found by a first pass; where that leaves too few rows, the first-pass
   pool). When the env has a no-op action and it was taken often enough, the control is the
-  no-op transitions alone: the cleanest comparison. Matching on "i active" is what makes the
-  control comparable to the treated: both hold the alarm the policy chose to treat.
-* **ATT with regression adjustment.** On control rows, ``y1_j ~ a + b * y0_j`` is fitted per
-  (i, j); the ATT is the mean treated residual; its standard error includes the fit's. Everything
-  comes from streaming sums (count, sum x, sum y, sum x^2, sum xy, sum y^2), so an update costs
-  O(new transitions), never a re-scan of history.
-* **Orientation.** ``i`` is taken as an ancestor of ``j`` when ``|t| >= z_threshold`` (two-sided)
-  with at least ``min_treated`` treated rows. A relation of the prior graph (e.g. from THP) stands
+  no-op transitions alone: the cleanest comparison. Where treating an inactive i is no
+  intervention, control rows must also hold an active i: matching on "i active" is what makes the
+  control comparable to the treated (both hold the alarm the policy chose to treat).
+* **Effects on the mean and on the spread.** Two outcome statistics per j: its value and its
+  square (the second moment). Setting a zero-mean linear-Gaussian cause to 0 leaves its children's
+  mean at 0 and shrinks their variance: only the second moment shows it. For each statistic, on
+  control rows ``y1 ~ a + b * y0`` is fitted per (i, j); the effect is the mean treated residual.
+  Everything comes from streaming sums (count, sum x, sum y, sum x^2, sum xy, sum y^2), so an
+  update costs O(new transitions), never a re-scan of history.
+* **Standard errors.** Rows of nearby transitions are correlated (overlapping outcome windows,
+  persistent state), so the variance of each mean (treated residuals, control fit) is the larger
+  of the i.i.d. one and the cluster-robust one over blocks of ``cluster_size`` transitions, kept
+  from per-cluster sums. This does not remove a bias: where the policy's choice of treatment
+  depends on the state (FaultAlarmRL's random-over-active treats a pair less often when many
+  alarms are on), non-ancestor pairs show non-zero effects (measured in the README).
+* **Orientation.** ``i`` is taken as an ancestor of ``j`` when the larger |t| of the two statistics
+  passes the multiple-testing rule over all V x V pairs (``alpha``; Bonferroni by default, or
+  Benjamini-Hochberg), with at least ``min_treated`` treated rows. A relation of the prior graph (e.g. from THP) stands
   until the interventions refute it (``confirm_treated`` treatments of its cause with |t| < 2, or
   four times as many without significance).
   Contradicting pairs keep the stronger direction.
@@ -47,68 +62,126 @@ How it is estimated here, from transitions ``(s_t, a_t, s_t+1)`` mapped through 
 
 from __future__ import annotations
 
+import io
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import pairwise
+from typing import Any, NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.stats import norm
 
 from sb3_causal.graph import CausalGraph
 from sb3_causal.variables import CausalVariables
 
 __all__ = ["OnlineCausalLearner"]
 
-_CHUNK = 1024  # transitions per internal batch of observe()
+_DENSE_UNITS = 256  # up to this many units, topology operators are applied as dense matrices
+_CHUNK_VALUES = 2**20  # state values per internal batch of observe() (1024 FaultAlarmRL transitions)
+_CHANNELS = ("mean", "second moment")  # outcome statistics compared between treated and control rows
+_SUMS = ("sx", "sy", "sxx", "sxy", "syy")
+_CLUSTER_SUMS = ("cxx", "cyy", "cxy", "cnx", "cny")  # over clusters c: sx_c^2, sy_c^2, sx_c sy_c, n_c sx_c, n_c sy_c
 
 
 @dataclass
 class _PairMoments:
-    """Streaming sums of (x_j, y_j) over rows selected per variable i, kept per stratum.
+    """Streaming sums of outcome pairs (x = before, y = after) over the rows selected per variable i.
 
-    Arrays have shape ``(n_strata, V)`` for the count and ``(n_strata, V, V)`` for the sums.
+    Outcomes have ``n_outputs`` columns (the channels of every variable j). Arrays have shape
+    ``(n_strata, V)`` for row counts and ``(n_strata, V, n_outputs)`` for sums. Besides the plain
+    sums, rows are grouped into clusters (blocks of consecutive transitions, labelled by the caller)
+    and the sums of squared and crossed per-cluster totals are kept: the cluster-robust variance of
+    a mean needs nothing else. The latest cluster stays open across calls, so the sums do not depend
+    on how the transitions were batched.
     """
 
     n_variables: int
+    n_outputs: int
     n_strata: int = 1
     n: np.ndarray = field(init=False)
-    sx: np.ndarray = field(init=False)
-    sy: np.ndarray = field(init=False)
-    sxx: np.ndarray = field(init=False)
-    sxy: np.ndarray = field(init=False)
-    syy: np.ndarray = field(init=False)
+    n_clusters: np.ndarray = field(init=False)
+    cnn: np.ndarray = field(init=False)
+    open_label: np.ndarray = field(init=False)
+    open_n: np.ndarray = field(init=False)
+    open_sx: np.ndarray = field(init=False)
+    open_sy: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        k, v = self.n_strata, self.n_variables
-        self.n = np.zeros((k, v))
-        for name in _SUMS:
-            setattr(self, name, np.zeros((k, v, v)))
+        k, v, o = self.n_strata, self.n_variables, self.n_outputs
+        self.n, self.n_clusters, self.cnn, self.open_n = (np.zeros((k, v)) for _ in range(4))
+        self.open_label = np.full(k, -1.0)
+        self.open_sx, self.open_sy = np.zeros((k, v, o)), np.zeros((k, v, o))
+        for name in (*_SUMS, *_CLUSTER_SUMS):
+            setattr(self, name, np.zeros((k, v, o)))
 
-    def add(self, mask: np.ndarray, x: np.ndarray, y: np.ndarray, stratum: int = 0) -> None:
-        """``mask`` (rows, V): which rows count for variable i; ``x``, ``y`` (rows, V): values of j."""
+    def add(self, mask: np.ndarray, x: np.ndarray, y: np.ndarray, clusters: np.ndarray, stratum: int = 0) -> None:
+        """``mask`` (rows, V): which rows count for variable i; ``x``, ``y`` (rows, V): outcomes of every
+        variable j (expanded here into the channels); ``clusters`` (rows,): non-decreasing cluster
+        label of each row (labels never decrease across calls)."""
         rows = mask.any(axis=1)
         if not rows.any():
             return
-        mask, x, y = mask[rows], x[rows], y[rows]
-        m = mask.T.astype(np.float64)
-        self.n[stratum] += m.sum(axis=1)
-        self.sx[stratum] += m @ x
-        self.sy[stratum] += m @ y
-        self.sxx[stratum] += m @ (x * x)
-        self.sxy[stratum] += m @ (x * y)
-        self.syy[stratum] += m @ (y * y)
+        mask, x, y, clusters = mask[rows], _with_squares(x[rows]), _with_squares(y[rows]), clusters[rows]
+        o, k = self.n_outputs, stratum
+        features = np.concatenate([x, y, x * x, x * y, y * y], axis=1)
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(clusters)) + 1, [clusters.size]])
+        for lo, hi in pairwise(starts):
+            m = mask[lo:hi].T.astype(np.float64)
+            n_c = m.sum(axis=1)
+            sums = m @ features[lo:hi]
+            self.n[k] += n_c
+            for idx, name in enumerate(_SUMS):
+                getattr(self, name)[k] += sums[:, idx * o : (idx + 1) * o]
+            if clusters[lo] != self.open_label[k]:
+                self._close(k)
+                self.open_label[k] = clusters[lo]
+            self.open_n[k] += n_c
+            self.open_sx[k] += sums[:, :o]
+            self.open_sy[k] += sums[:, o : 2 * o]
+
+    def _close(self, k: int) -> None:
+        """Move the open cluster of stratum k into the cluster sums."""
+        for name, value in self._cluster_terms(k).items():
+            getattr(self, name)[k] += value
+        self.open_n[k] = 0.0
+        self.open_sx[k] = 0.0
+        self.open_sy[k] = 0.0
+
+    def _cluster_terms(self, k: int) -> dict[str, np.ndarray]:
+        n_c, sx_c, sy_c = self.open_n[k], self.open_sx[k], self.open_sy[k]
+        return {
+            "n_clusters": (n_c > 0).astype(np.float64),
+            "cnn": n_c * n_c,
+            "cxx": sx_c * sx_c,
+            "cyy": sy_c * sy_c,
+            "cxy": sx_c * sy_c,
+            "cnx": n_c[:, None] * sx_c,
+            "cny": n_c[:, None] * sy_c,
+        }
 
     def pooled(self, use: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Sums over strata; ``use[k, i, j]`` selects the strata pooled for each (i, j)."""
-        if use is None:
-            out = {name: getattr(self, name).sum(axis=0) for name in _SUMS}
-            out["n"] = np.broadcast_to(self.n.sum(axis=0)[:, None], out["sx"].shape).copy()
-            return out
-        w = use.astype(np.float64)
-        out = {name: (w * getattr(self, name)).sum(axis=0) for name in _SUMS}
-        out["n"] = (w * self.n[:, :, None]).sum(axis=0)
+        """Sums over strata (the open clusters counted as closed); ``use[k, i, j]`` selects the strata
+        pooled for each (i, output j).
+
+        Pooled cluster sums treat the strata of one cluster as independent (an approximation: the
+        strata are the single-unit controls split by the variable a transition intervened on)."""
+        w = np.ones((self.n_strata, self.n_variables, self.n_outputs)) if use is None else use.astype(np.float64)
+        terms = [self._cluster_terms(k) for k in range(self.n_strata)]
+        out = {}
+        for name in (*_SUMS, *_CLUSTER_SUMS, "n", "n_clusters", "cnn"):
+            value = getattr(self, name)
+            if name in terms[0]:
+                value = value + np.stack([t[name] for t in terms])
+            if value.ndim == 2:
+                value = value[:, :, None]
+            out[name] = (w * value).sum(axis=0)
         return out
 
     def state(self) -> dict[str, np.ndarray]:
-        return {k: getattr(self, k).copy() for k in ("n", *_SUMS)}
+        names = ("n", "n_clusters", "cnn", *_SUMS, *_CLUSTER_SUMS, "open_label", "open_n", "open_sx", "open_sy")
+        return {k: getattr(self, k).copy() for k in names}
 
     def load(self, state: dict[str, np.ndarray]) -> None:
         for k, value in state.items():
@@ -118,26 +191,62 @@ class _PairMoments:
             setattr(self, k, value.copy())
 
 
-_SUMS = ("sx", "sy", "sxx", "sxy", "syy")
+class _Rows(NamedTuple):
+    """What one batch of transitions adds to the statistics (see ``observe_values``).
+
+    :param treated: ``(mask, y0, y1, clusters)``: mask ``(rows, V)`` marks the variable each treated
+        row intervened on
+    :param control: ``(stratum, mask, y0, y1, clusters)`` per control stratum; mask ``[r, i]``: a
+        control row for i
+    :param gram: ``(target, z, weights, n_empty)`` per Gram matrix: target -1 is the main one, ``i``
+        the rows whose action intervened on i; ``n_empty`` all-zero rows add to the intercept only
+    """
+
+    treated: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    control: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    gram: list[tuple[int, np.ndarray, np.ndarray, int]]
 
 
 class OnlineCausalLearner:
     """Learn a causal graph over a layout's variables from the agent's own interventions.
 
+    Assumptions are arguments, with the defaults documented here; none is read from an env's
+    simulator. Which actions intervene (also on an inactive variable) is the layout's
+    ``intervenes_when_inactive``.
+
     :param layout: how observations and actions map onto variables
     :param initial_graph: prior graph (e.g. from THP); kept for variables not yet treated enough
-    :param z_threshold: |t| of the ATT above which an ancestor relation is accepted
-    :param min_treated: treated (and control) rows needed before an ATT is estimated at all
+    :param alpha: error rate of one orientation pass over all ``V * (V - 1)`` ordered pairs. A pair's
+        p-value is the two-sided normal one of its larger |t| over the two outcome statistics (mean,
+        second moment), doubled (Bonferroni over the two). ``multiple_testing="bonferroni"``:
+        family-wise rate ``alpha`` (|t| >= 3.94 for 18 variables); ``"bh"``: the Benjamini-Hochberg
+        procedure at false-discovery rate ``alpha`` (more power; on FaultAlarmRL's tuning networks
+        it let state-selection bias through, so it is not the default)
+    :param multiple_testing: ``"bonferroni"`` (default) or ``"bh"``, see ``alpha``
+    :param z_threshold: a fixed |t| threshold instead of a multiple-testing rule
+    :param min_treated: treated (and control) rows needed before an effect is estimated at all
     :param confirm_treated: treatments of i after which a prior relation i -> j with no hint of an
         effect (|t| < 2) is dropped; after ``4 * confirm_treated`` treatments any insignificant one is
     :param prior_prune_after: transitions before the pruning may remove the prior's own edges
+    :param n_hops: topology hops a cause reaches (1: the same unit only). ``"layout"`` (default): the
+        layout's ``n_hops``; ``None``: chosen from data (see ``hop_candidates``); an int: declared here
+    :param hop_candidates: hop reaches compared when the reach is chosen from data: after
+        ``hop_selection_rows`` (unit, transition) rows the one with the lowest BIC of the full linear
+        model (every variable a parent, at every hop) wins; the buffered rows are then replayed
+    :param hop_selection_rows: rows buffered before the hop reach is chosen (multi-unit layouts)
     :param effect_hops: topology hops summed into an outcome (default: ``2 * (n_hops - 1)``,
         since removing a cause can clear descendants that travelled two propagation hops)
     :param prune: apply the BIC pruning stage
     :param bic_penalty: multiplier of the BIC penalty (1: plain BIC)
     :param min_rows: rows needed before pruning runs
     :param count_weighting: weight pruning rows by ``1 / (1 + activity)`` (quasi-Poisson variance of
-        non-negative count data); set False for continuous, homoscedastic state variables
+        non-negative count data). ``None`` (default): on when the first observed batch holds only
+        non-negative integers, off otherwise (continuous, homoscedastic state variables)
+    :param noop_control: single unit: once every variable has ``10 * min_treated`` no-op control rows,
+        compare with those alone (the cleanest control); False keeps the larger pooled control
+        (transitions that intervened on neither i, j nor a first-pass ancestor of j): more power
+    :param cluster_size: transitions per cluster of the cluster-robust standard errors (rows of
+        nearby transitions are correlated: overlapping outcome windows, persistent state)
     """
 
     def __init__(
@@ -145,22 +254,45 @@ class OnlineCausalLearner:
         layout: CausalVariables,
         initial_graph: CausalGraph | None = None,
         *,
-        z_threshold: float = 4.0,
+        alpha: float = 0.05,
+        multiple_testing: str = "bonferroni",
+        z_threshold: float | None = None,
         min_treated: int = 10,
         confirm_treated: int = 50,
         prior_prune_after: int = 5000,
+        n_hops: int | str | None = "layout",
+        hop_candidates: Sequence[int] = (1, 2, 3),
+        hop_selection_rows: int = 100_000,
         effect_hops: int | None = None,
         prune: bool = True,
         bic_penalty: float = 1.0,
         min_rows: int = 200,
-        count_weighting: bool = True,
+        count_weighting: bool | None = None,
+        cluster_size: int = 50,
+        noop_control: bool = True,
     ) -> None:
-        if z_threshold <= 0:
+        if not 0 < alpha < 1:
+            raise ValueError(f"alpha (the family-wise error rate) must be in (0, 1), got {alpha}")
+        if multiple_testing not in ("bh", "bonferroni"):
+            raise ValueError(f"multiple_testing must be 'bh' or 'bonferroni', got {multiple_testing!r}")
+        if z_threshold is not None and z_threshold <= 0:
             raise ValueError(f"z_threshold must be positive, got {z_threshold}")
         if min_treated < 2:
             raise ValueError(f"min_treated must be >= 2, got {min_treated}")
         if bic_penalty < 0:
             raise ValueError(f"bic_penalty must be non-negative, got {bic_penalty}")
+        if cluster_size < 1:
+            raise ValueError(f"cluster_size must be >= 1, got {cluster_size}")
+        if isinstance(n_hops, str) and n_hops != "layout":
+            raise ValueError(f"n_hops must be 'layout', None or an int >= 1, got {n_hops!r}")
+        declared = layout.n_hops if n_hops == "layout" else n_hops
+        if declared is not None and (isinstance(declared, bool) or int(declared) < 1):
+            raise ValueError(f"n_hops must be >= 1 (1: the same unit only), got {declared!r}")
+        hop_candidates = tuple(sorted({int(h) for h in hop_candidates}))
+        if not hop_candidates or hop_candidates[0] < 1:
+            raise ValueError(f"hop_candidates must be hop reaches >= 1, got {hop_candidates}")
+        if effect_hops is not None and effect_hops < 0:
+            raise ValueError(f"effect_hops must be >= 0, got {effect_hops}")
         self.layout = layout
         names = layout.names
         if initial_graph is None:
@@ -170,37 +302,62 @@ class OnlineCausalLearner:
                 f"initial graph variables {list(initial_graph.variables)} do not match the layout's {list(names)}"
             )
         self.initial_graph = initial_graph.copy()
-        self.z_threshold = float(z_threshold)
+        v = layout.n_variables
+        self.alpha = float(alpha)
+        self.multiple_testing = multiple_testing
+        self.fixed_z_threshold = z_threshold
+        self.z_threshold = self._threshold(np.zeros((v, v)))  # |t| in use, as of the last att()
         self.min_treated = int(min_treated)
         self.confirm_treated = int(confirm_treated)
         self.prior_prune_after = int(prior_prune_after)
-        self.effect_hops = 2 * (layout.n_hops - 1) if effect_hops is None else int(effect_hops)
+        self.hop_candidates = hop_candidates
+        self.hop_selection_rows = int(hop_selection_rows)
+        self.declared_effect_hops = effect_hops
         self.prune = prune
         self.bic_penalty = float(bic_penalty)
         self.min_rows = int(min_rows)
         self.count_weighting = count_weighting
-
-        v, n_units = layout.n_variables, layout.n_units
-        dist = layout.unit_distances(max(2 * self.effect_hops, layout.n_hops - 1))
-        self._outcome_reach = ((dist >= 0) & (dist <= self.effect_hops)).astype(np.float64)
-        self._far = (dist < 0) | (dist > 2 * self.effect_hops)  # [n, m]: a treatment at m cannot reach n's outcome
-        self._hop_ops = [_sym_normalised((dist == h).astype(np.float64)) for h in range(1, layout.n_hops)]
-        self._single_unit = n_units == 1
-        # Feature blocks of the pruning model: [1 | x_t at hops 0..H-1 | x_t+1 at hops 0..H-1].
-        self._n_blocks = 2 * layout.n_hops
-        self._n_features = 1 + self._n_blocks * v
-        self.reset_statistics()
+        self.cluster_size = int(cluster_size)
+        self.noop_control = bool(noop_control)
+        self._single_unit = layout.n_units == 1
+        self._chunk = max(1, min(1024, _CHUNK_VALUES // (layout.n_units * v)))
         self._graph = self.initial_graph.copy()
+        self.hop_scores: dict[int, float] = {}  # BIC per candidate hop reach, when chosen from data
+        self.channel_tstats = np.zeros((len(_CHANNELS), v, v))  # t of each outcome statistic, as of att()
+        # A single unit has no topology to reach over: its hop reach is 1 whatever is declared.
+        self._configure(1 if self._single_unit and declared is None else declared)
+
+    def _configure(self, n_hops: int | None) -> None:
+        """Set the hop reach (None: not chosen yet, transitions are buffered) and reset the statistics."""
+        self.n_hops = None if n_hops is None else int(n_hops)
+        self._buffer: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        if self.n_hops is None:
+            self.effect_hops = self.declared_effect_hops
+            self.reset_statistics()
+            return
+        self.effect_hops = (
+            2 * (self.n_hops - 1) if self.declared_effect_hops is None else int(self.declared_effect_hops)
+        )
+        topo = self.layout.unit_topology
+        self._outcome_reach = _operator(topo.within(self.effect_hops).astype(np.float64))
+        self._near = topo.within(2 * self.effect_hops)  # [n, m]: a treatment at m can reach n's outcome
+        self._hop_ops = [_operator(topo.hop_weight(h, "sym")) for h in range(1, self.n_hops)]
+        # Feature blocks of the pruning model: [1 | x_t at hops 0..H-1 | x_t+1 at hops 0..H-1].
+        self._n_blocks = 2 * self.n_hops
+        self._n_features = 1 + self._n_blocks * self.layout.n_variables
+        self.reset_statistics()
 
     # ------------------------------------------------------------------ statistics
     def reset_statistics(self) -> None:
-        v, f = self.layout.n_variables, self._n_features
-        self._treated = _PairMoments(v)
+        v = self.layout.n_variables
+        f = self._n_features if self.n_hops is not None else 1
+        n_outputs = len(_CHANNELS) * v
+        self._treated = _PairMoments(v, n_outputs)
         # Single unit: control rows are stratified by the variable the transition intervened on
         # (last stratum: none), so each ATT can pool only the strata that leave its outcome alone.
-        self._control = _PairMoments(v, n_strata=v + 1 if self._single_unit else 1)
+        self._control = _PairMoments(v, n_outputs, n_strata=v + 1 if self._single_unit else 1)
         self._gram = np.zeros((f, f))
-        self._gram_intervened = np.zeros((v, f, f))  # single unit: rows whose action targeted variable i
+        self._gram_intervened = np.zeros((v, f, f))  # single unit: rows whose action intervened on i
         self._n_rows = 0.0
         self._n_rows_intervened = np.zeros(v)
         self.n_transitions = 0
@@ -217,8 +374,8 @@ class OnlineCausalLearner:
                 f"actions {np.shape(actions)}"
             )
         actions = np.asarray(actions)
-        for start in range(0, obs.shape[0], _CHUNK):  # bounded working set: large batches stay fast
-            part = slice(start, start + _CHUNK)
+        for start in range(0, obs.shape[0], self._chunk):  # bounded working set: large batches stay fast
+            part = slice(start, start + self._chunk)
             x0 = self.layout.values(obs[part]).astype(np.float64)
             x1 = self.layout.values(next_obs[part]).astype(np.float64)
             self.observe_values(x0, actions[part], x1)
@@ -232,65 +389,97 @@ class OnlineCausalLearner:
         actions = np.asarray(actions, dtype=np.int64).reshape(-1)
         if actions.min() < 0 or actions.max() >= self.layout.n_actions:
             raise ValueError(f"actions must be in [0, {self.layout.n_actions}), got {actions.min()}..{actions.max()}")
-        b, n_units, v = x0.shape
+        if self.count_weighting is None:  # decided once, on the first batch
+            self.count_weighting = bool(np.all(x0 >= 0) and np.all(x0 == np.round(x0)))
+        if self.n_hops is None:
+            self._buffer_for_hop_choice(x0, actions, x1)
+            return
         # Unit-major layout (n_units, B, V): every spread over the topology is one matrix product.
         u0 = np.ascontiguousarray(x0.transpose(1, 0, 2), dtype=np.float64)
         u1 = np.ascontiguousarray(x1.transpose(1, 0, 2), dtype=np.float64)
         unit, var = self.layout.targets(actions)
-        rows = np.arange(b)
-        has_target = var >= 0
-        treated = has_target.copy()
-        treated[has_target] = u0[unit[has_target], rows[has_target], var[has_target]] != 0
+        rows = np.arange(actions.size)
+        treated = var >= 0  # the transitions that intervened: on an inactive variable only if the layout says so
+        if not self.layout.intervenes_when_inactive:
+            treated[treated] = u0[unit[treated], rows[treated], var[treated]] != 0
+        clusters = (self.n_transitions + rows) // self.cluster_size
 
-        # Outcomes: sums over the units an intervention's effect can reach.
+        build = self._single_unit_rows if self._single_unit else self._multi_unit_rows
+        batch = build(u0, u1, unit, np.where(treated, var, -1), clusters)
+        self._treated.add(*batch.treated)
+        for stratum, mask, y0, y1, cl in batch.control:
+            self._control.add(mask, y0, y1, cl, stratum=stratum)
+        for target, z, weights, n_empty in batch.gram:
+            gram = self._gram if target < 0 else self._gram_intervened[target]
+            gram[0, 0] += n_empty  # an all-zero row has weight 1 and adds to the intercept only
+            _add_gram(gram, z, weights)
+            if target < 0:
+                self._n_rows += z.shape[0] + n_empty
+            else:
+                self._n_rows_intervened[target] += z.shape[0] + n_empty
+        self.n_transitions += actions.size
+
+    def _control_active(self, values: np.ndarray) -> np.ndarray:
+        """Where a row may serve as control for i: i active there, when treating an inactive i is
+        no intervention (so treated rows all hold an active i); everywhere otherwise."""
+        if self.layout.intervenes_when_inactive:
+            return np.ones(values.shape, dtype=bool)
+        return values != 0
+
+    def _single_unit_rows(
+        self, u0: np.ndarray, u1: np.ndarray, unit: np.ndarray, var: np.ndarray, clusters: np.ndarray
+    ) -> _Rows:
+        """One row per transition (``var``: the variable intervened on, -1 for none). Control rows are
+        stratified by that variable (stratum V: none), and the Gram matrix of rows that intervened on
+        i is also kept apart, so that j's pruning model can leave out the rows where j itself was set."""
+        v = self.layout.n_variables
+        x0, x1 = u0[0], u1[0]
+        rows = np.arange(x0.shape[0])
+        treated = var >= 0
+        control = self._control_active(x0)  # ... and i not intervened on
+        control[rows[treated], var[treated]] = False
+        stratum = np.where(treated, var, v)
+        y0, y1 = x0, x1
+        z = np.concatenate([x0, x1], axis=1)
+        weights = self._row_weights(x0)
+        return _Rows(
+            treated=(_one_hot(var[treated], v), y0[treated], y1[treated], clusters[treated]),
+            control=[
+                (int(k), control[in_k], y0[in_k], y1[in_k], clusters[in_k])
+                for k in np.unique(stratum)
+                for in_k in [stratum == k]
+            ],
+            gram=[(-1, z, weights, 0)] + [(int(i), z[var == i], weights[var == i], 0) for i in np.unique(var[treated])],
+        )
+
+    def _multi_unit_rows(
+        self, u0: np.ndarray, u1: np.ndarray, unit: np.ndarray, var: np.ndarray, clusters: np.ndarray
+    ) -> _Rows:
+        """One row per (unit, transition); outcomes sum over the units an effect can reach. Control
+        and pruning rows are the (unit, transition) pairs out of reach of the transition's intervention."""
+        v = self.layout.n_variables
+        n_units, b, _ = u0.shape
+        treated = var >= 0
         y0 = _spread(self._outcome_reach, u0)
         y1 = _spread(self._outcome_reach, u1)
-
-        # Treated rows: one per transition that intervened on an active variable.
-        tu, tb, tv = unit[treated], rows[treated], var[treated]
-        onehot = np.zeros((tb.size, v), dtype=bool)
-        onehot[np.arange(tb.size), tv] = True
-        self._treated.add(onehot, y0[tu, tb], y1[tu, tb])
-
-        # Rows (unit, transition) that this transition's intervention cannot have reached.
+        tu, tb = unit[treated], np.flatnonzero(treated)
         far = np.ones((n_units, b), dtype=bool)
-        if not self._single_unit:
-            far[:, has_target] = self._far[:, unit[has_target]]
+        far[:, treated] = ~self._near[tu].toarray().T  # symmetric: rows are columns
+        control = self._control_active(u0) & far[:, :, None]  # out of reach of any intervention
+        # Pruning rows: those with a non-zero value within reach (the others add to the intercept only).
+        keep = far & ((y0 != 0).any(axis=2) | (y1 != 0).any(axis=2))
+        ku, kb = np.nonzero(keep)
+        spread0 = [_spread(op, u0)[ku, kb] for op in self._hop_ops]
+        spread1 = [_spread(op, u1)[ku, kb] for op in self._hop_ops]
+        z = np.concatenate([u0[ku, kb], *spread0, u1[ku, kb], *spread1], axis=1)
+        weights = self._row_weights(z[:, : v * self.n_hops])
 
-        # Control rows for variable i: i active there and not intervened on.
-        control = u0 != 0
-        if self._single_unit:
-            control[0, rows[has_target], var[has_target]] = False
-            stratum = np.where(has_target, var, v)
-            for k in np.unique(stratum):
-                sel = stratum == k
-                self._control.add(control[0, sel], y0[0, sel], y1[0, sel], stratum=int(k))
-        else:
-            control &= far[:, :, None]  # out of reach of this transition's intervention
-            self._control.add(control.reshape(-1, v), y0.reshape(-1, v), y1.reshape(-1, v))
-
-        # Pruning statistics: Gram matrix of [1, x_t at each hop, x_t+1 at each hop], built only from
-        # rows with a non-zero value within reach (the others add to the intercept count alone).
-        if self._single_unit:
-            z = np.concatenate([u0, u1], axis=2).reshape(b, self._n_features - 1)
-            w = self._row_weights(u0[0])
-            _add_gram(self._gram, z, w)
-            self._n_rows += b
-            for i in np.unique(var[has_target]):
-                rows_i = var == i
-                _add_gram(self._gram_intervened[i], z[rows_i], w[rows_i])
-                self._n_rows_intervened[i] += np.count_nonzero(rows_i)
-        else:
-            keep = far & ((y0 != 0).any(axis=2) | (y1 != 0).any(axis=2))
-            n_empty = np.count_nonzero(far) - np.count_nonzero(keep)
-            self._gram[0, 0] += n_empty  # an all-zero row has weight 1 and adds to the intercept only
-            self._n_rows += np.count_nonzero(far)
-            ku, kb = np.nonzero(keep)
-            spread0 = [_spread(op, u0)[ku, kb] for op in self._hop_ops]
-            spread1 = [_spread(op, u1)[ku, kb] for op in self._hop_ops]
-            z = np.concatenate([u0[ku, kb], *spread0, u1[ku, kb], *spread1], axis=1)
-            _add_gram(self._gram, z, self._row_weights(z[:, : v * self.layout.n_hops]))
-        self.n_transitions += b
+        cb, cu = np.nonzero(control.any(axis=2).T)  # control rows ordered by transition: clusters are contiguous
+        return _Rows(
+            treated=(_one_hot(var[treated], v), y0[tu, tb], y1[tu, tb], clusters[tb]),
+            control=[(0, control[cu, cb], y0[cu, cb], y1[cu, cb], clusters[cb])],
+            gram=[(-1, z, weights, int(np.count_nonzero(far)) - ku.size)],
+        )
 
     def _row_weights(self, activity_values: np.ndarray) -> np.ndarray:
         """Quasi-Poisson row weights ``1 / (1 + activity)`` (ones when ``count_weighting`` is off)."""
@@ -298,9 +487,59 @@ class OnlineCausalLearner:
             return np.ones(activity_values.shape[0])
         return 1.0 / (1.0 + np.abs(activity_values).sum(axis=1))
 
+    # ------------------------------------------------------------------ hop reach from data
+    def _buffer_for_hop_choice(self, x0: np.ndarray, actions: np.ndarray, x1: np.ndarray) -> None:
+        """Buffer transitions until ``hop_selection_rows`` rows are in, then choose the hop reach and
+        replay them."""
+        self._buffer.append((x0.astype(np.float32), actions.copy(), x1.astype(np.float32)))
+        self.n_transitions += actions.size
+        n_rows = sum(a.size for _, a, _ in self._buffer) * self.layout.n_units
+        if n_rows < self.hop_selection_rows:
+            return
+        x0_all = np.concatenate([b[0] for b in self._buffer]).astype(np.float64)
+        actions_all = np.concatenate([b[1] for b in self._buffer])
+        x1_all = np.concatenate([b[2] for b in self._buffer]).astype(np.float64)
+        self.hop_scores = self._hop_bics(x0_all, x1_all)
+        n_updates = self.n_updates
+        self._configure(min(self.hop_scores, key=self.hop_scores.__getitem__))  # resets the statistics
+        self.n_updates = n_updates
+        for start in range(0, actions_all.size, self._chunk):
+            part = slice(start, start + self._chunk)
+            self.observe_values(x0_all[part], actions_all[part], x1_all[part])
+
+    def _hop_bics(self, x0: np.ndarray, x1: np.ndarray) -> dict[int, float]:
+        """BIC per candidate hop reach H, summed over j, of the linear model of ``x_t+1[n, j]`` on every
+        variable at hops ``0..H-1`` (values at t and t+1; j itself only as its own lag), over all rows.
+
+        One weighted Gram matrix at the largest reach serves every candidate: a smaller reach's
+        features are a subset of its columns."""
+        v, h_max = self.layout.n_variables, max(self.hop_candidates)
+        ops = [_operator(op) for op in self.layout.unit_topology.hop_weights(h_max, "sym")]
+        gram = np.zeros((1 + 2 * h_max * v, 1 + 2 * h_max * v))
+        for start in range(0, x0.shape[0], self._chunk):
+            u0 = np.ascontiguousarray(x0[start : start + self._chunk].transpose(1, 0, 2))
+            u1 = np.ascontiguousarray(x1[start : start + self._chunk].transpose(1, 0, 2))
+            z = np.concatenate([_spread(op, u) for u in (u0, u1) for op in ops], axis=2).reshape(-1, 2 * h_max * v)
+            nonzero = z.any(axis=1)  # an all-zero row adds 1 to the intercept only
+            gram[0, 0] += np.count_nonzero(~nonzero)
+            _add_gram(gram, z[nonzero], self._row_weights(z[nonzero, :v]))
+        n_rows = float(x0.shape[0] * x0.shape[1])
+        scores = {}
+        for n_hops in self.hop_candidates:
+            total = 0.0
+            for j in range(v):
+                lag = [1 + blk * v + var for blk in range(n_hops) for var in range(v) if blk > 0 or var != j]
+                now = [1 + (h_max + blk) * v + var for blk in range(n_hops) for var in range(v) if var != j]
+                total += _bic(gram, [0, 1 + j, *lag, *now], 1 + h_max * v + j, n_rows, self.bic_penalty)
+            scores[n_hops] = total
+        return scores
+
     # ------------------------------------------------------------------ estimates
     def att(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """ATT estimates, their t statistics, and treated-row counts: ``(effect[i, j], t[i, j], n_treated[i])``.
+        """Effect estimates, their t statistics, and treated-row counts: ``(effect[i, j], t[i, j], n_treated[i])``.
+
+        ``effect`` is the ATT on j's mean; ``t`` is the t statistic of whichever outcome statistic
+        (mean, second moment) has the larger |t|, so a change in j's spread alone also shows.
 
         With a single unit, the control is the transitions that intervened on nothing (a no-op
         action) once there are ``10 * min_treated`` of them for every variable. Otherwise control
@@ -308,30 +547,38 @@ class OnlineCausalLearner:
         are left out of the (i, j) comparison: they do not show ``j`` as it would be without
         treating ``i``.
         """
+        v = self.layout.n_variables
+        if self.n_hops is None:  # hop reach not chosen yet: no statistics
+            return np.zeros((v, v)), np.zeros((v, v)), np.zeros(v)
         treated = self._treated.pooled()
         if not self._single_unit:
             return self._att_from(self._control.pooled(), treated)
-        v = self.layout.n_variables
-        no_op = np.zeros((v + 1, v, v), dtype=bool)
+        n_channels = len(_CHANNELS)
+        no_op = np.zeros((v + 1, v, v * n_channels), dtype=bool)
         no_op[v] = True
-        if self._control.n[v].min() >= 10 * self.min_treated:
+        if self.noop_control and self._control.n[v].min() >= 10 * self.min_treated:
             return self._att_from(self._control.pooled(no_op), treated)  # the clean control: no intervention
         use = np.ones((v + 1, v, v), dtype=bool)
         strata = np.arange(v)
         use[strata, strata, :] = False  # k == i
         use[strata, :, strata] = False  # k == j
-        _, tstat, _ = self._att_from(self._control.pooled(use), treated)
+        _, tstat, _ = self._att_from(self._control.pooled(np.tile(use, n_channels)), treated)
         refined = use.copy()
-        refined[:v] &= ~(np.abs(tstat) >= self.z_threshold)[:, None, :]  # drop strata of j's ancestors
+        refined[:v] &= ~(np.abs(tstat) >= self._threshold(tstat))[:, None, :]  # drop strata of j's ancestors
         # Where that leaves too few control rows, keep the first-pass pool.
-        too_few = self._control.pooled(refined)["n"] < self.min_treated
+        too_few = self._control.pooled(np.tile(refined, n_channels))["n"][:, :v] < self.min_treated
         refined[:, too_few] = use[:, too_few]
-        return self._att_from(self._control.pooled(refined), treated)
+        return self._att_from(self._control.pooled(np.tile(refined, n_channels)), treated)
 
     def _att_from(
         self, c: dict[str, np.ndarray], t: dict[str, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Regression-adjusted ATT from pooled control and treated sums (arrays over (i, j))."""
+        """Regression-adjusted effects from pooled control and treated sums (arrays over (i, output)).
+
+        On control rows, ``y1 ~ a + b * y0`` per (i, output); the effect is the mean treated
+        residual. Its variance adds the treated residuals' and the control fit's, each the larger of
+        the i.i.d. and the cluster-robust estimate (clusters: blocks of ``cluster_size`` transitions).
+        """
         with np.errstate(divide="ignore", invalid="ignore"):
             nc = c["n"]
             mx, my = c["sx"] / nc, c["sy"] / nc
@@ -353,16 +600,40 @@ class OnlineCausalLearner:
             )
             mean_r = sum_r / nt
             var_r = np.maximum(sum_r2 / nt - mean_r**2, 0.0) * nt / np.maximum(nt - 1, 1)
+            var_treated = np.maximum(var_r / nt, _cluster_variance(t, icpt, slope, mean_r))
             mtx = t["sx"] / nt
-            var_fit = s2_ctrl * (1.0 / nc + np.where(vx > 1e-12, (mtx - mx) ** 2 / (nc * vx), 0.0))
-            se = np.sqrt(var_r / nt + var_fit)
+            var_slope = s2_ctrl * np.where(vx > 1e-12, (mtx - mx) ** 2 / (nc * vx), 0.0)
+            var_fit = np.maximum(s2_ctrl / nc, _cluster_variance(c, icpt, slope, 0.0)) + var_slope
+            se = np.sqrt(var_treated + var_fit)
             tstat = np.where(se > 0, mean_r / se, 0.0)
         ok = (nt >= self.min_treated) & (nc >= self.min_treated)
         effect = np.where(ok, np.nan_to_num(mean_r), 0.0)
         tstat = np.where(ok, np.nan_to_num(tstat), 0.0)
+        v = self.layout.n_variables
+        tstat = tstat.reshape(v, len(_CHANNELS), v)
+        self.channel_tstats = tstat.transpose(1, 0, 2) * ~np.eye(v, dtype=bool)  # [channel, i, j], for calibration
+        strongest = np.take_along_axis(tstat, np.abs(tstat).argmax(axis=1)[:, None, :], axis=1)[:, 0, :]
+        effect = effect[:, :v].copy()  # the mean channel
         np.fill_diagonal(effect, 0.0)
-        np.fill_diagonal(tstat, 0.0)
-        return effect, tstat, nt[:, 0].copy()
+        np.fill_diagonal(strongest, 0.0)
+        return effect, strongest, nt[:, 0].copy()
+
+    def _threshold(self, tstat: np.ndarray) -> float:
+        """The |t| above which a pair's effect is significant, by the multiple-testing rule (see ``alpha``)."""
+        if self.fixed_z_threshold is not None:
+            return float(self.fixed_z_threshold)
+        v = tstat.shape[0]
+        n_pairs = max(v * (v - 1), 1)
+        n_channels = len(_CHANNELS)
+        bonferroni = float(norm.isf(self.alpha / (2 * n_channels * n_pairs)))
+        if self.multiple_testing == "bonferroni":
+            return bonferroni
+        off_diagonal = ~np.eye(v, dtype=bool)
+        p = np.sort(np.minimum(1.0, 2 * n_channels * norm.sf(np.abs(tstat[off_diagonal]))))
+        passed = np.flatnonzero(p <= self.alpha * np.arange(1, p.size + 1) / n_pairs)
+        if passed.size == 0:
+            return bonferroni
+        return min(bonferroni, float(norm.isf(p[passed[-1]] / (2 * n_channels))))
 
     def ancestor_candidates(self) -> tuple[np.ndarray, np.ndarray]:
         """Orientation stage: ``(A, strength)``, A[i, j] True when i is taken as an ancestor of j.
@@ -374,6 +645,7 @@ class OnlineCausalLearner:
         """
         _, tstat, n_treated = self.att()
         strength = np.abs(tstat)
+        self.z_threshold = self._threshold(tstat)
         anc = strength >= self.z_threshold
         anc &= ~(anc.T & (strength < strength.T))  # contradicting pair: keep the stronger direction
         prior = self.initial_graph.ancestor_matrix()
@@ -400,7 +672,9 @@ class OnlineCausalLearner:
                 keep = self._prune_parents(j, free, fixed=np.flatnonzero(exempt[:, j]))
                 parents[:, j] = exempt[:, j]
                 parents[keep, j] = True
-        self._graph = _acyclic_graph(self.layout.names, parents, strength)
+        src, dst = np.nonzero(parents)
+        order = np.lexsort((dst, src, -strength[src, dst]))  # strongest ATT first
+        self._graph = CausalGraph.from_ranked_edges(self.layout.names, zip(src[order], dst[order]))
         self.n_updates += 1
         return self._graph
 
@@ -409,6 +683,11 @@ class OnlineCausalLearner:
         """The current graph (as of the last :meth:`update`)."""
         return self._graph
 
+    @property
+    def n_treated(self) -> np.ndarray:
+        """``(V,)`` treated rows per variable so far: the evidence an intervention chooser balances."""
+        return self._treated.n[0].copy()
+
     def _prune_parents(self, j: int, candidates: np.ndarray, fixed: np.ndarray | None = None) -> np.ndarray:
         """Greedy backward elimination of j's candidate parents on the BIC of a linear model.
 
@@ -416,26 +695,18 @@ class OnlineCausalLearner:
         """
         if candidates.size == 0:
             return candidates
-        v, h = self.layout.n_variables, self.layout.n_hops
+        v = self.layout.n_variables
         gram = self._gram - self._gram_intervened[j] if self._single_unit else self._gram
         n_rows = self._n_rows - self._n_rows_intervened[j]
         if n_rows < self.min_rows:
             return candidates
-        y_col = 1 + h * v + j  # x_t+1 of j on its own unit
+        y_col = 1 + self.n_hops * v + j  # x_t+1 of j on its own unit
         base = [0, 1 + j]  # intercept and j's own lagged value
         fixed_cols = [] if fixed is None else [int(f) for f in fixed]
 
-        def columns(var: int) -> list[int]:
-            return [1 + blk * v + var for blk in range(self._n_blocks)]
-
         def bic(subset: list[int]) -> float:
-            cols = base + [c for var in [*fixed_cols, *subset] for c in columns(var)]
-            g = gram[np.ix_(cols, cols)]
-            rhs = gram[cols, y_col]
-            ridge = 1e-9 * max(float(np.trace(g)) / len(cols), 1.0)
-            beta = np.linalg.solve(g + ridge * np.eye(len(cols)), rhs)
-            rss = max(float(gram[y_col, y_col] - rhs @ beta), 1e-12 * n_rows)
-            return n_rows * np.log(rss / n_rows) + self.bic_penalty * len(cols) * np.log(n_rows)
+            cols = base + [1 + blk * v + var for var in [*fixed_cols, *subset] for blk in range(self._n_blocks)]
+            return _bic(gram, cols, y_col, n_rows, self.bic_penalty)
 
         current = [int(c) for c in candidates]
         score = bic(current)
@@ -460,11 +731,24 @@ class OnlineCausalLearner:
             "n_rows_intervened": self._n_rows_intervened.copy(),
             "n_transitions": self.n_transitions,
             "n_updates": self.n_updates,
+            "n_hops": -1 if self.n_hops is None else self.n_hops,
+            "count_weighting": -1 if self.count_weighting is None else int(self.count_weighting),
+            "hop_buffer": {
+                "x0": _concat([b[0] for b in self._buffer]),
+                "actions": _concat([b[1] for b in self._buffer]),
+                "x1": _concat([b[2] for b in self._buffer]),
+            },
             "initial_graph": self.initial_graph.to_json(),
             "graph": self._graph.to_json(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        n_hops = int(state.get("n_hops", self.n_hops if self.n_hops is not None else -1))
+        if n_hops != (-1 if self.n_hops is None else self.n_hops):
+            self._configure(None if n_hops < 0 else n_hops)
+        if "count_weighting" in state:
+            weighting = int(state["count_weighting"])
+            self.count_weighting = None if weighting < 0 else bool(weighting)
         gram = np.asarray(state["gram"], dtype=np.float64)
         if gram.shape != self._gram.shape:
             raise ValueError(f"learner state has a Gram matrix of shape {gram.shape}, expected {self._gram.shape}")
@@ -476,16 +760,156 @@ class OnlineCausalLearner:
         self._n_rows_intervened = np.asarray(state["n_rows_intervened"], dtype=np.float64).copy()
         self.n_transitions = int(state["n_transitions"])
         self.n_updates = int(state["n_updates"])
+        buffer = state.get("hop_buffer")
+        self._buffer = []
+        if buffer is not None and np.asarray(buffer["actions"]).size:
+            self._buffer = [(np.asarray(buffer["x0"]), np.asarray(buffer["actions"]), np.asarray(buffer["x1"]))]
         self.initial_graph = CausalGraph.from_json(state["initial_graph"])
         self._graph = CausalGraph.from_json(state["graph"])
 
+    def get_config(self) -> dict[str, Any]:
+        """The constructor's keyword arguments (JSON-serialisable; the layout and graphs aside)."""
+        return {
+            "alpha": self.alpha,
+            "multiple_testing": self.multiple_testing,
+            "z_threshold": self.fixed_z_threshold,
+            "min_treated": self.min_treated,
+            "confirm_treated": self.confirm_treated,
+            "prior_prune_after": self.prior_prune_after,
+            "hop_candidates": list(self.hop_candidates),
+            "hop_selection_rows": self.hop_selection_rows,
+            "effect_hops": self.declared_effect_hops,
+            "prune": self.prune,
+            "bic_penalty": self.bic_penalty,
+            "min_rows": self.min_rows,
+            "cluster_size": self.cluster_size,
+            "noop_control": self.noop_control,
+        }
 
-def _spread(op: np.ndarray, x: np.ndarray) -> np.ndarray:
+    def to_npz(self) -> bytes:
+        """The learner as npz bytes: state (nested keys joined by '/'), layout and settings.
+
+        The format of ``algos/causal_base.py``'s learner entry, plus ``config`` (settings as JSON)
+        and the layout's ``intervenes_when_inactive``; no pickled objects."""
+        arrays: dict[str, np.ndarray] = {}
+
+        def put(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for key, sub in value.items():
+                    put(f"{prefix}/{key}", sub)
+            else:
+                arrays[prefix] = np.asarray(value)
+
+        put("state", self.state_dict())
+        layout = self.layout
+        put(
+            "layout",
+            {
+                "names": np.array(layout.names, dtype=str),
+                "obs_index": layout.obs_index,
+                "action_target": layout.action_target,
+                "n_hops": -1 if layout.n_hops is None else layout.n_hops,
+                "intervenes_when_inactive": layout.intervenes_when_inactive,
+                "unit_names": np.array(layout.unit_names, dtype=str),
+            },
+        )
+        if layout.topology is not None:
+            arrays["layout/topology"] = layout.topology
+        arrays["meta/format"] = np.array(json.dumps({"format": "sb3-causal/learner", "version": 1}))
+        arrays["config"] = np.array(json.dumps(self.get_config()))
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_npz(cls, data: bytes, **kwargs: Any) -> OnlineCausalLearner:
+        """Rebuild a learner saved by :meth:`to_npz`; ``kwargs`` override the saved settings.
+
+        Also reads the entries of older files (no ``config``: the constructor's defaults; no
+        ``intervenes_when_inactive``: False, the rule of the learner that wrote them)."""
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+        state: dict[str, Any] = {}
+        for key, value in arrays.items():
+            section, _, rest = key.partition("/")
+            if section != "state":
+                continue
+            node = state
+            *parents, leaf = rest.split("/")
+            for parent in parents:
+                node = node.setdefault(parent, {})
+            node[leaf] = str(value) if value.dtype.kind == "U" else value
+        n_hops = int(arrays["layout/n_hops"])
+        layout = CausalVariables(
+            names=tuple(str(n) for n in arrays["layout/names"]),
+            obs_index=arrays["layout/obs_index"],
+            action_target=arrays["layout/action_target"],
+            topology=arrays.get("layout/topology"),
+            n_hops=None if n_hops < 0 else n_hops,
+            intervenes_when_inactive=bool(arrays.get("layout/intervenes_when_inactive", False)),
+            unit_names=tuple(str(n) for n in arrays["layout/unit_names"]),
+        )
+        config = json.loads(str(arrays["config"])) if "config" in arrays else {}
+        config.update(kwargs)
+        learner = cls(layout, CausalGraph.from_json(state["initial_graph"]), **config)
+        if "graph" not in state:  # older files keep the graph apart (causal_graph.json)
+            state["graph"] = state["initial_graph"]
+        learner.load_state_dict(state)
+        return learner
+
+
+def _with_squares(y: np.ndarray) -> np.ndarray:
+    """Outcome columns of every channel (see ``_CHANNELS``): values, then their squares."""
+    return np.concatenate([y, y * y], axis=1)
+
+
+def _cluster_variance(
+    sums: dict[str, np.ndarray], icpt: np.ndarray, slope: np.ndarray, mean: np.ndarray | float
+) -> np.ndarray:
+    """Cluster-robust variance of the mean of the residuals ``y - icpt - slope * x`` (around ``mean``),
+    from per-cluster sums: ``sum_c (S_c - n_c * mean)^2 / n^2 * G / (G - 1)``, 0 with fewer than 2 clusters."""
+    a, b = icpt, slope
+    s2 = sums["cyy"] + a * a * sums["cnn"] + b * b * sums["cxx"] - 2 * a * sums["cny"] - 2 * b * sums["cxy"]
+    s2 = s2 + 2 * a * b * sums["cnx"]
+    ns = sums["cny"] - a * sums["cnn"] - b * sums["cnx"]
+    total = np.maximum(s2 - 2 * mean * ns + mean * mean * sums["cnn"], 0.0)
+    g = sums["n_clusters"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = total / sums["n"] ** 2 * g / (g - 1)
+    return np.where(g >= 2, np.nan_to_num(out), 0.0)
+
+
+def _bic(gram: np.ndarray, cols: list[int], y_col: int, n_rows: float, penalty: float) -> float:
+    """Gaussian BIC ``n log(RSS / n) + penalty * k log n`` of the least-squares fit of column
+    ``y_col`` on ``cols``, from a (weighted) Gram matrix."""
+    g = gram[np.ix_(cols, cols)]
+    rhs = gram[cols, y_col]
+    ridge = 1e-9 * max(float(np.trace(g)) / len(cols), 1.0)
+    beta = np.linalg.solve(g + ridge * np.eye(len(cols)), rhs)
+    rss = max(float(gram[y_col, y_col] - rhs @ beta), 1e-12 * n_rows)
+    return n_rows * np.log(rss / n_rows) + penalty * len(cols) * np.log(n_rows)
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _operator(op: sp.csr_array) -> sp.csr_array | np.ndarray:
+    """A unit operator of the topology as used by ``_spread``: dense for a few hundred units (a BLAS
+    product is faster there), sparse beyond (memory and cost grow with the pairs within reach)."""
+    return op.toarray() if op.shape[0] <= _DENSE_UNITS else op
+
+
+def _spread(op: sp.csr_array | np.ndarray, x: np.ndarray) -> np.ndarray:
     """``out[n, b, v] = sum_m op[n, m] * x[m, b, v]`` for unit-major ``x``, as one matrix product."""
     m, b, v = x.shape
-    if m == 1:
-        return x * op[0, 0]
-    return (op @ x.reshape(m, b * v)).reshape(op.shape[0], b, v)
+    return np.asarray(op @ x.reshape(m, b * v)).reshape(op.shape[0], b, v)
+
+
+def _one_hot(index: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros((index.size, n), dtype=bool)
+    out[np.arange(index.size), index] = True
+    return out
 
 
 def _add_gram(gram: np.ndarray, z: np.ndarray, weights: np.ndarray) -> None:
@@ -496,24 +920,3 @@ def _add_gram(gram: np.ndarray, z: np.ndarray, weights: np.ndarray) -> None:
     gram[0, 1:] += s
     gram[1:, 0] += s
     gram[1:, 1:] += wz.T @ z
-
-
-def _sym_normalised(adj: np.ndarray) -> np.ndarray:
-    deg = adj.sum(axis=1)
-    scale = np.divide(1.0, np.sqrt(deg), out=np.zeros_like(deg), where=deg > 0)
-    return scale[:, None] * adj * scale[None, :]
-
-
-def _acyclic_graph(names: tuple[str, ...], parents: np.ndarray, strength: np.ndarray) -> CausalGraph:
-    """Insert edges strongest first, skipping any that would close a cycle."""
-    graph = CausalGraph(names)
-    src, dst = np.nonzero(parents)
-    order = np.lexsort((dst, src, -strength[src, dst]))
-    reach = np.eye(len(names), dtype=bool)  # reach[a, b]: a reaches b
-    for k in order:
-        i, j = int(src[k]), int(dst[k])
-        if reach[j, i]:
-            continue
-        graph.add_edge(i, j)
-        reach |= np.outer(reach[:, i], reach[j, :])
-    return graph

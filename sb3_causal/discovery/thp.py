@@ -53,46 +53,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.sparse.csgraph import shortest_path
 
 from sb3_causal.graph import CausalGraph
+from sb3_causal.topology import HOP_NORMALIZATIONS, Topology
 
-__all__ = ["HOP_NORMALIZATIONS", "THPResult", "TopologicalHawkes", "hop_weight_matrices"]
-
-HOP_NORMALIZATIONS = ("sym", "rw", "none")
+__all__ = ["THPResult", "TopologicalHawkes", "hop_weight_matrices"]
 
 
 def hop_weight_matrices(topology: np.ndarray | None, n_devices: int, max_hop: int, normalization: str) -> np.ndarray:
-    """``W[h, n, m]``: weight with which an event on device m excites device n at hop ``h < max_hop``.
+    """Dense ``W[h, n, m]``: weight with which an event on device m excites device n at hop ``h < max_hop``,
+    from :meth:`Topology.hop_weights <sb3_causal.topology.Topology.hop_weights>` (normalisations there).
 
     :param topology: symmetric 0/1 device adjacency (None: devices do not interact, only hop 0 has weight)
     :param n_devices: number of devices
     :param max_hop: number of hops (1: same device only; 2: adds direct neighbours; ...)
-    :param normalization: ``"sym"`` (``D^-1/2 A_h D^-1/2``), ``"rw"`` (``D^-1 A_h D^-1``) or ``"none"`` (``A_h``),
-        where ``A_h`` links devices exactly ``h`` hops apart and ``D`` is its degree matrix
+    :param normalization: one of :data:`~sb3_causal.topology.HOP_NORMALIZATIONS`
     """
-    if normalization not in HOP_NORMALIZATIONS:
-        raise ValueError(f"hop normalization must be one of {HOP_NORMALIZATIONS}, got {normalization!r}")
-    if max_hop < 1:
-        raise ValueError(f"max_hop must be >= 1 (1 = same device only), got {max_hop}")
-    weights = np.zeros((max_hop, n_devices, n_devices))
-    weights[0] = np.eye(n_devices)
-    if max_hop == 1 or topology is None:
-        return weights
-    topology = np.asarray(topology).astype(bool)
-    if topology.shape != (n_devices, n_devices):
-        raise ValueError(f"topology must have shape ({n_devices}, {n_devices}), got {topology.shape}")
-    dist = shortest_path(topology.astype(np.float64), unweighted=True, directed=False)
-    for h in range(1, max_hop):
-        a_h = (dist == h).astype(np.float64)
-        deg = a_h.sum(axis=1)
-        scale = np.divide(1.0, deg, out=np.zeros(n_devices), where=deg > 0)
-        if normalization == "sym":
-            scale = np.sqrt(scale)
-        elif normalization == "none":
-            scale = (deg > 0).astype(np.float64)
-        weights[h] = scale[:, None] * a_h * scale[None, :]
-    return weights
+    weights = Topology(topology, n_units=n_devices).hop_weights(max_hop, normalization)
+    return np.stack([w.toarray() for w in weights])
 
 
 @dataclass(frozen=True)
@@ -517,7 +495,7 @@ class _HillClimb:
         moves = 0
         eye = np.eye(self.n_types, dtype=bool)
         while moves < max_iter:
-            reach = _reachability(self.adjacency)
+            reach = CausalGraph.reachability(self.adjacency)
             valid = (self.adjacency | ~reach.T) & ~eye  # [v, w]: adding a unit of v to w keeps the graph acyclic
             add = np.where(valid[:, None, :], self.add_gain, -np.inf)
             best_add = np.unravel_index(np.argmax(add), add.shape)
@@ -550,7 +528,7 @@ class _HillClimb:
                 break
             adj = self.adjacency.copy()
             adj[v, w] = False
-            if not _reachability(adj)[v, w]:  # no other path v ~> w, so w -> v closes no cycle
+            if not CausalGraph.reachability(adj)[v, w]:  # no other path v ~> w, so w -> v closes no cycle
                 return float(gain[v, w]), (v, w, int(best_hop[w, v]))
         return -np.inf, (-1, -1, -1)
 
@@ -559,16 +537,6 @@ class _HillClimb:
         self.adjacency[:, w] = False
         self.adjacency[list(fam.parents), w] = True
         self._refresh(w)
-
-
-def _reachability(adjacency: np.ndarray) -> np.ndarray:
-    """``R[i, j]``: a directed path of length >= 1 from i to j (repeated squaring of a boolean matrix)."""
-    reach = adjacency.copy()
-    while True:
-        nxt = reach | ((reach.astype(np.int64) @ reach.astype(np.int64)) > 0)
-        if np.array_equal(nxt, reach):
-            return reach
-        reach = nxt
 
 
 def _check_log(

@@ -72,7 +72,8 @@ class CausalMask:
         self.activity_threshold = float(activity_threshold)
         self.rng = np.random.default_rng(seed)
         u, v = layout.n_units, layout.n_variables
-        dist = layout.unit_distances(2 * (layout.n_hops - 1))
+        n_hops = 1 if layout.n_hops is None else layout.n_hops  # undeclared: same unit until a learner chooses
+        dist = layout.unit_distances(2 * (n_hops - 1))
         self._reach = (dist >= 0).astype(np.float32)  # [n, m]: an active cause on m can dominate n
         targets = layout.action_target
         self._action_ok = targets >= 0

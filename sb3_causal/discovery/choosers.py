@@ -1,0 +1,90 @@
+"""Intervention choosers: which (unit, variable) pairs an exploratory (eta-lifted) row may intervene on.
+
+A causal mask lifts some rows (probability ``eta``) so that the agent also tries actions the
+current graph would mask. Which of the valid actions such a lifted row may take is the chooser's
+call. :class:`UniformChooser` allows them all (the seed paper's lift). :class:`LeastEvidenceChooser`
+allows only the candidates whose variable has the least evidence so far (fewest treated rows in the
+online learner), so that a greedy agent (DQN) still covers every variable. An active-design chooser
+(e.g. expected information gain) plugs into the same :class:`InterventionChooser` protocol.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from sb3_causal.discovery.online import OnlineCausalLearner
+
+__all__ = ["InterventionChooser", "LeastEvidenceChooser", "UniformChooser"]
+
+
+@runtime_checkable
+class InterventionChooser(Protocol):
+    """Decides which interventions an exploratory row may take."""
+
+    def choose(self, candidates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``candidates``: ``(batch, n_units * n_variables)`` bool, the (unit, variable) pairs that some
+        valid action of the row targets. Returns a bool array of the same shape: the pairs a lifted
+        row may intervene on (a non-empty subset of each non-empty candidate row)."""
+        ...
+
+    def update(self, learner: OnlineCausalLearner) -> None:
+        """Called after each graph update with the learner (its evidence: treated counts, statistics)."""
+        ...
+
+
+def _check_candidates(candidates: np.ndarray) -> np.ndarray:
+    candidates = np.asarray(candidates)
+    if candidates.ndim != 2 or candidates.dtype != bool:
+        raise ValueError(
+            f"candidates must be a (batch, n_units * n_variables) bool array, got {candidates.dtype} {candidates.shape}"
+        )
+    return candidates
+
+
+class UniformChooser:
+    """Every candidate stays allowed: a lifted row picks among all valid actions (today's lifts)."""
+
+    def choose(self, candidates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return _check_candidates(candidates).copy()
+
+    def update(self, learner: OnlineCausalLearner) -> None:
+        return None
+
+
+class LeastEvidenceChooser:
+    """Lifted rows go to the candidate variables with the least evidence so far.
+
+    Evidence of variable i is its number of treated rows in the learner (``learner.n_treated``).
+    Each row keeps the candidates whose variable's evidence is within ``slack`` (relative) of the
+    row's smallest, so a variable treated 40 times is preferred over one treated 6,000 times.
+
+    :param n_variables: variables per unit (candidates are ``unit * n_variables + variable``)
+    :param slack: relative tolerance: candidates with evidence ``<= (1 + slack) * min + 1`` are kept
+    """
+
+    def __init__(self, n_variables: int, slack: float = 0.25) -> None:
+        if n_variables < 1:
+            raise ValueError(f"n_variables must be >= 1, got {n_variables}")
+        if slack < 0:
+            raise ValueError(f"slack must be >= 0, got {slack}")
+        self.n_variables = int(n_variables)
+        self.slack = float(slack)
+        self.evidence = np.zeros(self.n_variables)
+
+    def update(self, learner: OnlineCausalLearner) -> None:
+        evidence = np.asarray(learner.n_treated, dtype=np.float64)
+        if evidence.shape != (self.n_variables,):
+            raise ValueError(f"the learner has {evidence.size} variables, the chooser {self.n_variables}")
+        self.evidence = evidence
+
+    def choose(self, candidates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        candidates = _check_candidates(candidates)
+        if candidates.shape[1] % self.n_variables:
+            raise ValueError(f"candidates have {candidates.shape[1]} columns, not a multiple of {self.n_variables}")
+        per_pair = np.tile(self.evidence, candidates.shape[1] // self.n_variables)
+        masked = np.where(candidates, per_pair[None, :], np.inf)
+        least = masked.min(axis=1, keepdims=True)
+        return candidates & (masked <= (1.0 + self.slack) * least + 1.0)
