@@ -40,7 +40,10 @@ def causal_rows(graph: CausalGraph, truth: CausalGraph | None = None) -> tuple[l
     :param truth: the true graph, or None
     :return: ``(order, layers)``, ``layers[i]`` the layer of ``order[i]``
     """
-    reference = (truth if truth is not None else graph).nx_graph
+    reference = nx.DiGraph()
+    source = truth if truth is not None else graph
+    reference.add_nodes_from(source.variables)
+    reference.add_edges_from(source.edges)
     index = {v: i for i, v in enumerate(graph.variables)}
     row: dict[str, int] = {}
     order: list[str] = []
