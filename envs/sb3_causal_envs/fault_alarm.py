@@ -471,7 +471,7 @@ class FaultAlarmEnv(gym.Env):
         self.observation_space = spaces.Box(0.0, high, shape=(m.n_pairs * 2,), dtype=np.float32)
         self._age_scale = 10.0 * m.time_per_step
         self._causal_graph = m.type_graph
-        self._type_rank = self._causal_graph.upstream_rank()
+        self._type_rank = self._causal_graph.upstream_rank().tolist()
         self._sim: AlarmSimulator | None = None
         self._steps = 0
 
@@ -552,10 +552,9 @@ class FaultAlarmEnv(gym.Env):
         sim = self._require_sim()
         if sim.n_alarms == 0:
             raise RuntimeError("oracle_action: no active alarm to treat (the episode is over)")
-        spont = np.unique(sim.pair[sim.parent < 0])
-        rank = self._type_rank[spont % self.n_types]
-        best = np.lexsort((spont, -sim.counts[spont], rank))[0]
-        return int(spont[best])
+        spont = set(sim.pair[sim.parent < 0].tolist())  # a handful of pairs: ranked in Python
+        counts, rank, v = sim.counts, self._type_rank, self.n_types
+        return min(spont, key=lambda p: (rank[p % v], -int(counts[p]), p))
 
     def record_alarm_log(
         self,
@@ -632,13 +631,18 @@ class FaultAlarmEnv(gym.Env):
 
     def _observation(self) -> np.ndarray:
         sim = self._require_sim()
+        counts = sim.counts
         obs = np.zeros((sim.n_pairs, 2), dtype=np.float32)
-        obs[:, 0] = sim.counts
+        obs[:, 0] = counts
         if sim.n_alarms:
             if self.obs_mode == "age":
-                active = np.flatnonzero(sim.counts)
-                age = sim.time - sim.oldest_start()[active]
-                obs[active, 1] = -np.expm1(-age / self._age_scale)
+                active = counts.nonzero()[0]
+                feature = sim.oldest_start()[active]  # in place: -expm1(-(time - oldest) / scale)
+                np.subtract(feature, sim.time, out=feature)
+                np.divide(feature, self._age_scale, out=feature)
+                np.expm1(feature, out=feature)
+                np.negative(feature, out=feature)
+                obs[active, 1] = feature
             else:
                 obs[:, 1] = sim.latest_start()
         return obs.ravel()
@@ -647,7 +651,7 @@ class FaultAlarmEnv(gym.Env):
         sim = self._require_sim()
         return {
             "alarms": sim.n_alarms,
-            "roots_remaining": int(sim.is_root.sum()),
+            "roots_remaining": int(np.count_nonzero(sim.is_root)),
             "treated_pair": None if treated is None else divmod(treated, self.n_types),
             "treated_alarms": n_removed,
             "steps": self._steps,
