@@ -380,14 +380,14 @@ class AlarmSimulator:
         kept_parent = parent[keep]
         moved = kept_parent - lo
         in_tail = moved >= 0
-        new_index = alive.cumsum()
+        new_index = np.add.accumulate(alive, dtype=np.int64)
         new_index += lo - 1
         kept_parent[in_tail] = new_index[moved[in_tail]]
         self._parent[lo:k] = kept_parent
         for buf in (self._pair, self._start, self._end, self._is_root):
             buf[lo:k] = buf[lo:n][keep]
         stops = self._row_stop[lo:k]
-        np.cumsum(self._n_tgt[self._pair[lo:k]], out=stops)
+        np.add.accumulate(self._n_tgt[self._pair[lo:k]], out=stops)
         stops += row_lo
         self._n, self._n_rows = k, n_rows
         self._next_expiry = float(np.minimum.reduce(self._end[:k])) if k else np.inf
