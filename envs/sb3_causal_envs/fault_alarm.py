@@ -5,10 +5,11 @@ its alarms and their descendants; a persistent root keeps re-triggering its chil
 treating root causes clears the network. See ``shared/reference/fault_alarm_rl.md`` for the
 dynamics this implements and ``AlarmModel`` for its parameters.
 
-The simulator is vectorised over alarms: one step costs a handful of numpy calls per cascade
-generation, not a Python loop per alarm. Its propagation table is built from the sparse hop weights
-of ``sb3_causal.topology.Topology``, so networks of thousands of devices build in about a second
-(5,000 devices: 0.7 s CPU, ~1,900 steps/s; ``benchmarks/env_throughput.py``).
+The simulator is vectorised over alarms: it keeps one candidate row per (live alarm, propagation
+target), so a window's first cascade generation is a handful of numpy calls on contiguous arrays,
+and small generations are added alarm by alarm in Python. Its propagation table is built from the
+sparse hop weights of ``sb3_causal.topology.Topology``, so networks of thousands of devices build in
+about a second (5,000 devices: ~1 s CPU, ~2,200 steps/s; ``benchmarks/env_throughput.py``).
 """
 
 from __future__ import annotations
