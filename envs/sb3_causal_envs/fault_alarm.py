@@ -31,6 +31,7 @@ from sb3_causal_envs.alarm_model import AlarmModel
 __all__ = ["AlarmLog", "AlarmSimulator", "FaultAlarmEnv"]
 
 OBS_MODES = ("age", "absolute_time")
+_PYTHON_TAIL = 32  # a removal whose compacted tail is at most this long runs in Python
 _SCALAR_ADDS = 6  # a generation of at most this many children is added alarm by alarm (Python scalars)
 
 
@@ -356,6 +357,8 @@ class AlarmSimulator:
         lo = int(dead.argmax())
         if not dead[lo]:
             return 0
+        if n - lo <= _PYTHON_TAIL:
+            return self._remove_short_tail(dead, lo)
         marked = np.zeros(n + 1, dtype=bool)  # slot -1 (index n): the "no parent" sentinel, never dead
         marked[lo:n] = dead[lo:]
         parent = self._parent[lo:n]
@@ -393,6 +396,49 @@ class AlarmSimulator:
         self._n, self._n_rows = k, n_rows
         self._next_expiry = float(np.minimum.reduce(self._end[:k])) if k else np.inf
         return n - k
+
+    def _remove_short_tail(self, dead: np.ndarray, lo: int) -> int:
+        """``_remove`` for a tail of a few dozen alarms, in one Python pass: a parent comes before its
+        children, so one forward pass marks every descendant; the table's kept row runs move down."""
+        n = self._n
+        dead_tail = dead[lo:n].tolist()
+        pairs, parents, stops = (buf[lo:n].tolist() for buf in (self._pair, self._parent, self._row_stop))
+        counts = self.counts
+        new_index = [0] * (n - lo)
+        keep: list[int] = []
+        kept_parent: list[int] = []
+        kept_stop: list[int] = []
+        read = write = prev_stop = int(self._row_stop[lo - 1]) if lo else 0
+        for j in range(n - lo):
+            par = parents[j]
+            if dead_tail[j] or (par >= lo and dead_tail[par - lo]):
+                dead_tail[j] = True
+                counts[pairs[j]] -= 1
+                write = self._move_rows(read, prev_stop, write)
+                read = stops[j]
+            else:
+                new_index[j] = lo + len(keep)
+                keep.append(j)
+                kept_parent.append(new_index[par - lo] if par >= lo else par)
+                kept_stop.append(stops[j] - read + write)
+            prev_stop = stops[j]
+        n_rows = self._move_rows(read, self._n_rows, write)
+        k = lo + len(keep)
+        for buf in (self._pair, self._start, self._end, self._is_root):
+            buf[lo:k] = buf[lo:n][keep]
+        self._parent[lo:k] = kept_parent
+        self._row_stop[lo:k] = kept_stop
+        self._n, self._n_rows = k, n_rows
+        self._next_expiry = float(np.minimum.reduce(self._end[:k])) if k else np.inf
+        return n - k
+
+    def _move_rows(self, first: int, last: int, to: int) -> int:
+        """Move table rows ``first:last`` down to ``to``; return one past where they now end."""
+        stop = to + last - first
+        if last > first and to != first:
+            for buf in (self._cand_pair, self._cand_scale, self._cand_end):
+                buf[to:stop] = buf[first:last]
+        return stop
 
     # ------------------------------------------------------------------ read-outs
     def oldest_start(self) -> np.ndarray:
