@@ -17,7 +17,7 @@ default ``git:73479ff``: main before issue 13) or from a package folder, and imp
 module name; no copy is kept. Both implementations run the same ``AlarmModel`` parameters. Ends with
 one JSON line.
 
-    python benchmarks/env_throughput.py [--quick] [--episodes 100] [--baseline git:73479ff]
+    python benchmarks/env_throughput.py [--quick] [--episodes 100] [--baseline git:73479ff] [--policies-only]
 """
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ def choose(policy: str, env: Any, rng: np.random.Generator) -> int:
         return int(rng.integers(env.action_space.n))
     mask = env.action_masks()
     if policy == "active":
-        return int(rng.choice(np.flatnonzero(mask)))
+        active = mask.nonzero()[0]
+        return int(active[rng.integers(active.size)])  # rng.choice(active)'s draw, without its ~15 us of overhead
     return int(np.argmin(mask))  # "nothing": treat a pair with no alarm
 
 
@@ -286,6 +287,7 @@ def main() -> None:
     parser.add_argument("--vec-steps", type=int, default=8000, help="total steps for each vectorised run")
     parser.add_argument("--thp-events", type=int, default=2000, help="events per THP log")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--policies-only", action="store_true", help="only the policies section (speed A/B)")
     args = parser.parse_args()
     if args.quick:
         args.episodes, args.block = min(args.episodes, 10), min(args.block, 5)
@@ -295,6 +297,20 @@ def main() -> None:
 
     print(f"== policies, default network, {args.episodes} episodes each; [authors' simulator] ==")
     policies = policies_section(baseline, args.episodes, args.block, args.seed)
+    if args.policies_only:
+        print(
+            json.dumps(
+                {
+                    "benchmark": "env_throughput",
+                    "episodes": args.episodes,
+                    "seed": args.seed,
+                    "baseline": args.baseline,
+                    "python": platform.python_version(),
+                    "single": policies,
+                }
+            )
+        )
+        return
     print("== sizes (random over active alarms) ==")
     sizes = sizes_section(baseline, args.sizes, args.baseline_max_devices, args.size_steps)
     vec = {

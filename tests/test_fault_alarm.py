@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -323,6 +325,42 @@ def test_same_seed_same_episode_bit_for_bit():
     assert rew_a == rew_b
     obs_c, _ = rollout(12)
     assert obs_c.shape != obs_a.shape or not np.array_equal(obs_a, obs_c)
+
+
+def seeded_rollouts_digest(model: AlarmModel) -> str:
+    """SHA-256 (first 16 hex digits) of six seeded episodes under three policies: observations,
+    rewards, ends, alarm and root counts."""
+    digest = hashlib.sha256()
+    env = FaultAlarmEnv(model=model)
+    for seed in range(6):
+        obs, _ = env.reset(seed=seed)
+        digest.update(obs.tobytes())
+        for t in range(200):
+            if seed % 3 == 0:
+                action = env.oracle_action()
+            elif seed % 3 == 1:
+                active = env.action_masks().nonzero()[0]
+                action = int(active[(7 * t) % active.size])
+            else:
+                action = (37 * t + seed) % env.action_space.n
+            obs, reward, term, trunc, info = env.step(action)
+            digest.update(obs.tobytes())
+            digest.update(repr((reward, term, trunc, info["alarms"], info["roots_remaining"])).encode())
+            if term or trunc:
+                break
+    return digest.hexdigest()[:16]
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [({}, "2d6b550ec907341c"), ({"pair_cap": 2}, "1711c8e95ea50808")],
+    ids=["default", "pair_cap2"],
+)
+def test_seeded_rollouts_match_the_recorded_dynamics(overrides, expected):
+    """Speed work must not change a seeded episode: digests recorded from the implementation of
+    commit 607100a (issue 13's dynamics), loaded from git the way benchmarks/env_throughput.py does.
+    pair_cap=2 makes the pair cap bind often."""
+    assert seeded_rollouts_digest(AlarmModel.default(0, **overrides)) == expected
 
 
 def test_default_model_is_deterministic_in_its_seed():

@@ -5,10 +5,11 @@ its alarms and their descendants; a persistent root keeps re-triggering its chil
 treating root causes clears the network. See ``shared/reference/fault_alarm_rl.md`` for the
 dynamics this implements and ``AlarmModel`` for its parameters.
 
-The simulator is vectorised over alarms: one step costs a handful of numpy calls per cascade
-generation, not a Python loop per alarm. Its propagation table is built from the sparse hop weights
-of ``sb3_causal.topology.Topology``, so networks of thousands of devices build in about a second
-(5,000 devices: 0.7 s CPU, ~1,900 steps/s; ``benchmarks/env_throughput.py``).
+The simulator is vectorised over alarms: it keeps one candidate row per (live alarm, propagation
+target), so a window's first cascade generation is a handful of numpy calls on contiguous arrays,
+and small generations are added alarm by alarm in Python. Its propagation table is built from the
+sparse hop weights of ``sb3_causal.topology.Topology``, so networks of thousands of devices build in
+about a second (5,000 devices: ~1 s CPU, ~2,200 steps/s; ``benchmarks/env_throughput.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from sb3_causal_envs.alarm_model import AlarmModel
 __all__ = ["AlarmLog", "AlarmSimulator", "FaultAlarmEnv"]
 
 OBS_MODES = ("age", "absolute_time")
+_PYTHON_TAIL = 32  # a removal whose compacted tail is at most this long runs in Python
+_SCALAR_ADDS = 6  # a generation of at most this many children is added alarm by alarm (Python scalars)
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,16 @@ class AlarmSimulator:
 
     Alarms are stored as parallel arrays in creation order, so a child always sits after its parent.
     A live alarm's parent is always live (removing an alarm removes its descendants), which keeps
-    ``parent`` indices valid through compaction. The arrays are preallocated buffers that grow by
-    doubling; ``pair``, ``start``, ``end``, ``parent`` and ``is_root`` are views of the live alarms.
+    ``parent`` indices valid through compaction.
+
+    Next to the alarms, a candidate table holds one row per (live alarm, propagation target of its
+    pair), in alarm order: the target pair, the inverse rate and the alarm's end. A window draws one
+    exponential per row, so it consumes the random stream exactly as expanding every alarm's targets
+    afresh would, but in a handful of numpy calls on contiguous arrays. An alarm's rows are written
+    when it is added and compacted with it; ``_row_stop[i]`` is one past alarm ``i``'s last row.
+
+    All arrays are preallocated buffers that grow by doubling; ``pair``, ``start``, ``end``,
+    ``parent`` and ``is_root`` are views of the live alarms.
 
     :param model: the network
     :param rng: the only source of randomness
@@ -69,8 +80,10 @@ class AlarmSimulator:
         self._tgt_ptr, self._tgt_pair, self._tgt_scale = _propagation_targets(model)
         self._tgt_end = self._tgt_ptr[1:]  # one past each pair's last target
         self._n_tgt = np.diff(self._tgt_ptr)
+        self._rows_per_alarm = max(4, math.ceil(float(self._n_tgt.mean())))
         self._transient = model.transient.ravel()
         self._root_pairs = np.array([d * v + t for t in model.root_types for d in model.root_devices], dtype=np.int64)
+        self._root_devices = np.asarray(model.root_devices)
         noise_devices = np.setdiff1d(np.arange(n), model.root_devices)
         noise_types = np.setdiff1d(np.arange(v), model.root_types)
         self._noise_pairs = (noise_devices[:, None] * v + noise_types[None, :]).ravel()
@@ -78,30 +91,51 @@ class AlarmSimulator:
         self._width = float(model.time_per_step)
         # Spontaneous start offsets: Exp(mu[type]) conditioned on the window, by inverse CDF.
         self._spont_mass = -np.expm1(-model.mu * self._width)  # P(Exp(mu) < width) per type
+        # Python copies for the scalar paths (one alarm at a time).
+        self._tgt_ptr_list = self._tgt_ptr.tolist()
+        self._transient_list = self._transient.tolist()
+        self._mu_list = model.mu.tolist()
+        self._spont_mass_list = self._spont_mass.tolist()
         self.events: list[tuple[np.ndarray, np.ndarray]] | None = None  # set to a list to log occurrences
+        self._n, self._n_rows = 0, 0
         self._allocate(max(64, 2 * model.alarm_cap))
         self.clear()
 
     # ------------------------------------------------------------------ state
-    def _allocate(self, capacity: int) -> None:
-        old = getattr(self, "_n", 0)
+    def _allocate(self, capacity: int, row_capacity: int | None = None) -> None:
+        """(Re)allocate the buffers for ``capacity`` alarms and ``row_capacity`` candidate rows (default:
+        ``capacity`` times the mean targets per pair, at least 4), keeping the live content."""
+        if row_capacity is None:
+            row_capacity = capacity * self._rows_per_alarm
+        n, rows = self._n, self._n_rows
         buffers = {
-            "_pair": np.zeros(capacity, dtype=np.int64),
-            "_start": np.zeros(capacity),
-            "_end": np.zeros(capacity),  # inf for persistent alarms
-            "_parent": np.zeros(capacity, dtype=np.int64),  # -1 for a root or noise alarm
-            "_is_root": np.zeros(capacity, dtype=bool),  # a spontaneous alarm on a possible-root pair
+            "_pair": (np.int64, capacity, n),
+            "_start": (np.float64, capacity, n),
+            "_end": (np.float64, capacity, n),  # inf for persistent alarms
+            "_parent": (np.int64, capacity, n),  # -1 for a root or noise alarm
+            "_is_root": (bool, capacity, n),  # a spontaneous alarm on a possible-root pair
+            "_row_stop": (np.int64, capacity, n),  # one past the alarm's last candidate row
+            "_cand_pair": (np.int64, row_capacity, rows),  # the target pair of each row
+            "_cand_scale": (np.float64, row_capacity, rows),  # 1 / rate
+            "_cand_end": (np.float64, row_capacity, rows),  # the parent alarm's end
+            "_cand_begin": (np.float64, row_capacity, rows),  # the parent's start (rows added this window)
         }
-        for name, buf in buffers.items():
-            if old:
-                buf[:old] = getattr(self, name)[:old]
+        for name, (dtype, size, used) in buffers.items():
+            buf = np.zeros(size, dtype=dtype)
+            if used:
+                buf[:used] = getattr(self, name)[:used]
             setattr(self, name, buf)
-        self._index = np.arange(capacity, dtype=np.int64)
+
+    def _reserve(self, n_alarms: int, n_rows: int) -> None:
+        if n_alarms > self._pair.size or n_rows > self._cand_pair.size:
+            self._allocate(max(self._pair.size, 2 * n_alarms), max(self._cand_pair.size, 2 * n_rows))
 
     def clear(self) -> None:
         self.time = 0.0
         self._n = 0
+        self._n_rows = 0
         self._next_expiry = np.inf  # earliest end among live transient alarms
+        self._late_start = False  # an alarm starts after its window (see advance)
         self.counts = np.zeros(self.n_pairs, dtype=np.int64)
 
     @property
@@ -133,7 +167,7 @@ class AlarmSimulator:
         self.clear()
         m, v = self.model, self.model.n_types
         types = np.resize(np.asarray(m.root_types), m.n_initial_roots)
-        devices = self.rng.choice(m.root_devices, size=m.n_initial_roots)
+        devices = self.rng.choice(self._root_devices, size=m.n_initial_roots)
         self._add(devices * v + types, np.zeros(m.n_initial_roots), np.full(m.n_initial_roots, -1), root=True)
         for _ in range(10_000):
             if self._n >= m.min_initial_alarms:
@@ -156,100 +190,144 @@ class AlarmSimulator:
 
         Transient alarms that expired before the window begins leave first, with their
         descendants; an alarm that expires inside a window stays observable at that window's end.
+        Then one new root and one noise alarm may appear, and every alarm tries to trigger a child
+        on each of its targets, generation by generation (the first generation's parents are all
+        alarms, the next one's the children just born).
         """
         m, rng = self.model, self.rng
         t0 = self.time
         t1 = t0 + self._width
         if self._next_expiry <= t0:
             self._remove(self._end[: self._n] <= t0)
-        n_old = self._n
+        n_old, rows_old = self._n, self._n_rows
+        late = self._late_start
+        self._late_start = False
         if rng.random() < m.p_new_root:
             p = self._root_pairs[rng.integers(self._root_pairs.size)]
-            self._add_spontaneous(int(p), t0, root=True)
+            self._add_spontaneous(int(p), t0, t1, root=True)
         if self._noise_pairs.size and rng.random() < m.p_noise:
             p = self._noise_pairs[rng.integers(self._noise_pairs.size)]
-            self._add_spontaneous(int(p), t0, root=False)
-        first, last = 0, self._n  # the parents of the next generation: every alarm, then the newest
-        while last > first and self._n <= m.alarm_cap:
-            first, last = last, last + self._trigger(first, last, t0, t1)
+            self._add_spontaneous(int(p), t0, t1, root=False)
+        # Every alarm that existed before this window started by t0, so its children's clock starts at
+        # t0; a spontaneous alarm of this window starts at its own time. (If rounding put an alarm's
+        # start at or after its window's end, the old rows take max(start, t0) the long way.)
+        first, own = 0, rows_old
+        if late:
+            self._cand_begin[:rows_old] = np.maximum(self._start[:n_old], t0).repeat(self._n_tgt[self._pair[:n_old]])
+            own = 0
+        while self._n <= m.alarm_cap:
+            last = self._n_rows
+            if last == first or self._trigger(first, own, last, t0, t1) == 0:
+                break
+            first = own = last  # the next generation's parents: the children just added
         self.time = t1
         return self._n - n_old
 
-    def _trigger(self, first: int, last: int, t0: float, t1: float) -> int:
-        """Add the children of alarms ``first:last`` that start inside [t0, t1) (and before a
-        transient parent ends); return how many were added."""
-        pp = self._pair[first:last]
-        n_tgt = self._n_tgt[pp]
-        cum = n_tgt.cumsum()
-        total = int(cum[-1])
-        if total == 0:
-            return 0
-        # Index of every (parent, target) candidate into the CSR arrays.
-        offs = self._candidate_range(total) + (self._tgt_end[pp] - cum).repeat(n_tgt)
-        cand_parent = self._index[first:last].repeat(n_tgt)
-        begin = np.maximum(self._start[cand_parent], t0)
-        child_start = begin + self.rng.standard_exponential(total) * self._tgt_scale[offs]
-        ok = np.flatnonzero(child_start < np.minimum(self._end[cand_parent], t1))
+    def _trigger(self, first: int, own: int, last: int, t0: float, t1: float) -> int:
+        """Add the children that candidate rows ``first:last`` trigger inside [t0, t1) (and before a
+        transient parent ends); return how many were added. Rows before ``own`` start their clock at
+        ``t0``, the others at their parent's start (``_cand_begin``)."""
+        child_start = self.rng.standard_exponential(last - first)
+        child_start *= self._cand_scale[first:last]
+        if own > first:
+            child_start[: own - first] += t0
+        if last > own:
+            child_start[own - first :] += self._cand_begin[own:last]
+        ok = (child_start < np.minimum(self._cand_end[first:last], t1)).nonzero()[0]
         if ok.size == 0:
             return 0
-        child_pair = self._tgt_pair[offs[ok]]
+        rows = ok + first
+        child_pair = self._cand_pair[rows]
         child_start = child_start[ok]
-        cand_parent = cand_parent[ok]
+        child_parent = self._row_stop[: self._n].searchsorted(rows, side="right")
         keep = self._under_pair_cap(child_pair, child_start)
         if keep is not None:
-            child_pair, child_start, cand_parent = child_pair[keep], child_start[keep], cand_parent[keep]
-        self._add(child_pair, child_start, cand_parent, root=False)
+            child_pair, child_start, child_parent = child_pair[keep], child_start[keep], child_parent[keep]
+        if child_pair.size <= _SCALAR_ADDS:
+            for p, s, par in zip(child_pair.tolist(), child_start.tolist(), child_parent.tolist()):
+                self._add_one(p, s, par, root=False)
+        else:
+            self._add(child_pair, child_start, child_parent, root=False)
         return int(child_pair.size)
 
-    def _candidate_range(self, total: int) -> np.ndarray:
-        if total > self._index.size:
-            self._index = np.arange(2 * total, dtype=np.int64)
-        return self._index[:total]
-
-    def _under_pair_cap(self, pairs: np.ndarray, starts: np.ndarray) -> np.ndarray | None:
-        """Which new alarms fit under the pair cap (earliest first); None when all of them do.
-
-        Only pairs with less room than there are new alarms can overflow; the earliest-first ranking
-        runs on their alarms alone (all alarms of one pair share its room).
-        """
-        held = self.counts[pairs]
-        if held.max() <= self._pair_limit - pairs.size:
+    def _under_pair_cap(self, pairs: np.ndarray, starts: np.ndarray) -> list[int] | None:
+        """Which new alarms fit under the pair cap (earliest first per pair; ties in order); None when
+        all of them do. A handful of new alarms per generation: a Python pass over them."""
+        limit = self._pair_limit
+        if pairs.size == 1:
+            return None if self.counts[pairs[0]] < limit else []
+        room: dict[int, int] = {}
+        members: dict[int, list[int]] = {}
+        overflow = False
+        for i, (p, held) in enumerate(zip(pairs.tolist(), self.counts[pairs].tolist())):
+            if p in members:
+                members[p].append(i)
+            else:
+                members[p] = [i]
+                room[p] = limit - held
+            overflow = overflow or len(members[p]) > room[p]
+        if not overflow:
             return None
-        room = self._pair_limit - held
-        risky = np.flatnonzero(room < pairs.size)
-        r_pairs = pairs[risky]
-        order = np.lexsort((starts[risky], r_pairs))
-        sorted_pairs = r_pairs[order]
-        new_group = np.r_[True, sorted_pairs[1:] != sorted_pairs[:-1]]
-        group_start = np.maximum.accumulate(np.where(new_group, np.arange(risky.size), 0))
-        rank = np.empty(risky.size, dtype=np.int64)
-        rank[order] = np.arange(risky.size) - group_start
-        fits = rank < room[risky]
-        if fits.all():
-            return None
-        keep = np.ones(pairs.size, dtype=bool)
-        keep[risky[~fits]] = False
+        start = starts.tolist()
+        keep: list[int] = []
+        for p, idx in members.items():
+            if len(idx) > room[p]:
+                idx = sorted(idx, key=start.__getitem__)[: max(room[p], 0)]  # stable: ties keep their order
+            keep += idx
+        keep.sort()
         return keep
 
-    def _add_spontaneous(self, pair: int, t0: float, root: bool) -> None:
+    def _add_spontaneous(self, pair: int, t0: float, t1: float, root: bool) -> None:
         if self.counts[pair] >= self._pair_limit:
             return
         # Start ~ Exp(rate mu[type]) conditioned on falling inside the window (inverse CDF).
         t = pair % self.model.n_types
         u = self.rng.random()
-        offset = -math.log1p(-u * self._spont_mass[t]) / self.model.mu[t]
-        self._add(np.array([pair]), np.array([t0 + offset]), np.array([-1]), root=root)
+        start = t0 + -math.log1p(-u * self._spont_mass_list[t]) / self._mu_list[t]
+        self._late_start = self._late_start or start > t1
+        self._add_one(pair, start, -1, root=root)
+
+    def _add_one(self, pair: int, start: float, parent: int, root: bool) -> None:
+        """Add one alarm (Python scalars) and its candidate rows."""
+        n, rows = self._n, self._n_rows
+        lo, hi = self._tgt_ptr_list[pair], self._tgt_ptr_list[pair + 1]
+        stop = rows + hi - lo
+        self._reserve(n + 1, stop)
+        end = math.inf
+        if self._transient_list[pair]:
+            m = self.model
+            end = start + max(m.transient_min, self.rng.exponential(m.transient_mean))
+            if end < self._next_expiry:
+                self._next_expiry = end
+        self._pair[n] = pair
+        self._start[n] = start
+        self._end[n] = end
+        self._parent[n] = parent
+        self._is_root[n] = root
+        self._row_stop[n] = stop
+        self._cand_pair[rows:stop] = self._tgt_pair[lo:hi]
+        self._cand_scale[rows:stop] = self._tgt_scale[lo:hi]
+        self._cand_end[rows:stop] = end
+        self._cand_begin[rows:stop] = start
+        self._n, self._n_rows = n + 1, stop
+        self.counts[pair] += 1
+        if self.events is not None:
+            self.events.append((np.array([pair]), np.array([start])))
 
     def _add(self, pairs: np.ndarray, starts: np.ndarray, parents: np.ndarray, root: bool) -> None:
-        n, k = self._n, pairs.size
-        if n + k > self._pair.size:
-            self._allocate(2 * (n + k))
-        stop = n + k
-        self._pair[n:stop] = pairs
-        self._start[n:stop] = starts
-        self._parent[n:stop] = parents
-        self._is_root[n:stop] = root
-        ends = self._end[n:stop]
+        """Add alarms (arrays) and their candidate rows."""
+        n, k, rows = self._n, pairs.size, self._n_rows
+        n_tgt = self._n_tgt[pairs]
+        cum = n_tgt.cumsum()
+        stop = rows + int(cum[-1])
+        row_stop = cum + rows
+        self._reserve(n + k, stop)
+        self._pair[n : n + k] = pairs
+        self._start[n : n + k] = starts
+        self._parent[n : n + k] = parents
+        self._is_root[n : n + k] = root
+        self._row_stop[n : n + k] = row_stop
+        ends = self._end[n : n + k]
         ends.fill(np.inf)
         transient = self._transient[pairs]
         if transient.any():
@@ -257,41 +335,110 @@ class AlarmSimulator:
             life = np.maximum(m.transient_min, self.rng.exponential(m.transient_mean, size=int(transient.sum())))
             ends[transient] = starts[transient] + life
             self._next_expiry = min(self._next_expiry, float(ends.min()))
-        self._n = stop
-        if k == 1:
-            self.counts[pairs[0]] += 1
-        else:
-            np.add.at(self.counts, pairs, 1)
+        if stop > rows:
+            # Each new alarm's slice of the CSR target arrays, concatenated.
+            offs = np.arange(stop - rows) + (self._tgt_end[pairs] - cum).repeat(n_tgt)
+            self._cand_pair[rows:stop] = self._tgt_pair[offs]
+            self._cand_scale[rows:stop] = self._tgt_scale[offs]
+            self._cand_end[rows:stop] = ends.repeat(n_tgt)
+            self._cand_begin[rows:stop] = starts.repeat(n_tgt)
+        self._n, self._n_rows = n + k, stop
+        np.add.at(self.counts, pairs, 1)
         if self.events is not None:
             self.events.append((pairs.copy(), starts.copy()))
 
     def _remove(self, dead: np.ndarray) -> int:
-        """Remove the marked alarms and all their descendants, then compact the arrays."""
+        """Remove the marked alarms and all their descendants, then compact the arrays and the table.
+
+        Alarms before the first marked one keep their place (their descendants come after them), so
+        only the tail from there on is compacted: expiring transients are recent, so it is usually short.
+        """
         n = self._n
+        lo = int(dead.argmax())
+        if not dead[lo]:
+            return 0
+        if n - lo <= _PYTHON_TAIL:
+            return self._remove_short_tail(dead, lo)
         marked = np.zeros(n + 1, dtype=bool)  # slot -1 (index n): the "no parent" sentinel, never dead
-        marked[:n] = dead
-        dead = marked
-        parent = self._parent[:n]
-        alive = ~dead[:-1]
+        marked[lo:n] = dead[lo:]
+        parent = self._parent[lo:n]
+        alive = ~marked[lo:n]
         while True:  # one pass per generation of descendants
-            newly = dead[parent]
+            newly = marked[parent]
             newly &= alive
             if not newly.any():
                 break
-            dead[:-1] |= newly
+            marked[lo:n] |= newly
             alive ^= newly  # newly is a subset of alive
-        keep = np.flatnonzero(alive)
-        k = keep.size
-        np.subtract.at(self.counts, self._pair[:n][dead[:-1]], 1)
-        new_index = alive.cumsum() - 1
+        keep = alive.nonzero()[0]
+        k = lo + keep.size
+        pair = self._pair[lo:n]
+        np.subtract.at(self.counts, pair[~alive], 1)
+        # The table: an alarm's rows go with it.
+        row_lo = int(self._row_stop[lo - 1]) if lo else 0
+        rows_alive = alive.repeat(self._n_tgt[pair])
+        n_rows = row_lo + int(np.count_nonzero(rows_alive))
+        for buf in (self._cand_pair, self._cand_scale, self._cand_end):
+            buf[row_lo:n_rows] = buf[row_lo : self._n_rows][rows_alive]
+        # The alarms: a kept parent in the tail moves to its new index, one before the tail stays.
         kept_parent = parent[keep]
-        self._parent[:k] = np.where(kept_parent >= 0, new_index[kept_parent], -1)
+        moved = kept_parent - lo
+        in_tail = moved >= 0
+        new_index = np.add.accumulate(alive, dtype=np.int64)
+        new_index += lo - 1
+        kept_parent[in_tail] = new_index[moved[in_tail]]
+        self._parent[lo:k] = kept_parent
         for buf in (self._pair, self._start, self._end, self._is_root):
-            buf[:k] = buf[keep]
-        self._n = k
-        end = self._end[:k]
-        self._next_expiry = float(end.min()) if k else np.inf
+            buf[lo:k] = buf[lo:n][keep]
+        stops = self._row_stop[lo:k]
+        np.add.accumulate(self._n_tgt[self._pair[lo:k]], out=stops)
+        stops += row_lo
+        self._n, self._n_rows = k, n_rows
+        self._next_expiry = float(np.minimum.reduce(self._end[:k])) if k else np.inf
         return n - k
+
+    def _remove_short_tail(self, dead: np.ndarray, lo: int) -> int:
+        """``_remove`` for a tail of a few dozen alarms, in one Python pass: a parent comes before its
+        children, so one forward pass marks every descendant; the table's kept row runs move down."""
+        n = self._n
+        dead_tail = dead[lo:n].tolist()
+        pairs, parents, stops = (buf[lo:n].tolist() for buf in (self._pair, self._parent, self._row_stop))
+        counts = self.counts
+        new_index = [0] * (n - lo)
+        keep: list[int] = []
+        kept_parent: list[int] = []
+        kept_stop: list[int] = []
+        read = write = prev_stop = int(self._row_stop[lo - 1]) if lo else 0
+        for j in range(n - lo):
+            par = parents[j]
+            if dead_tail[j] or (par >= lo and dead_tail[par - lo]):
+                dead_tail[j] = True
+                counts[pairs[j]] -= 1
+                write = self._move_rows(read, prev_stop, write)
+                read = stops[j]
+            else:
+                new_index[j] = lo + len(keep)
+                keep.append(j)
+                kept_parent.append(new_index[par - lo] if par >= lo else par)
+                kept_stop.append(stops[j] - read + write)
+            prev_stop = stops[j]
+        n_rows = self._move_rows(read, self._n_rows, write)
+        k = lo + len(keep)
+        for buf in (self._pair, self._start, self._end, self._is_root):
+            buf[lo:k] = buf[lo:n][keep]
+        self._parent[lo:k] = kept_parent
+        self._row_stop[lo:k] = kept_stop
+        self._n, self._n_rows = k, n_rows
+        self._next_expiry = float(np.minimum.reduce(self._end[:k])) if k else np.inf
+        return n - k
+
+    def _move_rows(self, first: int, last: int, to: int) -> int:
+        """Move table rows ``first:last`` down to ``to``; return one past where they now end."""
+        stop = to + last - first
+        if last > first and to != first:
+            for buf in (self._cand_pair, self._cand_scale, self._cand_end):
+                buf[to:stop] = buf[first:last]
+        return stop
 
     # ------------------------------------------------------------------ read-outs
     def oldest_start(self) -> np.ndarray:
@@ -371,7 +518,7 @@ class FaultAlarmEnv(gym.Env):
         self.observation_space = spaces.Box(0.0, high, shape=(m.n_pairs * 2,), dtype=np.float32)
         self._age_scale = 10.0 * m.time_per_step
         self._causal_graph = m.type_graph
-        self._type_rank = self._causal_graph.upstream_rank()
+        self._type_rank = self._causal_graph.upstream_rank().tolist()
         self._sim: AlarmSimulator | None = None
         self._steps = 0
 
@@ -455,10 +602,9 @@ class FaultAlarmEnv(gym.Env):
         sim = self._require_sim()
         if sim.n_alarms == 0:
             raise RuntimeError("oracle_action: no active alarm to treat (the episode is over)")
-        spont = np.unique(sim.pair[sim.parent < 0])
-        rank = self._type_rank[spont % self.n_types]
-        best = np.lexsort((spont, -sim.counts[spont], rank))[0]
-        return int(spont[best])
+        spont = set(sim.pair[sim.parent < 0].tolist())  # a handful of pairs: ranked in Python
+        counts, rank, v = sim.counts, self._type_rank, self.n_types
+        return min(spont, key=lambda p: (rank[p % v], -int(counts[p]), p))
 
     def record_alarm_log(
         self,
@@ -535,13 +681,18 @@ class FaultAlarmEnv(gym.Env):
 
     def _observation(self) -> np.ndarray:
         sim = self._require_sim()
+        counts = sim.counts
         obs = np.zeros((sim.n_pairs, 2), dtype=np.float32)
-        obs[:, 0] = sim.counts
+        obs[:, 0] = counts
         if sim.n_alarms:
             if self.obs_mode == "age":
-                active = np.flatnonzero(sim.counts)
-                age = sim.time - sim.oldest_start()[active]
-                obs[active, 1] = -np.expm1(-age / self._age_scale)
+                active = counts.nonzero()[0]
+                feature = sim.oldest_start()[active]  # in place: -expm1(-(time - oldest) / scale)
+                np.subtract(feature, sim.time, out=feature)
+                np.divide(feature, self._age_scale, out=feature)
+                np.expm1(feature, out=feature)
+                np.negative(feature, out=feature)
+                obs[active, 1] = feature
             else:
                 obs[:, 1] = sim.latest_start()
         return obs.ravel()
@@ -550,7 +701,7 @@ class FaultAlarmEnv(gym.Env):
         sim = self._require_sim()
         return {
             "alarms": sim.n_alarms,
-            "roots_remaining": int(sim.is_root.sum()),
+            "roots_remaining": int(np.count_nonzero(sim.is_root)),
             "treated_pair": None if treated is None else divmod(treated, self.n_types),
             "treated_alarms": n_removed,
             "steps": self._steps,
