@@ -15,6 +15,7 @@ __all__ = ["ENV_IDS", "register_envs"]
 ENV_IDS = {
     "FaultAlarmRL-v0": "sb3_causal_envs.fault_alarm:FaultAlarmEnv",
     "SpuriousCorrelation-v0": "sb3_causal_envs.spurious:SpuriousCorrelationEnv",
+    "CausalDesign-v0": "sb3_causal_envs.causal_design:CausalDesignEnv",
 }
 
 
