@@ -30,7 +30,11 @@ __all__ = ["DesignActor", "DesignCritic", "DesignHistoryExtractor", "DesignSACPo
 
 
 def _history_shape(observation_space: spaces.Space) -> tuple[int, int]:
-    if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 3 or observation_space.shape[2] != 2:
+    if (
+        not isinstance(observation_space, spaces.Box)
+        or len(observation_space.shape) != 3
+        or observation_space.shape[2] != 2
+    ):
         raise ValueError(
             f"a design history must be a Box of shape (n_samples, n_variables, 2), got {observation_space}"
         )
@@ -233,4 +237,3 @@ def design_action(
             noise = th.randn(mean.shape, generator=generator, device=mean.device)
             action = th.tanh(mean + noise * log_std.exp())
     return action[0].cpu().numpy()
-

@@ -97,7 +97,9 @@ class EdgePosterior:
             remaining = full
             for pos in range(d - 1, -1, -1):  # pick the last variable of the remaining set, then its parents
                 members = [v for v in range(d) if remaining >> v & 1]
-                logits = np.array([self.log_alpha[v, remaining ^ (1 << v)] + self.log_forward[remaining ^ (1 << v)] for v in members])
+                logits = np.array(
+                    [self.log_alpha[v, remaining ^ (1 << v)] + self.log_forward[remaining ^ (1 << v)] for v in members]
+                )
                 v = members[_sample_log(logits, rng)]
                 before = remaining ^ (1 << v)
                 inside = (masks & ~before) == 0
