@@ -47,7 +47,9 @@ def test_permuting_variables_permutes_the_outputs(model: SAC) -> None:
     th.testing.assert_close(mean_p, mean[both], atol=1e-5, rtol=1e-5)
     th.testing.assert_close(log_std_p, log_std[both], atol=1e-5, rtol=1e-5)
     action = np.linspace(-1, 1, 8)
-    th.testing.assert_close(q_values(model, obs[:, perm], action[both]), q_values(model, obs, action), atol=1e-5, rtol=1e-5)
+    th.testing.assert_close(
+        q_values(model, obs[:, perm], action[both]), q_values(model, obs, action), atol=1e-5, rtol=1e-5
+    )
     assert not th.allclose(mean[:4], mean[:4].flip(0))  # the outputs do depend on the variable
 
 
@@ -89,7 +91,9 @@ def test_d_mismatch_and_bad_histories(model: SAC) -> None:
 
 def test_learns_a_few_steps() -> None:
     env = CausalDesignEnv(n_variables=3, n_observational=5, n_steps=2)
-    sac = SAC(DesignSACPolicy, env, policy_kwargs=POLICY_KWARGS, seed=0, learning_starts=8, batch_size=8, buffer_size=100)
+    sac = SAC(
+        DesignSACPolicy, env, policy_kwargs=POLICY_KWARGS, seed=0, learning_starts=8, batch_size=8, buffer_size=100
+    )
     before = [p.detach().clone() for p in sac.policy.actor.head.parameters()]
     sac.learn(16)
     after = list(sac.policy.actor.head.parameters())
