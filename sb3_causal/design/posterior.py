@@ -126,7 +126,9 @@ class ExactPosterior:
     :param n_variables: number of variables ``d`` (>= 2)
     :param max_indegree: largest parent set allowed (``None``: ``d - 1``, every DAG)
     :param alpha_mu: BGe prior precision scale of the mean (> 0)
-    :param alpha_w: BGe Wishart degrees of freedom (> d - 1; ``None``: ``d + 2``)
+    :param alpha_w: BGe Wishart degrees of freedom (> d - 1; ``None``: ``d + 2``). The prior scale matrix is
+        ``t I`` with ``t = alpha_mu (alpha_w - d - 1) / (alpha_mu + 1)`` (Kuipers et al.; the prior mean of the
+        covariance is then the identity) when ``alpha_w > d + 1``, else ``t = 1``
     :param max_table_entries: refuse ``d * 2^d`` above this (memory guard; 2^22 entries ~ 32 MB per table)
     :param max_local_scores: refuse more local scores ``d * sum_{l <= max_indegree} C(d - 1, l)`` than this
     """
@@ -169,7 +171,6 @@ class ExactPosterior:
         self.max_indegree = k
         self.alpha_mu = float(alpha_mu)
         self.alpha_w = alpha_w
-        # BGe: T = t I with t chosen so that the prior mean of the covariance is the identity
         self._t = self.alpha_mu * (self.alpha_w - d - 1) / (self.alpha_mu + 1) if self.alpha_w > d + 1 else 1.0
 
         masks = np.arange(1 << d)
