@@ -5,7 +5,8 @@
 2. Training: SB3's SAC with :class:`~sb3_causal.design.DesignSACPolicy`, sized for 2 CPU cores (a 1-layer-pair
    16-wide transformer, batch 32, a few thousand env steps: the paper trains 8 layers on 10^7+ episodes).
 3. In-distribution evaluation on held-out SCMs (env seeds ``10_000 + i``, never used in training) of the
-   trained policy (deterministic), the baselines of the authors' code (``observational``: no intervention;
+   trained policy (``policy``: deterministic, ``tanh`` of the mean; ``policy_stochastic``: sampled), the
+   baselines of the authors' code (``observational``: no intervention;
    ``random_zero``: one random target, value 0; ``random_random``: one random target, uniform value), a
    ``random_max`` baseline (one random target, value +-value_scale) and ``info_gain`` (greedy expected
    information gain from the exact posterior, value +-value_scale): return, final F1 / SHD / AUPRC of the
@@ -93,6 +94,12 @@ def strategies(model: SAC | None, n_outcomes: int) -> dict[str, Strategy]:
     }
     if model is not None:
         out["policy"] = lambda env, obs, rng: design_action(model.policy, obs, deterministic=True)
+
+        def policy_stochastic(env: CausalDesignEnv, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+            generator = th.Generator().manual_seed(int(rng.integers(2**31)))
+            return design_action(model.policy, obs, deterministic=False, generator=generator)
+
+        out["policy_stochastic"] = policy_stochastic
     return out
 
 
@@ -221,7 +228,7 @@ def main() -> None:
         print(name, {k: v["mean"] for k, v in result[name].items()}, flush=True)
     result["paired"] = {}
     for name, values in per_strategy.items():
-        if name == "policy":
+        if name.startswith("policy"):
             continue
         n = len(values["return"])
         result["paired"][f"policy_minus_{name}"] = {
