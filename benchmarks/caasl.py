@@ -195,6 +195,8 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=None)
     parser.add_argument("--save", type=str, default=None, help="save the trained SAC model to this zip")
     parser.add_argument("--load", type=str, default=None, help="evaluate this saved model instead of training")
+    parser.add_argument("--strategies", type=str, default=None, help="comma list: evaluate only these strategies")
+    parser.add_argument("--in-distribution-only", action="store_true", help="skip zero-shot and the chooser loop")
     args = parser.parse_args()
     th.set_num_threads(1)
     t0 = time.time()
@@ -221,14 +223,20 @@ def main() -> None:
     print(f"trained {steps} steps in {train_cpu:.0f} s CPU", flush=True)
 
     per_strategy: dict[str, dict[str, list[float]]] = {}
-    for name, strategy in strategies(model, n_outcomes).items():
+    chosen = strategies(model, n_outcomes)
+    selected = args.strategies.split(",") if args.strategies else list(chosen)
+    unknown = sorted(set(selected) - set(chosen))
+    if unknown:
+        raise SystemExit(f"unknown strategies {unknown}; choose from {list(chosen)}")
+    for name in selected:
+        strategy = chosen[name]
         n = n_ig if name == "info_gain" else n_eval
         per_strategy[name] = run_episodes(strategy, {}, n, EVAL_SEED)
         result[name] = {key: ci(values) for key, values in per_strategy[name].items()}
         print(name, {k: v["mean"] for k, v in result[name].items()}, flush=True)
     result["paired"] = {}
     for name, values in per_strategy.items():
-        if name.startswith("policy"):
+        if name.startswith("policy") or "policy" not in per_strategy:
             continue
         n = len(values["return"])
         result["paired"][f"policy_minus_{name}"] = {
@@ -243,7 +251,10 @@ def main() -> None:
         "weight_mean_0.1": {"weight_mean": 0.1},
         "shift_interventions": {"intervention": "shift"},
     }
-    chosen = strategies(model, n_outcomes)
+    if args.in_distribution_only:
+        result["wall_seconds"] = round(time.time() - t0, 1)
+        print(json.dumps(result))
+        return
     result["zero_shot"] = {}
     for setting, kwargs in shifted.items():
         block = {}
