@@ -220,7 +220,7 @@ def main() -> None:
         if args.save:
             model.save(args.save)
     result["training"] = {"env_steps": steps if not args.load else None, "cpu_seconds": round(train_cpu, 1)}
-    print(f"trained {steps} steps in {train_cpu:.0f} s CPU", flush=True)
+    print(f"loaded {args.load}" if args.load else f"trained {steps} steps in {train_cpu:.0f} s CPU", flush=True)
 
     per_strategy: dict[str, dict[str, list[float]]] = {}
     chosen = strategies(model, n_outcomes)
