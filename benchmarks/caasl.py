@@ -245,6 +245,13 @@ def main() -> None:
                 for key in ("return", "f1")
             }
 
+    shifted = {
+        "d12": {"n_variables": 12},
+        "scale_free": {"graph_prior": "sf"},
+        "gumbel": {"noise": "gumbel"},
+        "weight_mean_0.1": {"weight_mean": 0.1},
+        "shift_interventions": {"intervention": "shift"},
+    }
     if args.in_distribution_only:
         result["wall_seconds"] = round(time.time() - t0, 1)
         print(json.dumps(result))
