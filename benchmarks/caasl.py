@@ -8,7 +8,8 @@
    trained policy (``policy``: deterministic, ``tanh`` of the mean; ``policy_stochastic``: sampled), the
    baselines of the authors' code (``observational``: no intervention;
    ``random_zero``: one random target, value 0; ``random_random``: one random target, uniform value), a
-   ``random_max`` baseline (one random target, value +-value_scale) and ``info_gain`` (greedy expected
+   ``random_max`` baseline (one random target, value +-value_scale), ``uniform_action`` (a uniform random
+   action: each variable a target with probability 1/2, uniform values; SAC's warm-up) and ``info_gain`` (greedy expected
    information gain from the exact posterior, value +-value_scale): return, final F1 / SHD / AUPRC of the
    posterior (edges with marginal > 0.5), each with a 95% normal CI, and paired policy-minus-baseline
    differences with 95% CIs on the same SCMs.
@@ -74,6 +75,9 @@ def strategies(model: SAC | None, n_outcomes: int) -> dict[str, Strategy]:
     def random_max(env: CausalDesignEnv, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return single_target(env.n_variables, int(rng.integers(env.n_variables)), float(rng.choice((-1.0, 1.0))))
 
+    def uniform_action(env: CausalDesignEnv, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return rng.uniform(-1.0, 1.0, size=2 * env.n_variables)  # SAC's warm-up: each node w.p. 1/2
+
     def info_gain(env: CausalDesignEnv, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         gains = information_gain(
             env.posterior,
@@ -90,6 +94,7 @@ def strategies(model: SAC | None, n_outcomes: int) -> dict[str, Strategy]:
         "random_zero": random_zero,
         "random_random": random_random,
         "random_max": random_max,
+        "uniform_action": uniform_action,
         "info_gain": info_gain,
     }
     if model is not None:
