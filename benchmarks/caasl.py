@@ -10,9 +10,9 @@
    ``random_zero``: one random target, value 0; ``random_random``: one random target, uniform value), a
    ``random_max`` baseline (one random target, value +-value_scale), ``uniform_action`` (a uniform random
    action: each variable a target with probability 1/2, uniform values; SAC's warm-up) and ``info_gain``
-   (greedy expected information gain from the exact posterior, value +-value_scale): return, final F1 / SHD / AUPRC of the
-   posterior (edges with marginal > 0.5), each with a 95% normal CI, and paired policy-minus-baseline
-   differences with 95% CIs on the same SCMs.
+   (greedy expected information gain from the exact posterior, value +-value_scale): return, final
+   F1 / SHD / AUPRC of the posterior (edges with marginal > 0.5), each with a 95% normal CI, and paired
+   policy-minus-baseline differences with 95% CIs on the same SCMs.
 4. Zero-shot: the same policy (both ways of acting) at d = 12 and on shifted priors (scale-free graphs, Gumbel
    noise, weight mean 0.1, shift interventions), against ``random_random`` and ``observational``.
 5. Beyond the paper: F1 per step of greedy information gain vs a uniformly random single target on a sparser
