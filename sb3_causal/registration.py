@@ -18,6 +18,7 @@ ENV_IDS = {
     "GreedyCasino-v0": "sb3_causal_envs.bandits:GreedyCasinoEnv",
     "ConfoundedBandit-v0": "sb3_causal_envs.bandits:ConfoundedBanditEnv",
     "FactoredSCM-v0": "sb3_causal_envs.factored:FactoredSCMEnv",
+    "CausalDesign-v0": "sb3_causal_envs.causal_design:CausalDesignEnv",
 }
 # id -> batched (numpy) implementation for gym.make_vec(..., vectorization_mode="vector_entry_point")
 VECTOR_ENTRY_POINTS = {

@@ -1,0 +1,288 @@
+"""CAASL on CausalDesign-v0: a SAC design policy against the baselines and greedy information gain.
+
+1. ``ms_per_reward``: CPU milliseconds of one exact posterior + reward at d = 10 and d = 15 (histories of
+   50 observational + up to 10 interventional rows; mean over repetitions, ``time.process_time``).
+2. Training: SB3's SAC with :class:`~sb3_causal.design.DesignSACPolicy`, sized for 2 CPU cores (a 1-layer-pair
+   16-wide transformer, batch 32, a few thousand env steps: the paper trains 8 layers on 10^7+ episodes).
+3. In-distribution evaluation on held-out SCMs (env seeds ``10_000 + i``, never used in training) of the
+   trained policy (``policy``: deterministic, ``tanh`` of the mean; ``policy_stochastic``: sampled), the
+   baselines of the authors' code (``observational``: no intervention;
+   ``random_zero``: one random target, value 0; ``random_random``: one random target, uniform value), a
+   ``random_max`` baseline (one random target, value +-value_scale), ``uniform_action`` (a uniform random
+   action: each variable a target with probability 1/2, uniform values; SAC's warm-up) and ``info_gain``
+   (greedy expected information gain from the exact posterior, value +-value_scale): return, final
+   F1 / SHD / AUPRC of the posterior (edges with marginal > 0.5), each with a 95% normal CI, and paired
+   policy-minus-baseline differences with 95% CIs on the same SCMs.
+4. Zero-shot: the same policy (both ways of acting) at d = 12 and on shifted priors (scale-free graphs, Gumbel
+   noise, weight mean 0.1, shift interventions), against ``random_random`` and ``observational``.
+5. Beyond the paper: F1 per step of greedy information gain vs a uniformly random single target on a sparser
+   linear-Gaussian problem (d = 10, expected degree 1.5, 20 observational rows, 20 steps).
+
+The last line printed is one JSON object (keys per strategy: ``return``, ``f1``, ``shd``, ``auprc``, each
+``{"mean", "ci95", "n"}``; ``ms_per_reward``; ``paired``; ``zero_shot``; ``info_gain_vs_uniform``).
+
+    python benchmarks/caasl.py --quick      # a few minutes on 2 cores (fewer SCMs for the slow parts)
+    python benchmarks/caasl.py              # 100 held-out SCMs everywhere, longer training
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch as th
+from stable_baselines3 import SAC
+
+from sb3_causal.design import (
+    DesignSACPolicy,
+    design_action,
+    edge_metrics,
+    expected_correct_entries,
+    information_gain,
+)
+from sb3_causal_envs.causal_design import CausalDesignEnv
+
+EVAL_SEED = 10_000
+Strategy = Callable[[CausalDesignEnv, np.ndarray, np.random.Generator], np.ndarray]
+
+
+def ci(values: list[float]) -> dict[str, float]:
+    a = np.asarray(values, dtype=np.float64)
+    half = 1.96 * a.std(ddof=1) / np.sqrt(len(a)) if len(a) > 1 else float("nan")
+    return {"mean": round(float(a.mean()), 4), "ci95": round(float(half), 4), "n": len(a)}
+
+
+def single_target(d: int, j: int, value: float) -> np.ndarray:
+    action = -np.ones(2 * d)
+    action[j], action[d + j] = 1.0, value
+    return action
+
+
+def strategies(model: SAC | None, n_outcomes: int) -> dict[str, Strategy]:
+    def observational(env: CausalDesignEnv, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return -np.ones(2 * env.n_variables)
+
+    def random_zero(env: CausalDesignEnv, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return single_target(env.n_variables, int(rng.integers(env.n_variables)), 0.0)
+
+    def random_random(env: CausalDesignEnv, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return single_target(env.n_variables, int(rng.integers(env.n_variables)), float(rng.uniform(-1, 1)))
+
+    def random_max(env: CausalDesignEnv, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return single_target(env.n_variables, int(rng.integers(env.n_variables)), float(rng.choice((-1.0, 1.0))))
+
+    def uniform_action(env: CausalDesignEnv, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return rng.uniform(-1.0, 1.0, size=2 * env.n_variables)  # SAC's warm-up: each node w.p. 1/2
+
+    def info_gain(env: CausalDesignEnv, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        gains = information_gain(
+            env.posterior,
+            *env.data,
+            rng,
+            n_outcomes=n_outcomes,
+            value_scale=env.value_scale,
+            current=env.last_posterior,
+        )
+        return single_target(env.n_variables, int(np.argmax(gains)), float(rng.choice((-1.0, 1.0))))
+
+    out: dict[str, Strategy] = {
+        "observational": observational,
+        "random_zero": random_zero,
+        "random_random": random_random,
+        "random_max": random_max,
+        "uniform_action": uniform_action,
+        "info_gain": info_gain,
+    }
+    if model is not None:
+        out["policy"] = lambda env, obs, rng: design_action(model.policy, obs, deterministic=True)
+
+        def policy_stochastic(env: CausalDesignEnv, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+            generator = th.Generator().manual_seed(int(rng.integers(2**31)))
+            return design_action(model.policy, obs, deterministic=False, generator=generator)
+
+        out["policy_stochastic"] = policy_stochastic
+    return out
+
+
+def run_episodes(strategy: Strategy, env_kwargs: dict[str, Any], n: int, seed0: int) -> dict[str, list[float]]:
+    env = CausalDesignEnv(**env_kwargs)
+    out: dict[str, list[float]] = {"return": [], "f1": [], "shd": [], "auprc": []}
+    for i in range(n):
+        obs, _ = env.reset(seed=seed0 + i)
+        rng = np.random.default_rng(seed0 + i)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, done, _, _ = env.step(strategy(env, obs, rng))
+            total += reward
+        metrics = edge_metrics(env.last_posterior.edge_marginals, env.true_adjacency)
+        out["return"].append(total)
+        for key in ("f1", "shd", "auprc"):
+            out[key].append(metrics[key])
+    return out
+
+
+def ms_per_reward(d: int, reps: int) -> float:
+    """CPU ms of one reward: the exact posterior of a full history plus the expected-correct score."""
+    env = CausalDesignEnv(n_variables=d)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(env.n_steps - 1):  # a full history: interventions spread over several nodes
+        env.step(single_target(d, int(rng.integers(d)), float(rng.uniform(-1, 1))))
+    data, intervened = env.data
+    start = time.process_time()
+    for _ in range(reps):
+        expected_correct_entries(env.posterior(data, intervened).edge_marginals, env.true_adjacency)
+    return 1000 * (time.process_time() - start) / reps
+
+
+def train(steps: int, seed: int) -> tuple[SAC, float]:
+    model = SAC(
+        DesignSACPolicy,
+        CausalDesignEnv(),
+        learning_rate=3e-4,
+        buffer_size=max(steps, 1000),
+        learning_starts=min(200, steps // 2),
+        batch_size=32,
+        tau=0.005,
+        gamma=0.9,
+        train_freq=1,
+        gradient_steps=1,
+        seed=seed,
+        policy_kwargs={
+            "net_arch": [32, 32],
+            "features_extractor_kwargs": {"embed_dim": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 32},
+        },
+    )
+    start = time.process_time()
+    model.learn(steps)
+    return model, time.process_time() - start
+
+
+def ig_vs_uniform(n_scms: int, n_outcomes: int) -> dict[str, Any]:
+    kwargs = {"expected_degree": 1.5, "n_observational": 20, "n_steps": 20}
+    curves: dict[str, list[list[float]]] = {"info_gain": [], "uniform": []}
+    for i in range(n_scms):
+        for name in curves:
+            env = CausalDesignEnv(**kwargs)
+            env.reset(seed=EVAL_SEED + 5000 + i)
+            rng = np.random.default_rng(i)
+            f1 = [edge_metrics(env.last_posterior.edge_marginals, env.true_adjacency)["f1"]]
+            for _ in range(env.n_steps):
+                if name == "info_gain":
+                    gains = information_gain(
+                        env.posterior, *env.data, rng, n_outcomes=n_outcomes, current=env.last_posterior
+                    )
+                    j = int(np.argmax(gains))
+                else:
+                    j = int(rng.integers(env.n_variables))
+                env.step(single_target(env.n_variables, j, float(rng.choice((-1.0, 1.0)))))
+                f1.append(edge_metrics(env.last_posterior.edge_marginals, env.true_adjacency)["f1"])
+            curves[name].append(f1)
+    ig, un = np.array(curves["info_gain"]), np.array(curves["uniform"])
+    gain_per_scm = (ig[:, 1:] - un[:, 1:]).mean(axis=1)  # mean over the 20 steps of the F1 difference
+    return {
+        "setting": kwargs,
+        "f1_curve_info_gain": np.round(ig.mean(axis=0), 4).tolist(),
+        "f1_curve_uniform": np.round(un.mean(axis=0), 4).tolist(),
+        "mean_f1_gain_per_step": ci(gain_per_scm.tolist()),
+        "final_f1_gain": ci((ig[:, -1] - un[:, -1]).tolist()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short training, fewer SCMs for the slow parts")
+    parser.add_argument("--seed", type=int, default=0, help="training seed")
+    parser.add_argument("--train-steps", type=int, default=None)
+    parser.add_argument("--save", type=str, default=None, help="save the trained SAC model to this zip")
+    parser.add_argument("--load", type=str, default=None, help="evaluate this saved model instead of training")
+    parser.add_argument("--strategies", type=str, default=None, help="comma list: evaluate only these strategies")
+    parser.add_argument("--in-distribution-only", action="store_true", help="skip zero-shot and the chooser loop")
+    args = parser.parse_args()
+    th.set_num_threads(1)
+    t0 = time.time()
+    quick = args.quick
+    n_eval = 100
+    n_ig = 20 if quick else 100
+    n_shift = 20 if quick else 100
+    n_beyond = 8 if quick else 40
+    n_outcomes = 3
+    steps = args.train_steps or (300 if quick else 4000)
+    result: dict[str, Any] = {}
+
+    result["ms_per_reward"] = round(ms_per_reward(10, 20), 2)
+    result["ms_per_reward_d15"] = round(ms_per_reward(15, 2 if quick else 5), 1)
+    print(f"ms per reward: d=10 {result['ms_per_reward']}, d=15 {result['ms_per_reward_d15']}", flush=True)
+
+    if args.load:
+        model, train_cpu = SAC.load(args.load), 0.0
+    else:
+        model, train_cpu = train(steps, args.seed)
+        if args.save:
+            model.save(args.save)
+    result["training"] = {"env_steps": steps if not args.load else None, "cpu_seconds": round(train_cpu, 1)}
+    print(f"loaded {args.load}" if args.load else f"trained {steps} steps in {train_cpu:.0f} s CPU", flush=True)
+
+    per_strategy: dict[str, dict[str, list[float]]] = {}
+    chosen = strategies(model, n_outcomes)
+    selected = args.strategies.split(",") if args.strategies else list(chosen)
+    unknown = sorted(set(selected) - set(chosen))
+    if unknown:
+        raise SystemExit(f"unknown strategies {unknown}; choose from {list(chosen)}")
+    for name in selected:
+        strategy = chosen[name]
+        n = n_ig if name == "info_gain" else n_eval
+        per_strategy[name] = run_episodes(strategy, {}, n, EVAL_SEED)
+        result[name] = {key: ci(values) for key, values in per_strategy[name].items()}
+        print(name, {k: v["mean"] for k, v in result[name].items()}, flush=True)
+    result["paired"] = {}
+    for policy_name in [name for name in per_strategy if name.startswith("policy")]:
+        for name, values in per_strategy.items():
+            if name.startswith("policy"):
+                continue
+            n = len(values["return"])
+            result["paired"][f"{policy_name}_minus_{name}"] = {
+                key: ci((np.array(per_strategy[policy_name][key][:n]) - np.array(values[key])).tolist())
+                for key in ("return", "f1")
+            }
+
+    shifted = {
+        "d12": {"n_variables": 12},
+        "scale_free": {"graph_prior": "sf"},
+        "gumbel": {"noise": "gumbel"},
+        "weight_mean_0.1": {"weight_mean": 0.1},
+        "shift_interventions": {"intervention": "shift"},
+    }
+    if args.in_distribution_only:
+        result["wall_seconds"] = round(time.time() - t0, 1)
+        print(json.dumps(result))
+        return
+    result["zero_shot"] = {}
+    zero_shot = [name for name in ("policy", "policy_stochastic", "random_random", "observational") if name in selected]
+    for setting, kwargs in shifted.items():
+        runs = {name: run_episodes(chosen[name], kwargs, n_shift, EVAL_SEED) for name in zero_shot}
+        block: dict[str, Any] = {
+            name: {key: ci(values[key]) for key in ("return", "f1")} for name, values in runs.items()
+        }
+        for name in [name for name in runs if name.startswith("policy")]:
+            if "random_random" in runs:
+                block[f"{name}_minus_random_random"] = {
+                    key: ci((np.array(runs[name][key]) - np.array(runs["random_random"][key])).tolist())
+                    for key in ("return", "f1")
+                }
+        result["zero_shot"][setting] = block
+        print(setting, {name: values["return"]["mean"] for name, values in block.items()}, flush=True)
+
+    result["info_gain_vs_uniform"] = ig_vs_uniform(n_beyond, n_outcomes)
+    print("info gain vs uniform", result["info_gain_vs_uniform"]["mean_f1_gain_per_step"], flush=True)
+    result["quick"] = quick
+    result["wall_seconds"] = round(time.time() - t0, 1)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,17 @@
+"""CAASL (seed 003): exact posterior over DAGs, the design policy for SB3's SAC, information-gain choice."""
+
+from sb3_causal.design.chooser import InformationGainChooser, information_gain
+from sb3_causal.design.extractor import DesignHistoryExtractor, DesignSACPolicy, design_action
+from sb3_causal.design.posterior import EdgePosterior, ExactPosterior, edge_metrics, expected_correct_entries
+
+__all__ = [
+    "DesignHistoryExtractor",
+    "DesignSACPolicy",
+    "EdgePosterior",
+    "ExactPosterior",
+    "InformationGainChooser",
+    "design_action",
+    "edge_metrics",
+    "expected_correct_entries",
+    "information_gain",
+]
