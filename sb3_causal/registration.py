@@ -15,6 +15,8 @@ __all__ = ["ENV_IDS", "register_envs"]
 ENV_IDS = {
     "FaultAlarmRL-v0": "sb3_causal_envs.fault_alarm:FaultAlarmEnv",
     "SpuriousCorrelation-v0": "sb3_causal_envs.spurious:SpuriousCorrelationEnv",
+    "RedundantMaze-v0": "sb3_causal_envs.maze:RedundantActionMaze",
+    "UnlockPickupFixed-v0": "sb3_causal_envs.minigrid_cee:make_unlock_pickup",
 }
 
 
