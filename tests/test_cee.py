@@ -91,9 +91,14 @@ def test_pretrained_mask_recovers_every_class_exactly(pretrained) -> None:
 def test_masks_are_per_env_and_per_state(pretrained) -> None:
     mask, env = pretrained
     _, obs = _cells_obs(env)
+    mask.clear_cache()
     batch = mask(obs, None)
+    mask.clear_cache()
     one_by_one = np.concatenate([mask(o[None], None) for o in obs])
     np.testing.assert_array_equal(batch, one_by_one)  # no batch averaging
+    uncached = CEEMask.from_config({**mask.get_config(), "cache_size": 0})
+    uncached.load_state_dict(mask.state_dict())
+    np.testing.assert_array_equal(uncached(obs, None), batch)  # the memo changes nothing
     assert len({row.tobytes() for row in batch}) > 1  # states with different classes get different masks
 
 

@@ -87,6 +87,8 @@ class CEEMask(nn.Module):
     :param learning_rate: Adam learning rate of both networks
     :param batch_size: minibatch size of pre-training
     :param buffer_size: capacity (transitions) of the pre-training replay buffer
+    :param cache_size: states whose masks are memoised (a mask is a function of the state and the env mask
+        while the networks are fixed; the memo is cleared when full and when the networks change); 0: none
     :param seed: seed of the networks' initialisation, of pre-training's action and minibatch draws and of
         NPM's draws
     """
@@ -107,6 +109,7 @@ class CEEMask(nn.Module):
         learning_rate: float = 1e-3,
         batch_size: int = 64,
         buffer_size: int = 50_000,
+        cache_size: int = 100_000,
         seed: int | None = None,
     ) -> None:
         super().__init__()
@@ -154,6 +157,10 @@ class CEEMask(nn.Module):
         self.learning_rate = float(learning_rate)
         self.batch_size = int(batch_size)
         self.buffer_size = int(buffer_size)
+        if cache_size < 0:
+            raise ValueError(f"cache_size must be >= 0, got {cache_size!r}")
+        self.cache_size = int(cache_size)
+        self._cache: dict[bytes, np.ndarray] = {}
         self.seed = seed
         self.rng = np.random.default_rng(seed)
 
@@ -199,6 +206,7 @@ class CEEMask(nn.Module):
             "learning_rate": self.learning_rate,
             "batch_size": self.batch_size,
             "buffer_size": self.buffer_size,
+            "cache_size": self.cache_size,
             "seed": self.seed,
         }
 
@@ -225,9 +233,8 @@ class CEEMask(nn.Module):
                 f"{', '.join(map(str, self.obs_shape))}): "
                 "the IDM and N-network take the env's observations as they were pre-trained on"
             )
-        return ((obs.reshape(obs.shape[0], -1).astype(np.float32) - self._obs_offset) * self._obs_scale).astype(
-            np.float32
-        )
+        flat = obs.reshape(obs.shape[0], self.obs_dim).astype(np.float32)
+        return ((flat - self._obs_offset) * self._obs_scale).astype(np.float32)
 
     def n_values(self, observations: np.ndarray) -> np.ndarray:
         """``N(s, a)[b]`` for every state of the batch: ``(batch, n_actions (a), n_actions (b))``."""
@@ -287,6 +294,7 @@ class CEEMask(nn.Module):
             raise ValueError(f"n_steps must be >= 1, got {n_steps!r}")
         venv = env if isinstance(env, VecEnv) else DummyVecEnv([lambda: env])
         self._check_env(venv)
+        self.clear_cache()
         n_envs = venv.num_envs
         has_masks = venv.has_attr("action_masks")
         if seed is not None:
@@ -341,6 +349,7 @@ class CEEMask(nn.Module):
                     stats = {k: [] for k in stats}
         if bar is not None:
             bar.close()
+        self.clear_cache()
         return self
 
     def _check_env(self, venv: VecEnv) -> None:
@@ -395,28 +404,83 @@ class CEEMask(nn.Module):
     def clusters(self, observations: np.ndarray, env_masks: np.ndarray | None = None) -> np.ndarray:
         """The action clusters of each state: ``(batch, n_actions)`` int, each action's cluster id (its first
         member's index), -1 for env-invalid actions."""
-        return self._clusters_and_effects(observations, env_masks)[0]
+        return self._clusters_and_effects(observations, self._valid(env_masks, len(observations)))[0]
 
-    def _clusters_and_effects(
-        self, observations: np.ndarray, env_masks: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        n = self.n_values(observations)  # (B, a, b)
-        batch = n.shape[0]
-        valid = np.ones((batch, self.n_actions), dtype=bool) if env_masks is None else np.asarray(env_masks, bool)
+    def _valid(self, env_masks: np.ndarray | None, batch: int) -> np.ndarray:
+        if env_masks is None:
+            return np.ones((batch, self.n_actions), dtype=bool)
+        valid = np.asarray(env_masks, dtype=bool)
         if valid.shape != (batch, self.n_actions):
             raise ValueError(f"env action masks have shape {valid.shape}, expected {(batch, self.n_actions)}")
+        return valid
+
+    def _clusters_and_effects(self, observations: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = self.n_values(observations)  # (B, a, b)
         effects = np.diagonal(n, axis1=1, axis2=2)  # (B, A): N(s, a_i)[i]
         sf = effects[:, None, :] - n  # SF[i, j] = e_j - N(s, a_i)[j]
         close = np.maximum(sf, sf.transpose(0, 2, 1)) < self.epsilon
-        cluster = np.full((batch, self.n_actions), -1, dtype=np.int64)
-        for i in range(self.n_actions):
-            leads = valid[:, i] & (cluster[:, i] < 0)
-            if not leads.any():
-                continue
-            joins = leads[:, None] & valid & (cluster < 0) & close[:, i, :]
-            joins[:, i] = leads
-            cluster[joins] = i
+        cluster = np.full(valid.shape, -1, dtype=np.int64)
+        unassigned = valid.copy()
+        # greedy in index order: the first unassigned valid action leads a cluster and takes every unassigned
+        # valid action close to it (one round per cluster, all states of the batch at once)
+        while unassigned.any():
+            rows = np.flatnonzero(unassigned.any(axis=1))
+            leaders = unassigned[rows].argmax(axis=1)
+            joins = unassigned[rows] & close[rows, leaders, :]
+            joins[np.arange(rows.size), leaders] = True
+            cluster[rows] = np.where(joins, leaders[:, None], cluster[rows])
+            unassigned[rows] &= ~joins
         return cluster, effects
+
+    def _keep_by_effect(self, cluster: np.ndarray, effects: np.ndarray) -> np.ndarray:
+        member = cluster[:, None, :] == np.arange(self.n_actions)[None, :, None]  # (B, k, a): a is in cluster k
+        z = np.where(member, effects[:, None, :] / self.temperature, -np.inf)
+        z = z - np.where(member.any(axis=2, keepdims=True), z.max(axis=2, keepdims=True), 0.0)
+        weights = np.exp(z)  # 0 outside the cluster
+        shares = weights / np.maximum(weights.sum(axis=2, keepdims=True), 1e-30)  # (B, k, a)
+        kept = (shares >= self.tau) & member
+        best = member & (shares >= shares.max(axis=2, keepdims=True) - self.tie_tolerance)
+        first_best = best & (np.cumsum(best, axis=2) == 1)  # lowest index among the (near-)best
+        needs_best = member.any(axis=2) & ~kept.any(axis=2)
+        kept |= first_best & needs_best[:, :, None]
+        return kept.any(axis=1)
+
+    def _keep_random(self, cluster: np.ndarray) -> np.ndarray:
+        member = cluster[:, None, :] == np.arange(self.n_actions)[None, :, None]
+        scores = np.where(member, self.rng.random(member.shape), -1.0)
+        own = np.zeros(cluster.shape, dtype=bool)
+        rows, leaders = np.nonzero(member.any(axis=2))
+        own[rows, scores[rows, leaders].argmax(axis=1)] = True
+        return own
+
+    def _cached_rows(self, observations: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Per state: the kept actions (``keep="effect"``) or the clusters (``"random"``), memoised by state."""
+        obs = np.ascontiguousarray(observations)
+        keys = [obs[i].tobytes() + valid[i].tobytes() for i in range(len(obs))]
+        out = np.empty(valid.shape, dtype=bool if self.keep == "effect" else np.int64)
+        missing = []
+        for i, key in enumerate(keys):
+            row = self._cache.get(key)
+            if row is None:
+                missing.append(i)
+            else:
+                out[i] = row
+        if missing:
+            cluster, effects = self._clusters_and_effects(obs[missing], valid[missing])
+            out[missing] = self._keep_by_effect(cluster, effects) if self.keep == "effect" else cluster
+            if len(self._cache) + len(missing) > self.cache_size:
+                self._cache.clear()
+            if self.cache_size:
+                self._cache.update((keys[i], out[i].copy()) for i in missing)
+        return out
+
+    def clear_cache(self) -> None:
+        """Forget the memoised masks (done whenever the networks change: pretrain, load_state_dict)."""
+        self._cache.clear()
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        self.clear_cache()
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def __call__(self, observations: np.ndarray, env_masks: np.ndarray | None, *, explore: bool = True) -> np.ndarray:
         """Masks ``(batch, n_actions)``: one kept action per estimated cluster (see the module doc), AND the env's.
@@ -425,27 +489,14 @@ class CEEMask(nn.Module):
         :param env_masks: the env's ``(batch, n_actions)`` validity masks, or None
         :param explore: unused by CEE (its mask has no exploration); NPM draws its members either way
         """
-        cluster, effects = self._clusters_and_effects(observations, env_masks)
-        batch = cluster.shape[0]
-        member = cluster[:, None, :] == np.arange(self.n_actions)[None, :, None]  # (B, k, a): a is in cluster k
-        if self.keep == "random":
-            scores = np.where(member, self.rng.random(member.shape), -1.0)
-            own = np.zeros((batch, self.n_actions), dtype=bool)
-            rows, leaders = np.nonzero(member.any(axis=2))
-            own[rows, scores[rows, leaders].argmax(axis=1)] = True
-        else:
-            z = np.where(member, effects[:, None, :] / self.temperature, -np.inf)
-            z = z - np.where(member.any(axis=2, keepdims=True), z.max(axis=2, keepdims=True), 0.0)
-            weights = np.exp(z)  # 0 outside the cluster
-            shares = weights / np.maximum(weights.sum(axis=2, keepdims=True), 1e-30)  # (B, k, a)
-            kept = (shares >= self.tau) & member
-            best = member & (shares >= shares.max(axis=2, keepdims=True) - self.tie_tolerance)
-            first_best = best & (np.cumsum(best, axis=2) == 1)  # lowest index among the (near-)best
-            needs_best = member.any(axis=2) & ~kept.any(axis=2)
-            kept |= first_best & needs_best[:, :, None]
-            own = kept.any(axis=1)
+        self._check_pretrained()
+        observations = np.asarray(observations)
+        self._flat(observations[:0])  # shape check before any cache lookup
+        valid = self._valid(env_masks, len(observations))
+        rows = self._cached_rows(observations, valid)
+        own = rows if self.keep == "effect" else self._keep_random(rows)
         masks, fallback = combine_with_env_masks(own, env_masks)
-        self.n_rows += batch
+        self.n_rows += len(masks)
         self.n_allowed += int(masks.sum())
         self.n_fallback += int(fallback.sum())
         return masks
