@@ -189,8 +189,9 @@ def run_env(
             model.learn(steps, callback=log)
             logs[agent].append(log)
             fin = final_value(log, steps, success=name == "minigrid")
+            what = "success" if name == "minigrid" else "return"
             print(
-                f"[{name} seed {seed}] {agent}: {len(log.returns)} episodes, final {'success' if name == 'minigrid' else 'return'} "
+                f"[{name} seed {seed}] {agent}: {len(log.returns)} episodes, final {what} "
                 f"{fin:.3f} ({time.process_time() - start:.0f} s CPU)",
                 flush=True,
             )
