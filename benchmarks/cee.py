@@ -49,9 +49,14 @@ from sb3_causal.masks import CEEMask, MaskProviderVecEnv
 from sb3_causal_envs.maze import RedundantActionMaze
 
 AGENTS = ("ppo", "cee", "npm")
-PPO_KWARGS: dict[str, Any] = dict(
-    n_steps=128, batch_size=128, n_epochs=4, learning_rate=3e-4, gamma=0.99, ent_coef=0.01
-)
+# PPO hyperparameters, the same for the three agents of an env; MiniGrid's entropy coefficient is the paper's (0.2)
+PPO_KWARGS: dict[str, dict[str, Any]] = {
+    "maze": dict(n_steps=128, batch_size=128, n_epochs=4, learning_rate=3e-4, ent_coef=0.01),
+    "minigrid": dict(n_steps=512, batch_size=256, n_epochs=10, learning_rate=3e-4, ent_coef=0.2),
+    "atari": dict(n_steps=128, batch_size=256, n_epochs=4, learning_rate=2.5e-4, clip_range=0.1, ent_coef=0.01),
+}
+# CEE mask arguments of the benchmark (the rest are CEEMask's defaults: epsilon 0.5, tau 0.8, T 1, as the paper)
+MASK_KWARGS: dict[str, Any] = {}
 
 
 class EpisodeLog(BaseCallback):
@@ -110,14 +115,14 @@ def npm_twin(mask: CEEMask) -> CEEMask:
     return twin
 
 
-def make_agent(agent: str, venv: VecEnv, mask: CEEMask, seed: int) -> MaskablePPO:
+def make_agent(agent: str, venv: VecEnv, mask: CEEMask, seed: int, env: str) -> MaskablePPO:
     if agent == "cee":
         venv = MaskProviderVecEnv(venv, mask)
     elif agent == "npm":
         venv = MaskProviderVecEnv(venv, npm_twin(mask))
     else:  # plain PPO: every action allowed (MaskablePPO with an all-true mask is PPO)
         venv = MaskProviderVecEnv(venv, _AllowAll(int(venv.action_space.n)))
-    return MaskablePPO("MlpPolicy", venv, seed=seed, device="cpu", **PPO_KWARGS)
+    return MaskablePPO("MlpPolicy", venv, seed=seed, device="cpu", **PPO_KWARGS[env])
 
 
 class _AllowAll:
@@ -174,7 +179,7 @@ def run_env(
     quality, pre_cpu, pre_logs, masks = [], [], [], []
     for seed in seeds:
         th.manual_seed(seed)
-        mask, cpu = pretrain(env_id, {**env_kwargs, **pre_kwargs}, pre_steps, seed)
+        mask, cpu = pretrain(env_id, {**env_kwargs, **pre_kwargs}, pre_steps, seed, **MASK_KWARGS)
         pre_cpu.append(cpu)
         masks.append(mask)
         pre_logs.append(mask.pretrain_log[-1] if mask.pretrain_log else {})
@@ -183,7 +188,7 @@ def run_env(
             print(f"[{name} seed {seed}] pre-training {pre_steps} steps ({cpu:.0f} s CPU): {quality[-1]}", flush=True)
         for agent in AGENTS:
             venv = make_vec_env(env_id, n_envs=4, seed=seed, env_kwargs=env_kwargs)
-            model = make_agent(agent, venv, mask, seed)
+            model = make_agent(agent, venv, mask, seed, name)
             log = EpisodeLog()
             start = time.process_time()
             model.learn(steps, callback=log)
@@ -198,9 +203,10 @@ def run_env(
     return {"logs": logs, "quality": quality, "pre_cpu": pre_cpu, "pre_logs": pre_logs, "masks": masks}
 
 
-def steps_to_reach(log: EpisodeLog, target: float) -> int | None:
-    steps, mean = running_mean(log)
-    hit = np.flatnonzero(mean >= target)
+def steps_to_reach(log: EpisodeLog, target: float, window: int = 20) -> int | None:
+    """Env steps at which the mean return of the last ``window`` episodes first reaches ``target`` (None: never)."""
+    steps, mean = running_mean(log, window)
+    hit = np.flatnonzero(mean[window - 1 :] >= target) + window - 1
     return int(steps[hit[0]]) if hit.size and np.isfinite(target) else None
 
 
@@ -239,8 +245,8 @@ def overhead(mask: CEEMask, chunk: int, repeats: int, seed: int) -> float:
     models = {}
     for agent in ("ppo", "cee"):
         venv = make_vec_env("RedundantMaze-v0", n_envs=4, seed=seed)
-        models[agent] = make_agent(agent, venv, mask, seed)
-        models[agent].learn(PPO_KWARGS["n_steps"] * 4)  # warm-up
+        models[agent] = make_agent(agent, venv, mask, seed, "maze")
+        models[agent].learn(PPO_KWARGS["maze"]["n_steps"] * 4)  # warm-up
     cpu = {"ppo": 0.0, "cee": 0.0}
     for _ in range(repeats):
         for agent in ("ppo", "cee"):
@@ -261,13 +267,13 @@ def run_atari(game: str, pre_steps: int, steps: int, seed: int) -> dict[str, Any
         return gym.wrappers.TransformObservation(env, lambda o: (o / 255.0).astype(np.float32), space)
 
     venv = make_vec_env(make, n_envs=4, seed=seed)
-    mask = CEEMask(venv.observation_space, venv.action_space, seed=seed)
+    mask = CEEMask(venv.observation_space, venv.action_space, seed=seed, **MASK_KWARGS)
     mask.pretrain(venv, pre_steps, learning_starts=500, log_interval=max(pre_steps // 2, 1), seed=seed)
     obs = venv.reset()
     kept = float(mask(obs, None).sum(axis=1).mean())
     out: dict[str, Any] = {"game": game, "pretrain_steps": pre_steps, "steps": steps, "actions_kept_mean": kept}
     for agent in ("ppo", "cee"):
-        model = make_agent(agent, make_vec_env(make, n_envs=4, seed=seed), mask, seed)
+        model = make_agent(agent, make_vec_env(make, n_envs=4, seed=seed), mask, seed, "atari")
         log = EpisodeLog()
         model.learn(steps, callback=log)
         out[f"{agent}_mean_return"] = float(np.mean(log.returns)) if log.returns else None
