@@ -176,7 +176,7 @@ def run_env(
     name: str, env_id: str, env_kwargs: dict, pre_kwargs: dict, steps: int, pre_steps: int, seeds: list[int]
 ) -> dict[str, Any]:
     logs: dict[str, list[EpisodeLog]] = {a: [] for a in AGENTS}
-    quality, pre_cpu, pre_logs, masks = [], [], [], []
+    quality, pre_cpu, pre_logs, masks, kept = [], [], [], [], []
     for seed in seeds:
         th.manual_seed(seed)
         mask, cpu = pretrain(env_id, {**env_kwargs, **pre_kwargs}, pre_steps, seed, **MASK_KWARGS)
@@ -191,8 +191,11 @@ def run_env(
             model = make_agent(agent, venv, mask, seed, name)
             log = EpisodeLog()
             start = time.process_time()
+            mask.reset_stats()
             model.learn(steps, callback=log)
             logs[agent].append(log)
+            if agent == "cee":  # mean number of actions the mask allowed over the states met in training
+                kept.append(mask.n_allowed / max(mask.n_rows, 1))
             fin = final_value(log, steps, success=name == "minigrid")
             what = "success" if name == "minigrid" else "return"
             print(
@@ -200,7 +203,7 @@ def run_env(
                 f"{fin:.3f} ({time.process_time() - start:.0f} s CPU)",
                 flush=True,
             )
-    return {"logs": logs, "quality": quality, "pre_cpu": pre_cpu, "pre_logs": pre_logs, "masks": masks}
+    return {"logs": logs, "quality": quality, "pre_cpu": pre_cpu, "pre_logs": pre_logs, "masks": masks, "kept": kept}
 
 
 def steps_to_reach(log: EpisodeLog, target: float, window: int = 20) -> int | None:
@@ -269,13 +272,14 @@ def run_atari(game: str, pre_steps: int, steps: int, seed: int) -> dict[str, Any
     venv = make_vec_env(make, n_envs=4, seed=seed)
     mask = CEEMask(venv.observation_space, venv.action_space, seed=seed, **MASK_KWARGS)
     mask.pretrain(venv, pre_steps, learning_starts=500, log_interval=max(pre_steps // 2, 1), seed=seed)
-    obs = venv.reset()
-    kept = float(mask(obs, None).sum(axis=1).mean())
-    out: dict[str, Any] = {"game": game, "pretrain_steps": pre_steps, "steps": steps, "actions_kept_mean": kept}
+    out: dict[str, Any] = {"game": game, "pretrain_steps": pre_steps, "steps": steps, "pretrain_last": mask.pretrain_log[-1]}
     for agent in ("ppo", "cee"):
         model = make_agent(agent, make_vec_env(make, n_envs=4, seed=seed), mask, seed, "atari")
         log = EpisodeLog()
+        mask.reset_stats()
         model.learn(steps, callback=log)
+        if agent == "cee":
+            out["cee_actions_allowed_in_training"] = mask.n_allowed / max(mask.n_rows, 1)
         out[f"{agent}_mean_return"] = float(np.mean(log.returns)) if log.returns else None
         out[f"{agent}_episodes"] = len(log.returns)
         print(f"[atari {game}] {agent}: {len(log.returns)} episodes, mean return {out[f'{agent}_mean_return']}")
@@ -296,13 +300,13 @@ def main() -> None:
     th.set_num_threads(1)
     budget = {
         "maze_steps": args.maze_steps or (20_000 if args.quick else 100_000),
-        "maze_pretrain": args.maze_pretrain or (20_000 if args.quick else 60_000),
-        "minigrid_steps": args.minigrid_steps or (10_000 if args.quick else 100_000),
+        "maze_pretrain": args.maze_pretrain or (16_000 if args.quick else 60_000),
+        "minigrid_steps": args.minigrid_steps or (8_000 if args.quick else 100_000),
         "minigrid_pretrain": args.minigrid_pretrain or (5_000 if args.quick else 30_000),
     }
     print(f"budget: {budget}, seeds {args.seeds}", flush=True)
     rng = np.random.default_rng(0)
-    wall_start = time.time()
+    wall_start, cpu_start = time.time(), time.process_time()
     results = {
         "maze": run_env(
             "maze",
@@ -362,6 +366,7 @@ def main() -> None:
             for a in AGENTS
         },
         "minigrid_pretrain_last": results["minigrid"]["pre_logs"],
+        "cee_actions_allowed_in_training": {k: bootstrap_ci(v["kept"], rng) for k, v in results.items()},
         "pretrain_cpu_seconds": {k: float(np.mean(v["pre_cpu"])) for k, v in results.items()},
     }
     figures["mask_overhead_ratio"] = overhead(maze["masks"][0], 2048 if args.quick else 8192, 3, args.seeds[0])
@@ -370,6 +375,7 @@ def main() -> None:
         figures["atari"] = run_atari("ALE/Breakout-v5", 2000, 4000 if args.quick else 20_000, args.seeds[0])
     figures["plots"] = plot(results, args.out_dir, {"maze": budget["maze_steps"], "minigrid": budget["minigrid_steps"]})
     figures["wall_seconds"] = time.time() - wall_start
+    figures["cpu_seconds"] = time.process_time() - cpu_start
     print(json.dumps(figures))
 
 
