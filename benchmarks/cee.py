@@ -272,7 +272,8 @@ def run_atari(game: str, pre_steps: int, steps: int, seed: int) -> dict[str, Any
     venv = make_vec_env(make, n_envs=4, seed=seed)
     mask = CEEMask(venv.observation_space, venv.action_space, seed=seed, **MASK_KWARGS)
     mask.pretrain(venv, pre_steps, learning_starts=500, log_interval=max(pre_steps // 2, 1), seed=seed)
-    out: dict[str, Any] = {"game": game, "pretrain_steps": pre_steps, "steps": steps, "pretrain_last": mask.pretrain_log[-1]}
+    out: dict[str, Any] = {"game": game, "pretrain_steps": pre_steps, "steps": steps}
+    out["pretrain_last"] = mask.pretrain_log[-1]
     for agent in ("ppo", "cee"):
         model = make_agent(agent, make_vec_env(make, n_envs=4, seed=seed), mask, seed, "atari")
         log = EpisodeLog()
