@@ -19,6 +19,8 @@ ENV_IDS = {
     "ConfoundedBandit-v0": "sb3_causal_envs.bandits:ConfoundedBanditEnv",
     "FactoredSCM-v0": "sb3_causal_envs.factored:FactoredSCMEnv",
     "CausalDesign-v0": "sb3_causal_envs.causal_design:CausalDesignEnv",
+    "RedundantMaze-v0": "sb3_causal_envs.maze:RedundantActionMaze",
+    "UnlockPickupFixed-v0": "sb3_causal_envs.minigrid_cee:make_unlock_pickup",
 }
 # id -> batched (numpy) implementation for gym.make_vec(..., vectorization_mode="vector_entry_point")
 VECTOR_ENTRY_POINTS = {

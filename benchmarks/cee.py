@@ -1,0 +1,384 @@
+"""CEE (seed 004): PPO vs PPO under a CEE mask vs NPM on the redundant-action maze and MiniGrid UnlockPickup.
+
+Per env and seed: phase 1 pre-trains a :class:`~sb3_causal.masks.CEEMask` on uniform-random exploration
+(its env steps are reported apart, ``pretrain_steps``); phase 2 trains three sb3-contrib MaskablePPO
+agents with the same hyperparameters and seed: ``ppo`` (no mask: every action allowed), ``cee`` (the
+mask's clusters, the best member of each kept) and ``npm`` (the paper's NPM baseline: the same clusters,
+one random member per cluster and step), the last two through :class:`~sb3_causal.masks.MaskProviderVecEnv`.
+
+Figures:
+
+* maze (``RedundantMaze-v0``, 64 actions): the reduction against the env's true per-cell equivalence
+  classes over every free cell (``maze_classes_exact``: every cell's clusters equal its classes and each
+  class keeps one action; pair precision/recall; ``maze_actions_kept_fraction`` vs the true minimum);
+  return curves; ``steps_to_ppo_final``: per agent, the env steps its running mean return (last 20
+  episodes) first reaches PPO's final return (PPO's mean over the last 20% of its episodes, averaged over
+  seeds); None where it never does;
+* MiniGrid (``UnlockPickupFixed-v0``, grid observation): ``success_rate`` per agent (episodes with a
+  positive reward, over the last 20% of the steps and over the whole run);
+* ``mask_overhead_ratio``: CPU seconds per env step of PPO under the CEE mask over plain PPO on the maze,
+  after pre-training, measured in interleaved chunks (PPO, CEE, PPO, CEE, ...);
+* ``--atari``: one Atari game (RAM observations, full 18-action set) end to end on a tiny budget.
+
+Aggregates are means over seeds with 95% percentile-bootstrap confidence intervals. Budgets are far
+below the paper's (maze 2M pre-training steps, MiniGrid 5M + 500k per run): see the ``budget`` entry.
+Seed 0 was used while developing the defaults; the reported seeds start at 1.
+
+    python benchmarks/cee.py --quick [--out-dir cee_figures] [--atari]
+
+Prints progress, saves curves as PNG, ends with one JSON line of figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from sb3_contrib import MaskablePPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecEnv
+
+import sb3_causal  # noqa: F401  (registers the envs)
+from sb3_causal.masks import CEEMask, MaskProviderVecEnv
+from sb3_causal_envs.maze import RedundantActionMaze
+
+AGENTS = ("ppo", "cee", "npm")
+# PPO hyperparameters, the same for the three agents of an env; MiniGrid's entropy coefficient is the paper's (0.2)
+PPO_KWARGS: dict[str, dict[str, Any]] = {
+    "maze": dict(n_steps=128, batch_size=128, n_epochs=4, learning_rate=3e-4, ent_coef=0.01),
+    "minigrid": dict(n_steps=512, batch_size=256, n_epochs=10, learning_rate=3e-4, ent_coef=0.2),
+    "atari": dict(n_steps=128, batch_size=256, n_epochs=4, learning_rate=2.5e-4, clip_range=0.1, ent_coef=0.01),
+}
+# CEE mask arguments of the benchmark (the rest are CEEMask's defaults: epsilon 0.5, tau 0.8, T 1, as the paper)
+MASK_KWARGS: dict[str, Any] = {}
+
+
+class EpisodeLog(BaseCallback):
+    """Records (env steps so far, episode return) of every finished episode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: list[int] = []
+        self.returns: list[float] = []
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            if "episode" in info:
+                self.steps.append(self.num_timesteps)
+                self.returns.append(float(info["episode"]["r"]))
+        return True
+
+
+def bootstrap_ci(values: list[float], rng: np.random.Generator, n: int = 2000) -> list[float]:
+    """Mean and 95% percentile-bootstrap interval of the mean over seeds."""
+    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if x.size == 0:
+        return [float("nan")] * 3
+    means = rng.choice(x, size=(n, x.size)).mean(axis=1)
+    return [float(x.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+
+
+def running_mean(log: EpisodeLog, window: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """(env steps, mean return of the last ``window`` episodes) at each finished episode."""
+    r = np.asarray(log.returns, dtype=float)
+    c = np.concatenate([[0.0], np.cumsum(r)])
+    idx = np.arange(1, r.size + 1)
+    lo = np.maximum(idx - window, 0)
+    return np.asarray(log.steps), (c[idx] - c[lo]) / np.maximum(idx - lo, 1)
+
+
+def final_value(log: EpisodeLog, total: int, fraction: float = 0.2, success: bool = False) -> float:
+    steps, r = np.asarray(log.steps), np.asarray(log.returns)
+    last = r[steps > (1 - fraction) * total]
+    if last.size == 0:
+        return float("nan")
+    return float((last > 0).mean() if success else last.mean())
+
+
+def pretrain(env_id: str, env_kwargs: dict, steps: int, seed: int, **mask_kwargs: Any) -> tuple[CEEMask, float]:
+    venv = make_vec_env(env_id, n_envs=4, seed=seed, env_kwargs=env_kwargs)
+    mask = CEEMask(venv.observation_space, venv.action_space, seed=seed, **mask_kwargs)
+    start = time.process_time()
+    mask.pretrain(venv, steps, learning_starts=1000, log_interval=max(steps // 4, 1), seed=seed)
+    return mask, time.process_time() - start
+
+
+def npm_twin(mask: CEEMask) -> CEEMask:
+    twin = CEEMask.from_config({**mask.get_config(), "keep": "random"})
+    twin.load_state_dict(mask.state_dict())
+    return twin
+
+
+def make_agent(agent: str, venv: VecEnv, mask: CEEMask, seed: int, env: str) -> MaskablePPO:
+    if agent == "cee":
+        venv = MaskProviderVecEnv(venv, mask)
+    elif agent == "npm":
+        venv = MaskProviderVecEnv(venv, npm_twin(mask))
+    else:  # plain PPO: every action allowed (MaskablePPO with an all-true mask is PPO)
+        venv = MaskProviderVecEnv(venv, _AllowAll(int(venv.action_space.n)))
+    return MaskablePPO("MlpPolicy", venv, seed=seed, device="cpu", **PPO_KWARGS[env])
+
+
+class _AllowAll:
+    """A provider allowing every env-valid action: plain PPO through the same code path as the masked agents."""
+
+    uses_graph = False
+
+    def __init__(self, n_actions: int) -> None:
+        self.n_actions = n_actions
+
+    def __call__(self, observations: np.ndarray, env_masks: np.ndarray | None, *, explore: bool = True) -> np.ndarray:
+        n = observations.shape[0]
+        return np.ones((n, self.n_actions), dtype=bool) if env_masks is None else env_masks
+
+    def update_graph(self, graph: Any) -> None:
+        raise TypeError("no graph")
+
+
+def reduction_quality(mask: CEEMask, env: RedundantActionMaze) -> dict[str, Any]:
+    cells = env.free_cells()
+    obs = np.stack([env.observation(c) for c in cells])
+    clusters, masks = mask.clusters(obs), mask(obs, None)
+    tp = fp = fn = 0
+    exact_cells = 0
+    n_classes = []
+    for k, cell in enumerate(cells):
+        true_id = np.empty(env.n_actions, dtype=int)
+        classes = env.equivalence_classes(cell)
+        for c, members in enumerate(classes):
+            true_id[members] = c
+        n_classes.append(len(classes))
+        same_true = true_id[:, None] == true_id[None, :]
+        same_pred = clusters[k][:, None] == clusters[k][None, :]
+        upper = np.triu(np.ones_like(same_true), 1)
+        tp += int((same_true & same_pred & upper).sum())
+        fp += int((~same_true & same_pred & upper).sum())
+        fn += int((same_true & ~same_pred & upper).sum())
+        one_each = all(masks[k, members].sum() == 1 for members in classes)
+        exact_cells += int(bool((same_true == same_pred).all()) and one_each)
+    return {
+        "exact": exact_cells == len(cells),
+        "exact_cells_fraction": exact_cells / len(cells),
+        "pair_precision": tp / max(tp + fp, 1),
+        "pair_recall": tp / max(tp + fn, 1),
+        "kept_fraction": float(masks.sum(axis=1).mean() / env.n_actions),
+        "true_min_fraction": float(np.mean(n_classes) / env.n_actions),
+    }
+
+
+def run_env(
+    name: str, env_id: str, env_kwargs: dict, pre_kwargs: dict, steps: int, pre_steps: int, seeds: list[int]
+) -> dict[str, Any]:
+    logs: dict[str, list[EpisodeLog]] = {a: [] for a in AGENTS}
+    quality, pre_cpu, pre_logs, masks, kept = [], [], [], [], []
+    for seed in seeds:
+        th.manual_seed(seed)
+        mask, cpu = pretrain(env_id, {**env_kwargs, **pre_kwargs}, pre_steps, seed, **MASK_KWARGS)
+        pre_cpu.append(cpu)
+        masks.append(mask)
+        pre_logs.append(mask.pretrain_log[-1] if mask.pretrain_log else {})
+        if name == "maze":
+            quality.append(reduction_quality(mask, RedundantActionMaze(**env_kwargs)))
+            print(f"[{name} seed {seed}] pre-training {pre_steps} steps ({cpu:.0f} s CPU): {quality[-1]}", flush=True)
+        for agent in AGENTS:
+            venv = make_vec_env(env_id, n_envs=4, seed=seed, env_kwargs=env_kwargs)
+            model = make_agent(agent, venv, mask, seed, name)
+            log = EpisodeLog()
+            start = time.process_time()
+            mask.reset_stats()
+            model.learn(steps, callback=log)
+            logs[agent].append(log)
+            if agent == "cee":  # mean number of actions the mask allowed over the states met in training
+                kept.append(mask.n_allowed / max(mask.n_rows, 1))
+            fin = final_value(log, steps, success=name == "minigrid")
+            what = "success" if name == "minigrid" else "return"
+            print(
+                f"[{name} seed {seed}] {agent}: {len(log.returns)} episodes, final {what} "
+                f"{fin:.3f} ({time.process_time() - start:.0f} s CPU)",
+                flush=True,
+            )
+    return {"logs": logs, "quality": quality, "pre_cpu": pre_cpu, "pre_logs": pre_logs, "masks": masks, "kept": kept}
+
+
+def steps_to_reach(log: EpisodeLog, target: float, window: int = 20) -> int | None:
+    """Env steps at which the mean return of the last ``window`` episodes first reaches ``target`` (None: never)."""
+    steps, mean = running_mean(log, window)
+    hit = np.flatnonzero(mean[window - 1 :] >= target) + window - 1
+    return int(steps[hit[0]]) if hit.size and np.isfinite(target) else None
+
+
+def plot(results: dict[str, dict], out_dir: str, steps: dict[str, int]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for name, res in results.items():
+        fig, ax = plt.subplots(figsize=(6, 4))
+        grid = np.linspace(0, steps[name], 41)[1:]
+        for agent in AGENTS:
+            curves = []
+            for log in res["logs"][agent]:
+                s, m = running_mean(log)
+                curves.append(np.interp(grid, s, m, left=0.0) if s.size else np.zeros_like(grid))
+            curves = np.asarray(curves)
+            ax.plot(grid, curves.mean(axis=0), label=agent)
+            ax.fill_between(grid, curves.min(axis=0), curves.max(axis=0), alpha=0.2)
+        ax.set_xlabel("env steps (phase 2)")
+        ax.set_ylabel("episode return (running mean of 20)")
+        ax.set_title(f"{name}: mean over seeds, band = min/max")
+        ax.legend()
+        path = f"{out_dir}/cee_{name}.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def overhead(mask: CEEMask, chunk: int, repeats: int, seed: int) -> float:
+    """CPU seconds per env step, CEE over PPO, interleaved chunks of ``learn`` on the maze."""
+    models = {}
+    for agent in ("ppo", "cee"):
+        venv = make_vec_env("RedundantMaze-v0", n_envs=4, seed=seed)
+        models[agent] = make_agent(agent, venv, mask, seed, "maze")
+        models[agent].learn(PPO_KWARGS["maze"]["n_steps"] * 4)  # warm-up
+    cpu = {"ppo": 0.0, "cee": 0.0}
+    for _ in range(repeats):
+        for agent in ("ppo", "cee"):
+            start = time.process_time()
+            models[agent].learn(chunk, reset_num_timesteps=False)
+            cpu[agent] += time.process_time() - start
+    return cpu["cee"] / cpu["ppo"]
+
+
+def run_atari(game: str, pre_steps: int, steps: int, seed: int) -> dict[str, Any]:
+    import ale_py
+
+    gym.register_envs(ale_py)
+
+    def make() -> gym.Env:
+        env = gym.make(game, obs_type="ram", full_action_space=True)
+        space = gym.spaces.Box(0.0, 1.0, env.observation_space.shape, np.float32)
+        return gym.wrappers.TransformObservation(env, lambda o: (o / 255.0).astype(np.float32), space)
+
+    venv = make_vec_env(make, n_envs=4, seed=seed)
+    mask = CEEMask(venv.observation_space, venv.action_space, seed=seed, **MASK_KWARGS)
+    mask.pretrain(venv, pre_steps, learning_starts=500, log_interval=max(pre_steps // 2, 1), seed=seed)
+    out: dict[str, Any] = {"game": game, "pretrain_steps": pre_steps, "steps": steps}
+    out["pretrain_last"] = mask.pretrain_log[-1]
+    for agent in ("ppo", "cee"):
+        model = make_agent(agent, make_vec_env(make, n_envs=4, seed=seed), mask, seed, "atari")
+        log = EpisodeLog()
+        mask.reset_stats()
+        model.learn(steps, callback=log)
+        if agent == "cee":
+            out["cee_actions_allowed_in_training"] = mask.n_allowed / max(mask.n_rows, 1)
+        out[f"{agent}_mean_return"] = float(np.mean(log.returns)) if log.returns else None
+        out[f"{agent}_episodes"] = len(log.returns)
+        print(f"[atari {game}] {agent}: {len(log.returns)} episodes, mean return {out[f'{agent}_mean_return']}")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small budgets (the figures in the README's table)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--maze-steps", type=int, default=None)
+    parser.add_argument("--maze-pretrain", type=int, default=None)
+    parser.add_argument("--minigrid-steps", type=int, default=None)
+    parser.add_argument("--minigrid-pretrain", type=int, default=None)
+    parser.add_argument("--out-dir", default=".")
+    parser.add_argument("--atari", action="store_true", help="also run one Atari game (ale-py) on a tiny budget")
+    args = parser.parse_args()
+    th.set_num_threads(1)
+    budget = {
+        "maze_steps": args.maze_steps or (20_000 if args.quick else 100_000),
+        "maze_pretrain": args.maze_pretrain or (16_000 if args.quick else 60_000),
+        "minigrid_steps": args.minigrid_steps or (8_000 if args.quick else 100_000),
+        "minigrid_pretrain": args.minigrid_pretrain or (5_000 if args.quick else 30_000),
+    }
+    print(f"budget: {budget}, seeds {args.seeds}", flush=True)
+    rng = np.random.default_rng(0)
+    wall_start, cpu_start = time.time(), time.process_time()
+    results = {
+        "maze": run_env(
+            "maze",
+            "RedundantMaze-v0",
+            {},
+            {"random_start": True},
+            budget["maze_steps"],
+            budget["maze_pretrain"],
+            args.seeds,
+        ),
+        "minigrid": run_env(
+            "minigrid",
+            "UnlockPickupFixed-v0",
+            {},
+            {},
+            budget["minigrid_steps"],
+            budget["minigrid_pretrain"],
+            args.seeds,
+        ),
+    }
+    maze = results["maze"]
+    ppo_final = float(np.nanmean([final_value(log, budget["maze_steps"]) for log in maze["logs"]["ppo"]]))
+    steps_to = {a: [steps_to_reach(log, ppo_final) for log in maze["logs"][a]] for a in AGENTS}
+    quality = maze["quality"]
+    figures: dict[str, Any] = {
+        "budget": budget,
+        "seeds": args.seeds,
+        "maze_classes_exact": all(q["exact"] for q in quality),
+        "maze_exact_cells_fraction": bootstrap_ci([q["exact_cells_fraction"] for q in quality], rng),
+        "maze_pair_precision": bootstrap_ci([q["pair_precision"] for q in quality], rng),
+        "maze_pair_recall": bootstrap_ci([q["pair_recall"] for q in quality], rng),
+        "maze_actions_kept_fraction": bootstrap_ci([q["kept_fraction"] for q in quality], rng),
+        "maze_true_min_fraction": quality[0]["true_min_fraction"],
+        "maze_ppo_final_return": ppo_final,
+        "maze_final_return": {
+            a: bootstrap_ci([final_value(log, budget["maze_steps"]) for log in maze["logs"][a]], rng) for a in AGENTS
+        },
+        "steps_to_ppo_final": {a: steps_to[a] for a in AGENTS},
+        "steps_to_ppo_final_mean": {
+            a: (float(np.mean(steps_to[a])) if all(s is not None for s in steps_to[a]) else None) for a in AGENTS
+        },
+        "success_rate": {
+            a: bootstrap_ci(
+                [final_value(log, budget["minigrid_steps"], success=True) for log in results["minigrid"]["logs"][a]],
+                rng,
+            )
+            for a in AGENTS
+        },
+        "success_rate_whole_run": {
+            a: bootstrap_ci(
+                [
+                    final_value(log, budget["minigrid_steps"], 1.0, success=True)
+                    for log in results["minigrid"]["logs"][a]
+                ],
+                rng,
+            )
+            for a in AGENTS
+        },
+        "minigrid_pretrain_last": results["minigrid"]["pre_logs"],
+        "cee_actions_allowed_in_training": {k: bootstrap_ci(v["kept"], rng) for k, v in results.items()},
+        "pretrain_cpu_seconds": {k: float(np.mean(v["pre_cpu"])) for k, v in results.items()},
+    }
+    figures["mask_overhead_ratio"] = overhead(maze["masks"][0], 2048 if args.quick else 8192, 3, args.seeds[0])
+    print(f"mask overhead (CPU per env step, CEE / PPO): {figures['mask_overhead_ratio']:.3f}", flush=True)
+    if args.atari:
+        figures["atari"] = run_atari("ALE/Breakout-v5", 2000, 4000 if args.quick else 20_000, args.seeds[0])
+    figures["plots"] = plot(results, args.out_dir, {"maze": budget["maze_steps"], "minigrid": budget["minigrid_steps"]})
+    figures["wall_seconds"] = time.time() - wall_start
+    figures["cpu_seconds"] = time.process_time() - cpu_start
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

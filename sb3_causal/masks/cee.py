@@ -1,0 +1,531 @@
+"""Action-space reduction by causal effect estimation (CEE, seed 004) as a mask provider.
+
+"Reducing Action Space for Deep RL via Causal Effect Estimation" masks the actions whose effect on the
+next state duplicates another action's, using two networks trained on exploration data (phase 1,
+:meth:`CEEMask.pretrain`):
+
+* an inverse dynamics model (IDM) ``p(a | s, s')``, trained by cross-entropy;
+* an N-value network ``N(s, a)[b]``, regressed on ``log p_IDM(b | s, s') - log pi(b | s)`` for every
+  action ``b``, where ``s'`` follows ``(s, a)`` and ``pi`` is the policy that *collected* the transition
+  (its probabilities are stored with it; uniform over the env-valid actions by default). ``N(s, a)[a]``
+  estimates the KL causal effect of ``a`` on ``s'``; ``N(s, a_j)[j] - N(s, a_i)[j]`` the divergence
+  between the next-state distributions of ``a_i`` and ``a_j``. One forward pass gives ``N(s, a)`` for
+  every ``a`` (an ``|A| x |A|`` head), so a mask costs one small network call per batch of states.
+
+The mask of a state ``s`` (phase 2, :meth:`CEEMask.__call__`), per env and per state:
+
+1. ``M = N(s, .)``; effects ``e_i = M[i, i]``; ``SF[i, j] = e_j - M[i, j]``;
+2. greedy clustering in index order over the env-valid actions: ``j`` joins the cluster of the first
+   unclustered ``i`` when ``max(SF[i, j], SF[j, i]) < epsilon``;
+3. in a cluster of more than one action, the relative causal effects are ``softmax(e / temperature)``
+   over its members; the members whose share is ``>= tau`` are kept; a cluster where no member reaches
+   ``tau`` keeps its best member (the highest share; near-ties within ``tie_tolerance`` go to the lowest
+   index, so the representative of exact duplicates is stable across states). A singleton always stays.
+   No cluster is ever masked entirely (the authors' code masks such a cluster, and can mask everything);
+4. the result is ANDed with the env's own mask (:func:`~sb3_causal.masks.base.combine_with_env_masks`).
+
+``keep="random"`` is the paper's NPM baseline: the same clusters, one uniformly random member kept per
+cluster and call (the provider's seeded generator).
+
+The authors' code has defects this module does not copy: its mask is averaged over a batch of envs (here:
+one mask per state); the ``pi`` of its N target is the live policy (here: the collecting policy's stored
+probabilities); a cluster with no member above ``tau`` masks everything (here: its best member stays).
+Acting and learning with the same mask is the algorithm's job: :class:`~sb3_causal.masks.wrappers.
+MaskProviderVecEnv` makes sb3-contrib's MaskablePPO store exactly the mask it acted with.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from torch import nn
+from torch.nn import functional as F
+
+from sb3_causal.graph import CausalGraph
+from sb3_causal.masks.base import combine_with_env_masks
+
+__all__ = ["CEEMask"]
+
+#: collecting policy: (observations (n_envs, *obs_shape), env masks (n_envs, n_actions) bool) -> probabilities
+CollectPolicy = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+_LOG_EPS = float(np.log(1e-8))  # floor of log p_IDM, as the paper's eps 1e-8
+
+
+def _mlp(n_in: int, n_out: int, net_arch: tuple[int, ...]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in net_arch:
+        layers += [nn.Linear(n_in, width), nn.ReLU()]
+        n_in = width
+    layers.append(nn.Linear(n_in, n_out))
+    return nn.Sequential(*layers)
+
+
+class CEEMask(nn.Module):
+    """CEE's causal-effect action mask: an IDM and an N-value network, pre-trained, then clustered per state.
+
+    See the module doc for the rule. Train it with :meth:`pretrain` before asking for masks.
+
+    :param observation_space: the env's observation space (a ``Box``; flattened, scaled to [0, 1] by its
+        bounds when they are finite)
+    :param action_space: the env's action space (``Discrete`` only: the paper covers discrete actions)
+    :param epsilon: two actions are one cluster when both estimated divergences are below it (> 0)
+    :param tau: a cluster member is kept when its relative causal effect reaches it, in (0, 1]
+    :param temperature: temperature of the softmax of the relative causal effects (> 0)
+    :param keep: ``"effect"`` (CEE: the members reaching ``tau``, else the best) or ``"random"`` (NPM: one
+        random member per cluster)
+    :param tie_tolerance: shares within this of a cluster's best count as ties (lowest index wins), >= 0
+    :param net_arch: hidden layer widths of both networks
+    :param learning_rate: Adam learning rate of both networks
+    :param batch_size: minibatch size of pre-training
+    :param buffer_size: capacity (transitions) of the pre-training replay buffer
+    :param cache_size: states whose masks are memoised (a mask is a function of the state and the env mask
+        while the networks are fixed; the memo is cleared when full and when the networks change); 0: none
+    :param seed: seed of the networks' initialisation, of pre-training's action and minibatch draws and of
+        NPM's draws
+    """
+
+    #: CEE needs no causal graph: the causal algorithms build no variable layout or graph learner for it
+    uses_graph: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        epsilon: float = 0.5,
+        tau: float = 0.8,
+        temperature: float = 1.0,
+        keep: str = "effect",
+        tie_tolerance: float = 0.05,
+        net_arch: tuple[int, ...] | list[int] = (128, 128),
+        learning_rate: float = 1e-3,
+        batch_size: int = 64,
+        buffer_size: int = 50_000,
+        cache_size: int = 100_000,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(action_space, spaces.Discrete):
+            raise TypeError(
+                "CEEMask needs a Discrete action space (the CEE paper covers discrete actions only), "
+                f"got {action_space}"
+            )
+        if not isinstance(observation_space, spaces.Box):
+            raise TypeError(
+                f"CEEMask needs a Box observation space (flattened for its networks), got {observation_space}"
+            )
+        if not 0.0 < float(tau) <= 1.0:
+            raise ValueError(
+                f"tau (the relative causal effect an action must reach to be kept) must be in (0, 1], got {tau!r}"
+            )
+        if not float(epsilon) > 0.0:
+            raise ValueError(
+                f"epsilon (the divergence below which two actions are one cluster) must be > 0, got {epsilon!r}"
+            )
+        if not float(temperature) > 0.0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        if keep not in ("effect", "random"):
+            raise ValueError(f"keep must be 'effect' (CEE) or 'random' (NPM), got {keep!r}")
+        if not float(tie_tolerance) >= 0.0:
+            raise ValueError(f"tie_tolerance must be >= 0, got {tie_tolerance!r}")
+        if batch_size < 1 or buffer_size < batch_size:
+            raise ValueError(
+                f"need 1 <= batch_size <= buffer_size, got batch_size={batch_size}, buffer_size={buffer_size}"
+            )
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.obs_shape = tuple(int(d) for d in observation_space.shape)
+        self.obs_dim = int(np.prod(self.obs_shape))
+        self.n_actions = int(action_space.n)
+        low, high = float(np.min(observation_space.low)), float(np.max(observation_space.high))
+        finite = np.isfinite(low) and np.isfinite(high) and high > low
+        self._obs_offset, self._obs_scale = (low, 1.0 / (high - low)) if finite else (0.0, 1.0)
+        self.epsilon = float(epsilon)
+        self.tau = float(tau)
+        self.temperature = float(temperature)
+        self.keep = keep
+        self.tie_tolerance = float(tie_tolerance)
+        self.net_arch = tuple(int(w) for w in net_arch)
+        self.learning_rate = float(learning_rate)
+        self.batch_size = int(batch_size)
+        self.buffer_size = int(buffer_size)
+        if cache_size < 0:
+            raise ValueError(f"cache_size must be >= 0, got {cache_size!r}")
+        self.cache_size = int(cache_size)
+        self._cache: dict[bytes, np.ndarray] = {}
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+
+        with th.random.fork_rng(enabled=seed is not None):
+            if seed is not None:
+                th.manual_seed(seed)
+            self.idm = _mlp(2 * self.obs_dim, self.n_actions, self.net_arch)
+            # N(s, a)[b] for every a at once: a trunk, then an (a, b) head; training gathers the rows of the taken a
+            self.n_trunk = nn.Sequential(*_mlp(self.obs_dim, 1, self.net_arch)[:-1])
+            self.n_head = nn.Linear(self.net_arch[-1] if self.net_arch else self.obs_dim, self.n_actions**2)
+        self.register_buffer("pretrained_steps", th.zeros((), dtype=th.int64))
+        self.idm_optimizer = th.optim.Adam(self.idm.parameters(), lr=self.learning_rate)
+        self.n_optimizer = th.optim.Adam([*self.n_trunk.parameters(), *self.n_head.parameters()], lr=self.learning_rate)
+        # pre-training replay buffer (not saved: a reloaded mask resumes with a fresh buffer)
+        self._buf_obs = np.zeros((self.buffer_size, self.obs_dim), dtype=np.float32)
+        self._buf_next = np.zeros((self.buffer_size, self.obs_dim), dtype=np.float32)
+        self._buf_action = np.zeros(self.buffer_size, dtype=np.int64)
+        self._buf_log_pi = np.zeros((self.buffer_size, self.n_actions), dtype=np.float32)
+        self._buf_valid = np.zeros((self.buffer_size, self.n_actions), dtype=bool)
+        self._buf_pos = 0
+        self._buf_full = False
+        #: one dict per logged pre-training interval: steps, idm_loss, idm_accuracy, n_loss
+        self.pretrain_log: list[dict[str, float]] = []
+        self.reset_stats()
+
+    # ------------------------------------------------------------------ config
+    def get_config(self) -> dict[str, Any]:
+        """JSON-serialisable constructor arguments (:meth:`from_config` rebuilds an untrained twin)."""
+        return {
+            "observation_space": {
+                "shape": list(self.obs_shape),
+                "dtype": str(self.observation_space.dtype),
+                "low": float(np.min(self.observation_space.low)),
+                "high": float(np.max(self.observation_space.high)),
+            },
+            "n_actions": self.n_actions,
+            "epsilon": self.epsilon,
+            "tau": self.tau,
+            "temperature": self.temperature,
+            "keep": self.keep,
+            "tie_tolerance": self.tie_tolerance,
+            "net_arch": list(self.net_arch),
+            "learning_rate": self.learning_rate,
+            "batch_size": self.batch_size,
+            "buffer_size": self.buffer_size,
+            "cache_size": self.cache_size,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> CEEMask:
+        """Rebuild a mask from :meth:`get_config` (weights follow with ``load_state_dict``)."""
+        config = dict(config)
+        obs = config.pop("observation_space")
+        observation_space = spaces.Box(obs["low"], obs["high"], shape=tuple(obs["shape"]), dtype=np.dtype(obs["dtype"]))
+        action_space = spaces.Discrete(config.pop("n_actions"))
+        return cls(observation_space, action_space, **config)
+
+    # ------------------------------------------------------------------ networks
+    @property
+    def is_pretrained(self) -> bool:
+        """Whether :meth:`pretrain` has run (saved with the weights)."""
+        return int(self.pretrained_steps) > 0
+
+    def _flat(self, observations: Any, what: str = "observations") -> np.ndarray:
+        obs = np.asarray(observations)
+        if obs.shape[1:] != self.obs_shape:
+            raise ValueError(
+                f"CEEMask {what} have shape {obs.shape} (batch first), expected (batch, "
+                f"{', '.join(map(str, self.obs_shape))}): "
+                "the IDM and N-network take the env's observations as they were pre-trained on"
+            )
+        flat = obs.reshape(obs.shape[0], self.obs_dim).astype(np.float32)
+        return ((flat - self._obs_offset) * self._obs_scale).astype(np.float32)
+
+    def n_values(self, observations: np.ndarray) -> np.ndarray:
+        """``N(s, a)[b]`` for every state of the batch: ``(batch, n_actions (a), n_actions (b))``."""
+        self._check_pretrained()
+        with th.no_grad():
+            out = self.n_head(self.n_trunk(th.as_tensor(self._flat(observations))))
+        return out.view(-1, self.n_actions, self.n_actions).numpy()
+
+    def idm_log_probs(self, observations: np.ndarray, next_observations: np.ndarray) -> np.ndarray:
+        """``log p_IDM(a | s, s')``, ``(batch, n_actions)``."""
+        self._check_pretrained()
+        pair = np.concatenate([self._flat(observations), self._flat(next_observations, "next observations")], axis=1)
+        with th.no_grad():
+            return F.log_softmax(self.idm(th.as_tensor(pair)), dim=1).numpy()
+
+    def _check_pretrained(self) -> None:
+        if not self.is_pretrained:
+            raise RuntimeError(
+                "CEEMask is not pre-trained: call mask.pretrain(env, n_steps) (phase 1) before asking for masks"
+            )
+
+    # ------------------------------------------------------------------ phase 1
+    def pretrain(
+        self,
+        env: gym.Env | VecEnv,
+        n_steps: int,
+        *,
+        policy: CollectPolicy | None = None,
+        learning_starts: int = 1000,
+        train_freq: int = 1,
+        gradient_steps: int = 1,
+        log_interval: int = 1000,
+        progress_bar: bool = False,
+        logger: Logger | None = None,
+        seed: int | None = None,
+    ) -> CEEMask:
+        """Phase 1: collect ``n_steps`` env steps with an exploration policy and train the IDM and N-network.
+
+        Resumable: calling it again continues with the same networks, optimisers and replay buffer (the env
+        is reset at the start of each call). Logs ``cee/idm_loss``, ``cee/idm_accuracy`` (on the training
+        minibatches) and ``cee/n_loss`` every ``log_interval`` steps to ``logger`` and to :attr:`pretrain_log`.
+
+        :param env: the env (or VecEnv) the mask will be used on; its ``action_masks()`` are honoured
+        :param n_steps: env steps to collect in this call (summed over a VecEnv's envs)
+        :param policy: the collecting policy, ``(obs, env_masks) -> (n_envs, n_actions)`` probabilities;
+            default uniform over the env-valid actions. Its probabilities are stored and used in the N target.
+        :param learning_starts: transitions in the buffer before the first gradient step
+        :param train_freq: vector-env steps between training rounds
+        :param gradient_steps: gradient steps per network per training round
+        :param log_interval: env steps between log records
+        :param progress_bar: show a tqdm progress bar
+        :param logger: an SB3 logger to record to (and dump at each interval)
+        :param seed: seed of the env's reset (None: the env's own seeding)
+        :return: self
+        """
+        if n_steps < 1:
+            raise ValueError(f"n_steps must be >= 1, got {n_steps!r}")
+        venv = env if isinstance(env, VecEnv) else DummyVecEnv([lambda: env])
+        self._check_env(venv)
+        self.clear_cache()
+        n_envs = venv.num_envs
+        has_masks = venv.has_attr("action_masks")
+        if seed is not None:
+            venv.seed(seed)
+        obs = venv.reset()
+        bar = None
+        if progress_bar:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n_steps, desc="CEE pre-training", unit="step")
+        stats: dict[str, list[float]] = {"idm_loss": [], "idm_accuracy": [], "n_loss": []}
+        done_steps, next_log, round_ = 0, log_interval, 0
+        while done_steps < n_steps:
+            valid = np.stack(venv.env_method("action_masks")).astype(bool) if has_masks else None
+            valid = np.ones((n_envs, self.n_actions), dtype=bool) if valid is None else valid
+            if policy is None:
+                probs = valid / valid.sum(axis=1, keepdims=True)
+            else:
+                probs = np.asarray(policy(np.asarray(obs), valid), dtype=np.float64)
+                if probs.shape != (n_envs, self.n_actions) or not np.allclose(probs.sum(axis=1), 1.0, atol=1e-4):
+                    raise ValueError(f"policy must return (n_envs, n_actions) probabilities, got shape {probs.shape}")
+            cum = probs.cumsum(axis=1)
+            actions = np.minimum((cum < self.rng.random((n_envs, 1)) * cum[:, -1:]).sum(axis=1), self.n_actions - 1)
+            new_obs, _, dones, infos = venv.step(actions)
+            next_obs = np.array(new_obs, copy=True)
+            for i, done in enumerate(dones):
+                if done:  # the true successor, never the next episode's first observation
+                    next_obs[i] = infos[i]["terminal_observation"]
+            self._store(obs, actions, next_obs, probs, valid)
+            obs = new_obs
+            done_steps += n_envs
+            self.pretrained_steps += n_envs
+            round_ += 1
+            if self._buffer_len() >= max(learning_starts, self.batch_size) and round_ % train_freq == 0:
+                for _ in range(gradient_steps):
+                    for key, value in self._train_step().items():
+                        stats[key].append(value)
+            if bar is not None:
+                bar.update(n_envs)
+            if done_steps >= next_log or done_steps >= n_steps:
+                next_log += log_interval
+                if stats["idm_loss"]:
+                    record = {"steps": float(int(self.pretrained_steps))}
+                    record.update({k: float(np.mean(v)) for k, v in stats.items()})
+                    self.pretrain_log.append(record)
+                    if logger is not None:
+                        for key, value in record.items():
+                            logger.record(f"cee/{key}", value)
+                        logger.dump(int(self.pretrained_steps))
+                    if bar is not None:
+                        bar.set_postfix(idm_acc=f"{record['idm_accuracy']:.3f}", n_loss=f"{record['n_loss']:.3f}")
+                    stats = {k: [] for k in stats}
+        if bar is not None:
+            bar.close()
+        self.clear_cache()
+        return self
+
+    def _check_env(self, venv: VecEnv) -> None:
+        obs_space, act_space = venv.observation_space, venv.action_space
+        if not isinstance(act_space, spaces.Discrete) or int(act_space.n) != self.n_actions:
+            raise ValueError(f"the env's action space {act_space} does not match the mask's Discrete({self.n_actions})")
+        if tuple(obs_space.shape or ()) != self.obs_shape:
+            raise ValueError(
+                f"the env's observations have shape {obs_space.shape}, the mask's IDM expects {self.obs_shape}"
+            )
+
+    def _buffer_len(self) -> int:
+        return self.buffer_size if self._buf_full else self._buf_pos
+
+    def _store(
+        self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, probs: np.ndarray, valid: np.ndarray
+    ) -> None:
+        flat, flat_next = self._flat(obs), self._flat(next_obs, "next observations")
+        log_pi = np.log(np.maximum(probs, 1e-8)).astype(np.float32)
+        for i in range(len(actions)):
+            p = self._buf_pos
+            self._buf_obs[p], self._buf_next[p], self._buf_action[p] = flat[i], flat_next[i], actions[i]
+            self._buf_log_pi[p], self._buf_valid[p] = log_pi[i], valid[i] & (probs[i] > 0)
+            self._buf_pos = (p + 1) % self.buffer_size
+            self._buf_full = self._buf_full or self._buf_pos == 0
+
+    def _train_step(self) -> dict[str, float]:
+        idx = self.rng.integers(0, self._buffer_len(), size=self.batch_size)
+        obs = th.as_tensor(self._buf_obs[idx])
+        pair = th.cat([obs, th.as_tensor(self._buf_next[idx])], dim=1)
+        actions = th.as_tensor(self._buf_action[idx])
+        logits = self.idm(pair)
+        idm_loss = F.cross_entropy(logits, actions)
+        self.idm_optimizer.zero_grad()
+        idm_loss.backward()
+        self.idm_optimizer.step()
+        with th.no_grad():
+            log_p = F.log_softmax(self.idm(pair), dim=1).clamp_min(_LOG_EPS)
+            target = log_p - th.as_tensor(self._buf_log_pi[idx])
+        valid = th.as_tensor(self._buf_valid[idx]).float()
+        hidden = self.n_trunk(obs)  # (B, H); the head rows of the taken actions only: N(s, a)[.]
+        rows = self.n_head.weight.view(self.n_actions, self.n_actions, -1)[actions]  # (B, A, H)
+        pred = th.bmm(rows, hidden.unsqueeze(2)).squeeze(2) + self.n_head.bias.view(self.n_actions, -1)[actions]
+        n_loss = (((pred - target) ** 2) * valid).sum() / valid.sum()
+        self.n_optimizer.zero_grad()
+        n_loss.backward()
+        self.n_optimizer.step()
+        accuracy = (logits.argmax(dim=1) == actions).float().mean()
+        return {"idm_loss": idm_loss.item(), "idm_accuracy": accuracy.item(), "n_loss": n_loss.item()}
+
+    # ------------------------------------------------------------------ phase 2
+    def clusters(self, observations: np.ndarray, env_masks: np.ndarray | None = None) -> np.ndarray:
+        """The action clusters of each state: ``(batch, n_actions)`` int, each action's cluster id (its first
+        member's index), -1 for env-invalid actions."""
+        return self._clusters_and_effects(observations, self._valid(env_masks, len(observations)))[0]
+
+    def _valid(self, env_masks: np.ndarray | None, batch: int) -> np.ndarray:
+        if env_masks is None:
+            return np.ones((batch, self.n_actions), dtype=bool)
+        valid = np.asarray(env_masks, dtype=bool)
+        if valid.shape != (batch, self.n_actions):
+            raise ValueError(f"env action masks have shape {valid.shape}, expected {(batch, self.n_actions)}")
+        return valid
+
+    def _clusters_and_effects(self, observations: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = self.n_values(observations)  # (B, a, b)
+        effects = np.diagonal(n, axis1=1, axis2=2)  # (B, A): N(s, a_i)[i]
+        sf = effects[:, None, :] - n  # SF[i, j] = e_j - N(s, a_i)[j]
+        close = np.maximum(sf, sf.transpose(0, 2, 1)) < self.epsilon
+        cluster = np.full(valid.shape, -1, dtype=np.int64)
+        unassigned = valid.copy()
+        # greedy in index order: the first unassigned valid action leads a cluster and takes every unassigned
+        # valid action close to it (one round per cluster, all states of the batch at once)
+        while unassigned.any():
+            rows = np.flatnonzero(unassigned.any(axis=1))
+            leaders = unassigned[rows].argmax(axis=1)
+            joins = unassigned[rows] & close[rows, leaders, :]
+            joins[np.arange(rows.size), leaders] = True
+            cluster[rows] = np.where(joins, leaders[:, None], cluster[rows])
+            unassigned[rows] &= ~joins
+        return cluster, effects
+
+    def _keep_by_effect(self, cluster: np.ndarray, effects: np.ndarray) -> np.ndarray:
+        member = cluster[:, None, :] == np.arange(self.n_actions)[None, :, None]  # (B, k, a): a is in cluster k
+        z = np.where(member, effects[:, None, :] / self.temperature, -np.inf)
+        z = z - np.where(member.any(axis=2, keepdims=True), z.max(axis=2, keepdims=True), 0.0)
+        weights = np.exp(z)  # 0 outside the cluster
+        shares = weights / np.maximum(weights.sum(axis=2, keepdims=True), 1e-30)  # (B, k, a)
+        kept = (shares >= self.tau) & member
+        best = member & (shares >= shares.max(axis=2, keepdims=True) - self.tie_tolerance)
+        first_best = best & (np.cumsum(best, axis=2) == 1)  # lowest index among the (near-)best
+        needs_best = member.any(axis=2) & ~kept.any(axis=2)
+        kept |= first_best & needs_best[:, :, None]
+        return kept.any(axis=1)
+
+    def _keep_random(self, cluster: np.ndarray) -> np.ndarray:
+        member = cluster[:, None, :] == np.arange(self.n_actions)[None, :, None]
+        scores = np.where(member, self.rng.random(member.shape), -1.0)
+        own = np.zeros(cluster.shape, dtype=bool)
+        rows, leaders = np.nonzero(member.any(axis=2))
+        own[rows, scores[rows, leaders].argmax(axis=1)] = True
+        return own
+
+    def _cached_rows(self, observations: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Per state: the kept actions (``keep="effect"``) or the clusters (``"random"``), memoised by state."""
+        obs = np.ascontiguousarray(observations)
+        keys = [obs[i].tobytes() + valid[i].tobytes() for i in range(len(obs))]
+        out = np.empty(valid.shape, dtype=bool if self.keep == "effect" else np.int64)
+        missing = []
+        for i, key in enumerate(keys):
+            row = self._cache.get(key)
+            if row is None:
+                missing.append(i)
+            else:
+                out[i] = row
+        if missing:
+            cluster, effects = self._clusters_and_effects(obs[missing], valid[missing])
+            out[missing] = self._keep_by_effect(cluster, effects) if self.keep == "effect" else cluster
+            if len(self._cache) + len(missing) > self.cache_size:
+                self._cache.clear()
+            if self.cache_size:
+                self._cache.update((keys[i], out[i].copy()) for i in missing)
+        return out
+
+    def clear_cache(self) -> None:
+        """Forget the memoised masks (done whenever the networks change: pretrain, load_state_dict)."""
+        self._cache.clear()
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        self.clear_cache()
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def __call__(self, observations: np.ndarray, env_masks: np.ndarray | None, *, explore: bool = True) -> np.ndarray:
+        """Masks ``(batch, n_actions)``: one kept action per estimated cluster (see the module doc), AND the env's.
+
+        :param observations: raw observations ``(batch, *obs_shape)``
+        :param env_masks: the env's ``(batch, n_actions)`` validity masks, or None
+        :param explore: unused by CEE (its mask has no exploration); NPM draws its members either way
+        """
+        self._check_pretrained()
+        observations = np.asarray(observations)
+        self._flat(observations[:0])  # shape check before any cache lookup
+        valid = self._valid(env_masks, len(observations))
+        rows = self._cached_rows(observations, valid)
+        own = rows if self.keep == "effect" else self._keep_random(rows)
+        masks, fallback = combine_with_env_masks(own, env_masks)
+        self.n_rows += len(masks)
+        self.n_allowed += int(masks.sum())
+        self.n_fallback += int(fallback.sum())
+        return masks
+
+    def update_graph(self, graph: CausalGraph) -> None:
+        """CEE uses no causal graph (``uses_graph = False``): receiving one is a caller's bug."""
+        raise TypeError("CEEMask does not use a causal graph (uses_graph = False): do not pass it graphs")
+
+    def reset_stats(self) -> None:
+        """Reset the counters of masks served: rows, allowed actions, rows that fell back to the env mask."""
+        self.n_rows = 0
+        self.n_allowed = 0
+        self.n_fallback = 0
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | io.BufferedIOBase) -> None:
+        """Save the config and weights in one torch file (``{"config": ..., "state_dict": ...}``)."""
+        th.save({"config": self.get_config(), "state_dict": self.state_dict()}, path)
+
+    @classmethod
+    def load(cls, path: str | io.BufferedIOBase) -> CEEMask:
+        """Load a mask written by :meth:`save` (tensors and JSON types only: ``weights_only``)."""
+        data = th.load(path, weights_only=True)
+        mask = cls.from_config(data["config"])
+        mask.load_state_dict(data["state_dict"])
+        return mask
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_actions={self.n_actions}, epsilon={self.epsilon}, tau={self.tau}, keep={self.keep!r}, "
+            f"pretrained_steps={int(self.pretrained_steps)}"
+        )

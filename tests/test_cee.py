@@ -1,0 +1,273 @@
+"""CEEMask (seed 004): the redundant-action maze, pre-training, the per-state clustered masks, the VecEnv
+wrapper under sb3-contrib's MaskablePPO, save/load, bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from sb3_contrib import MaskablePPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import KVWriter, Logger
+
+import sb3_causal  # noqa: F401  (registers the envs)
+from sb3_causal.masks import CEEMask, MaskProvider, MaskProviderVecEnv
+from sb3_causal_envs.maze import EFFECT_NAMES, RedundantActionMaze
+
+# a small maze: every cell is reached quickly by random exploration, cells next to walls have merged classes
+SMALL_LAYOUT = ("######", "#S...#", "#.#..#", "#...G#", "######")
+MAZE_KWARGS = {"n_bits": 5, "layout": SMALL_LAYOUT, "max_steps": 30}
+
+
+def _cells_obs(env: RedundantActionMaze) -> tuple[list[tuple[int, int]], np.ndarray]:
+    cells = env.free_cells()
+    return cells, np.stack([env.observation(c) for c in cells])
+
+
+@pytest.fixture(scope="module")
+def pretrained() -> tuple[CEEMask, RedundantActionMaze]:
+    th.manual_seed(0)
+    venv = make_vec_env("RedundantMaze-v0", n_envs=4, seed=0, env_kwargs={**MAZE_KWARGS, "random_start": True})
+    mask = CEEMask(venv.observation_space, venv.action_space, net_arch=(64, 64), batch_size=128, seed=0)
+    mask.pretrain(venv, 6000, learning_starts=500, log_interval=2000, seed=0)
+    return mask, RedundantActionMaze(**MAZE_KWARGS)
+
+
+# ---------------------------------------------------------------------- the maze
+def test_maze_planted_classes() -> None:
+    env = RedundantActionMaze(n_bits=6)
+    assert env.action_space.n == 64
+    counts = np.bincount(env.action_effect, minlength=len(EFFECT_NAMES))
+    assert counts[0] == 32 and counts[1:5].sum() == 28 and list(counts[5:]) == [1, 1, 1, 1]
+    open_cell = (3, 4)  # free on all four sides, walls two cells away north and south
+    classes = env.equivalence_classes(open_cell)
+    assert sorted(np.concatenate(classes)) == list(range(64))  # a partition of the actions
+    for members in classes:  # every member of a class reaches the same cell, and no other action does
+        targets = {env.move(open_cell, a) for a in members}
+        assert len(targets) == 1
+    # a different action seed permutes which index carries which effect, not the counts
+    other = RedundantActionMaze(n_bits=6, action_seed=1)
+    assert not np.array_equal(other.action_effect, env.action_effect)
+    assert np.array_equal(np.sort(other.action_effect), np.sort(env.action_effect))
+
+
+def test_maze_episode_and_reward() -> None:
+    env = RedundantActionMaze(**MAZE_KWARGS)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == env.observation_space.shape and obs.sum() == 2
+    east = int(np.flatnonzero(env.action_effect == EFFECT_NAMES.index("EE"))[0])
+    south = int(np.flatnonzero(env.action_effect == EFFECT_NAMES.index("SS"))[0])
+    _, r, term, _, _ = env.step(east)  # (1,1) -> (1,3)
+    assert env.position == (1, 3) and r == 0 and not term
+    _, r, term, _, _ = env.step(int(np.flatnonzero(env.action_effect == EFFECT_NAMES.index("E"))[0]))
+    _, r, term, _, _ = env.step(south)  # (1,4) -> (3,4): the goal
+    assert term and r == pytest.approx(1 - 0.9 * 3 / 30)
+    with pytest.raises(ValueError, match="n_bits"):
+        RedundantActionMaze(n_bits=3)
+
+
+# ---------------------------------------------------------------------- pre-trained masks
+def test_pretrained_mask_recovers_every_class_exactly(pretrained) -> None:
+    mask, env = pretrained
+    cells, obs = _cells_obs(env)
+    clusters = mask.clusters(obs)
+    masks = mask(obs, None)
+    assert masks.any(axis=1).all()
+    for k, cell in enumerate(cells):
+        true = env.equivalence_classes(cell)
+        found = sorted((np.flatnonzero(clusters[k] == c) for c in np.unique(clusters[k])), key=lambda m: int(m[0]))
+        assert [list(m) for m in found] == [list(m) for m in true], f"cell {cell}"
+        for members in true:  # each class keeps exactly one action; a unique-effect action is never masked
+            assert masks[k, members].sum() == 1
+    assert mask.pretrain_log and mask.pretrain_log[-1]["idm_accuracy"] > 0.1
+
+
+def test_masks_are_per_env_and_per_state(pretrained) -> None:
+    mask, env = pretrained
+    _, obs = _cells_obs(env)
+    mask.clear_cache()
+    batch = mask(obs, None)
+    mask.clear_cache()
+    one_by_one = np.concatenate([mask(o[None], None) for o in obs])
+    np.testing.assert_array_equal(batch, one_by_one)  # no batch averaging
+    uncached = CEEMask.from_config({**mask.get_config(), "cache_size": 0})
+    uncached.load_state_dict(mask.state_dict())
+    np.testing.assert_array_equal(uncached(obs, None), batch)  # the memo changes nothing
+    assert len({row.tobytes() for row in batch}) > 1  # states with different classes get different masks
+
+
+def test_env_mask_is_anded_and_the_cluster_keeps_a_valid_member(pretrained) -> None:
+    mask, env = pretrained
+    cells, obs = _cells_obs(env)
+    own = mask(obs[:1], None)[0]
+    kept = int(np.flatnonzero(own)[0])
+    env_masks = np.ones((1, env.n_actions), dtype=bool)
+    env_masks[0, kept] = False  # the env forbids the representative of its class
+    masks = mask(obs[:1], env_masks)[0]
+    assert not masks[kept]
+    members = next(m for m in env.equivalence_classes(cells[0]) if kept in m)
+    if len(members) > 1:  # another member of that class stands in for it
+        assert masks[members].sum() == 1
+    with pytest.raises(ValueError, match="allows no action"):
+        mask(obs[:1], np.zeros((1, env.n_actions), dtype=bool))
+
+
+def test_cluster_rule_on_given_n_values(monkeypatch) -> None:
+    """The clustering and keep rule on hand-set N values: no cluster is ever masked entirely."""
+    n_actions = 5
+    mask = CEEMask(spaces.Box(0, 1, (2,)), spaces.Discrete(n_actions), tau=0.8, seed=0)
+    mask.pretrained_steps += 1
+    # actions 0, 1, 2 one cluster with equal effects (no share reaches tau); 3, 4 one cluster, 4 dominant
+    n = np.full((n_actions, n_actions), -10.0)
+    n[np.ix_([0, 1, 2], [0, 1, 2])] = 1.0
+    n[np.ix_([3, 4], [3, 4])] = 1.0
+    n[4, 4] = 3.0
+    n[3, 4] = 2.8  # divergence between 3 and 4 below epsilon
+    monkeypatch.setattr(mask, "n_values", lambda obs: np.repeat(n[None], len(obs), axis=0))
+    obs = np.zeros((2, 2), dtype=np.float32)
+    assert mask.clusters(obs)[0].tolist() == [0, 0, 0, 3, 3]
+    masks = mask(obs, None)
+    assert masks[0].tolist() == [True, False, False, False, True]  # tied cluster: lowest index; else the dominant
+    env_masks = np.array([[False, True, True, True, True], [True] * 5])
+    assert mask(obs, env_masks)[0].tolist() == [False, True, False, False, True]
+    npm = CEEMask(spaces.Box(0, 1, (2,)), spaces.Discrete(n_actions), keep="random", seed=0)
+    npm.pretrained_steps += 1
+    monkeypatch.setattr(npm, "n_values", lambda obs: np.repeat(n[None], len(obs), axis=0))
+    draws = np.stack([npm(obs, None)[0] for _ in range(30)])
+    assert (draws[:, :3].sum(axis=1) == 1).all() and (draws[:, 3:].sum(axis=1) == 1).all()
+    assert draws[:, :3].any(axis=0).all()  # every member of the 3-cluster gets drawn
+
+
+# ---------------------------------------------------------------------- acting under the mask
+class _CopyRollout(BaseCallback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.copies: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        buf = self.model.rollout_buffer
+        self.copies.append((buf.action_masks.copy(), buf.actions.copy()))
+
+
+def test_maskable_ppo_stores_the_mask_it_acted_with(pretrained) -> None:
+    mask, _ = pretrained
+    venv = make_vec_env("RedundantMaze-v0", n_envs=2, seed=1, env_kwargs=MAZE_KWARGS)
+    wrapped = MaskProviderVecEnv(venv, mask, record=True)
+    n_steps = 16
+    model = MaskablePPO("MlpPolicy", wrapped, n_steps=n_steps, batch_size=16, n_epochs=1, seed=0)
+    copy = _CopyRollout()
+    model.learn(2 * n_steps * 2, callback=copy)
+    assert len(copy.copies) == 2
+    served = np.stack(wrapped.served_masks)
+    for r, (stored, actions) in enumerate(copy.copies):
+        acted = served[r * n_steps : (r + 1) * n_steps]
+        np.testing.assert_array_equal(stored.reshape(acted.shape).astype(bool), acted)
+        taken = actions.reshape(n_steps, 2).astype(int)
+        assert np.take_along_axis(acted, taken[..., None], axis=2).all()  # every action was allowed
+    assert acted.sum(axis=2).max() < mask.n_actions  # the mask did reduce the action set
+
+
+def test_wrapper_rejects_a_non_provider() -> None:
+    venv = make_vec_env("RedundantMaze-v0", n_envs=1, env_kwargs=MAZE_KWARGS)
+    with pytest.raises(TypeError, match="MaskProvider"):
+        MaskProviderVecEnv(venv, object())  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- persistence, logging, seeding
+def test_save_load_round_trip(pretrained, tmp_path) -> None:
+    mask, env = pretrained
+    _, obs = _cells_obs(env)
+    path = tmp_path / "cee.pt"
+    mask.save(str(path))
+    loaded = CEEMask.load(str(path))
+    np.testing.assert_allclose(loaded.n_values(obs), mask.n_values(obs))
+    np.testing.assert_array_equal(loaded(obs, None), mask(obs, None))
+    # the other route: state_dict with torch.save plus the config as JSON
+    config = json.loads(json.dumps(mask.get_config()))
+    buffer = io.BytesIO()
+    th.save(mask.state_dict(), buffer)
+    buffer.seek(0)
+    twin = CEEMask.from_config(config)
+    with pytest.raises(RuntimeError, match="pretrain"):
+        twin(obs, None)  # rebuilt, not yet loaded: untrained
+    twin.load_state_dict(th.load(buffer, weights_only=True))
+    assert twin.is_pretrained and twin.get_config() == mask.get_config()
+    np.testing.assert_array_equal(twin(obs, None), mask(obs, None))
+
+
+class _Collect(KVWriter):
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def write(self, key_values, key_excluded, step=0) -> None:
+        self.rows.append(dict(key_values))
+
+
+def test_pretrain_resumes_logs_and_reproduces() -> None:
+    env = RedundantActionMaze(**MAZE_KWARGS)
+
+    def run(steps: list[int]) -> CEEMask:
+        mask = CEEMask(env.observation_space, env.action_space, net_arch=(16,), batch_size=16, seed=3)
+        for n in steps:
+            mask.pretrain(RedundantActionMaze(**MAZE_KWARGS), n, learning_starts=16, log_interval=100, seed=1)
+        return mask
+
+    writer = _Collect()
+    mask = CEEMask(env.observation_space, env.action_space, net_arch=(16,), batch_size=16, seed=3)
+    mask.pretrain(env, 200, learning_starts=16, log_interval=100, logger=Logger(None, [writer]), progress_bar=True)
+    assert int(mask.pretrained_steps) == 200 and len(mask.pretrain_log) == 2
+    assert {"cee/idm_accuracy", "cee/idm_loss", "cee/n_loss"} <= set(writer.rows[-1])
+    mask.pretrain(env, 100, learning_starts=16, log_interval=100)
+    assert int(mask.pretrained_steps) == 300 and len(mask.pretrain_log) == 3
+    a, b = run([150]), run([150])
+    _, obs = _cells_obs(env)
+    np.testing.assert_array_equal(a.n_values(obs), b.n_values(obs))
+
+
+# ---------------------------------------------------------------------- bad input
+def test_bad_input_is_rejected_early() -> None:
+    obs_space = spaces.Box(0, 1, (4,))
+    with pytest.raises(TypeError, match="Discrete"):
+        CEEMask(obs_space, spaces.Box(-1, 1, (2,)))
+    with pytest.raises(TypeError, match="Box observation"):
+        CEEMask(spaces.Dict({"x": obs_space}), spaces.Discrete(3))
+    for tau in (0.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="tau"):
+            CEEMask(obs_space, spaces.Discrete(3), tau=tau)
+    CEEMask(obs_space, spaces.Discrete(3), tau=1.0)  # the closed end of (0, 1]
+    with pytest.raises(ValueError, match="keep"):
+        CEEMask(obs_space, spaces.Discrete(3), keep="last")
+    mask = CEEMask(obs_space, spaces.Discrete(3))
+    assert isinstance(mask, MaskProvider) and CEEMask.uses_graph is False
+    with pytest.raises(RuntimeError, match="pretrain"):
+        mask(np.zeros((1, 4)), None)
+    mask.pretrained_steps += 1
+    with pytest.raises(ValueError, match="expected"):
+        mask(np.zeros((1, 5)), None)  # observations of another env
+    maze = RedundantActionMaze(**MAZE_KWARGS)
+    with pytest.raises(ValueError, match="observations have shape"):
+        CEEMask(obs_space, maze.action_space).pretrain(maze, 10)
+    with pytest.raises(TypeError, match="graph"):
+        mask.update_graph(None)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- MiniGrid
+def test_unlock_pickup_fixed_layout_and_mask() -> None:
+    env = gym.make("UnlockPickupFixed-v0")
+    first, _ = env.reset(seed=1)
+    second, _ = env.reset(seed=2)
+    np.testing.assert_array_equal(first, second)  # one layout, whatever the seed
+    assert env.action_space.n == 7 and first.shape == (198,)
+    mask = CEEMask(env.observation_space, env.action_space, net_arch=(32,), batch_size=32, seed=0)
+    mask.pretrain(env, 300, learning_starts=32, log_interval=300)
+    masks = mask(first[None], None)
+    assert masks.shape == (1, 7) and masks.any()
