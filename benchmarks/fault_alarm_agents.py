@@ -399,7 +399,7 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="model seeds 1 2 x 5000 steps, 5 agents, 10 eval episodes, short overhead"
     )
-    parser.add_argument("--steps", type=int, default=15_000, help="env steps per run")
+    parser.add_argument("--steps", type=int, default=None, help="env steps per run (default 15000, quick 5000)")
     parser.add_argument(
         "--model-seeds",
         type=int,
@@ -413,16 +413,19 @@ def main() -> None:
     parser.add_argument(
         "--thresholds", type=float, nargs="+", default=[-2.0, 0.0], help="return thresholds (the first is plotted)"
     )
-    parser.add_argument("--overhead-steps", type=int, default=4096, help="steps per overhead run (0: skip)")
-    parser.add_argument("--overhead-repeats", type=int, default=3)
+    parser.add_argument(
+        "--overhead-steps", type=int, default=None, help="steps per overhead run (default 4096, quick 2048; 0: skip)"
+    )
+    parser.add_argument("--overhead-repeats", type=int, default=None, help="overhead pairs (default 3, quick 1)")
     parser.add_argument("--jobs", type=int, default=2, help="parallel training processes")
     parser.add_argument("--overhead-only", action="store_true", help="only the side-by-side overhead measurement")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/fault_alarm_agents"))
     args = parser.parse_args()
-    agents = args.agents or list(AGENTS)
-    if args.quick:
-        args.steps, args.overhead_steps, args.overhead_repeats = 5000, 2048, 1
-        agents = args.agents or QUICK_AGENTS
+    # --quick changes the defaults only: a flag given explicitly wins
+    agents = args.agents or (QUICK_AGENTS if args.quick else list(AGENTS))
+    args.steps = args.steps or (5000 if args.quick else 15_000)
+    args.overhead_steps = (2048 if args.quick else 4096) if args.overhead_steps is None else args.overhead_steps
+    args.overhead_repeats = args.overhead_repeats or (1 if args.quick else 3)
     args.model_seeds = args.model_seeds or ([1, 2] if args.quick else [1, 2, 3])
     args.eval_episodes = args.eval_episodes or (10 if args.quick else 20)
     unknown = sorted(set(agents) - set(AGENTS))
