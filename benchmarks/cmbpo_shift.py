@@ -92,6 +92,13 @@ class MaskedMBPO(CMBPO):
         return super()._factor_specs(complete_local_graph(self.state_names, self.action_names))
 
 
+# the two ablations override C-MBPO internals: fail at import, not silently, if those are renamed
+for _cls, _hooks in ((MaskedSAC, ("_fit_model", "_model_rollouts")), (MaskedMBPO, ("_factor_specs",))):
+    _missing = [h for h in _hooks if not hasattr(CMBPO, h)]
+    if _missing:
+        raise ImportError(f"{_cls.__name__} overrides CMBPO.{_missing}, which CMBPO no longer has")
+
+
 def evaluate(model: BaseAlgorithm, shift: str, n_episodes: int, seed: int) -> float:
     """Mean return of the deterministic policy over ``n_episodes`` episodes of the env with ``shift``."""
     env = gym.make(ENV_ID, shift=shift)
