@@ -14,13 +14,28 @@ buffer 100000, an update every 5 steps, 512 random warm-up steps, epsilon 0.1, t
 steps. Causal agents: k = 5, eta 0.3 (PPO) / 0.2 (DQN), a graph update every 1000 env steps; THP on
 2000 observational alarm events (the paper's figure) recorded from the env.
 
+Networks: each run trains on ``FaultAlarmRL-v0`` with one ``--model-seeds`` network (``model_seed``
+of the default alarm model). ``model_seed`` 0 is the network the defaults above were tuned on, so the
+default reports on 1, 2 and 3; every (model seed, training seed) pair is one run per agent.
+
+Evaluation: after training, each agent plays ``--eval-episodes`` episodes of its network with the
+deterministic policy and the masks ``predict`` applies (``predict(obs, deterministic=True,
+action_masks=env.action_masks())`` for the maskable and causal agents, the call sb3-contrib's
+``evaluate_policy`` makes; the causal agents' ``predict`` adds the causal mask of the current graph,
+without eta lifts; no epsilon; PPO and DQN get no mask). The root-cause oracle plays the same episodes
+(the same network and reset seeds), and ``eval_fraction_of_oracle`` is the agent's mean evaluation
+return divided by the oracle's, per run, then averaged. The training return (mean return of the
+episodes that end in the last 10% of training steps, eta lifts and epsilon still on) is kept as its own
+column.
+
 Figures (PNG, in ``--out``): training return, steps per episode and mean active alarms per episode
-(means over seeds, binned over env steps), and the causal agents' graph F1 over training (with the
-paper's Table 1 F1 of 0.84 and THP's 0.638). Summary per algorithm: mean training return over the last
-10% of steps, env steps until the 20-episode running mean return first reaches each ``--thresholds``
-value (default -2 and 0; median over seeds, a seed that never reaches it counts as the whole budget,
-and ``reached_*`` says how many did), the speed-up against MaskablePPO, and the final graph F1. It is
-printed as a table and as one JSON line (also ``summary.json``; every episode in ``runs.json``).
+(means over runs, binned over env steps), and the causal agents' graph F1 over training (with the
+paper's Table 1 F1 of 0.84 and THP's 0.638). Summary per algorithm: evaluation return and its fraction
+of the oracle's, training return over the last 10% of steps, env steps until the 20-episode running
+mean training return first reaches each ``--thresholds`` value (default -2 and 0; median over runs, a
+run that never reaches it counts as the whole budget, and ``reached_*`` says how many did), the
+speed-up against MaskablePPO, and the final graph F1. It is printed as a table and as one JSON line
+(also ``summary.json``; every episode in ``runs.json``).
 
 Overhead (``--overhead-steps``): CausalMaskablePPO (THP) against MaskablePPO with *identical* PPO
 settings, runs alternating so other load on the machine hits both alike; the median wall time per env
@@ -28,8 +43,8 @@ step of each, their ratio (and the ratio of each back-to-back pair), the same ra
 spent inside the env's step/reset (the agents act differently, so their episodes cost the env
 differently), and the causal mask's microseconds per step. ``--overhead-only`` runs just this.
 
-    python benchmarks/fault_alarm_agents.py --quick   # a few minutes: 2 seeds x 5000 steps, 5 agents
-    python benchmarks/fault_alarm_agents.py           # 9 agents x 3 seeds x 15000 steps (~35 min on 2 loaded cores)
+    python benchmarks/fault_alarm_agents.py --quick   # 5 agents x model seeds 1, 2 x 5000 steps, 10 eval episodes
+    python benchmarks/fault_alarm_agents.py           # 9 agents x model seeds 1, 2, 3 x 15000 steps, 20 eval episodes
 """
 
 from __future__ import annotations
@@ -41,6 +56,7 @@ import os
 import statistics
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +93,7 @@ DQN_COMMON = {
 }
 NET = {"policy_kwargs": {"net_arch": [128, 128]}}
 CAUSAL = {"k": 5, "graph_update_freq": 1000}
+EVAL_SEED = 10_000  # evaluation episode i resets with seed EVAL_SEED + i (agents and oracle alike)
 
 #: name -> (class, policy, keyword arguments); every agent gets ``seed`` and a Monitor-wrapped env
 AGENTS: dict[str, tuple[type, str, dict[str, Any]]] = {
@@ -124,17 +141,55 @@ class EpisodeRecorder(BaseCallback):
         return True
 
 
-def make_env(algo: type, seed: int) -> gym.Env:
-    env = Monitor(gym.make(ENV_ID))
+def make_env(algo: type, seed: int, model_seed: int) -> gym.Env:
+    env = Monitor(gym.make(ENV_ID, model_seed=model_seed))
     if issubclass(algo, MaskableDQN):
         env = RecordTerminalActionMask(env)
     env.reset(seed=seed)
     return env
 
 
-def run_agent(job: tuple[str, int, int]) -> dict[str, Any]:
-    """Train one agent for ``steps`` env steps; returns its episodes, F1 curve and wall time."""
-    name, seed, steps = job
+def play(
+    act: Callable[[gym.Env, np.ndarray], int], model_seed: int, n_episodes: int, first_seed: int
+) -> tuple[list[float], list[int]]:
+    """Returns and lengths of ``n_episodes`` episodes of network ``model_seed``, reset with seeds
+    ``first_seed + i``, acting ``act(env, obs)``."""
+    env = gym.make(ENV_ID, model_seed=model_seed)
+    returns, lengths = [], []
+    for episode in range(n_episodes):
+        obs, _ = env.reset(seed=first_seed + episode)
+        total, done, n = 0.0, False, 0
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(act(env, obs))
+            total, n, done = total + float(reward), n + 1, terminated or truncated
+        returns.append(total)
+        lengths.append(n)
+    return returns, lengths
+
+
+def policy_action(model: Any) -> Callable[[gym.Env, np.ndarray], int]:
+    """The deterministic action of ``model`` under the masks its ``predict`` applies (the env's validity mask
+    for the maskable and causal agents, as sb3-contrib's ``evaluate_policy`` passes it; none for PPO/DQN)."""
+    masked = isinstance(model, (MaskablePPO, MaskableDQN))
+
+    def act(env: gym.Env, obs: np.ndarray) -> int:
+        masks = env.unwrapped.action_masks() if masked else None
+        kwargs = {"action_masks": masks} if masked else {}
+        action, _ = model.predict(obs, deterministic=True, **kwargs)
+        return int(action)
+
+    return act
+
+
+def oracle_action(env: gym.Env, obs: np.ndarray) -> int:
+    """The root-cause oracle (hidden state): a reference, not an agent."""
+    return env.unwrapped.oracle_action()
+
+
+def run_agent(job: tuple[str, int, int, int, int]) -> dict[str, Any]:
+    """Train one agent for ``steps`` env steps on network ``model_seed``, then evaluate it; returns its
+    training episodes, evaluation returns, F1 curve and wall time."""
+    name, model_seed, seed, steps, eval_episodes = job
     th.set_num_threads(1)
     algo, policy, kwargs = AGENTS[name]
     kwargs = {**kwargs, **NET}
@@ -142,33 +197,30 @@ def run_agent(job: tuple[str, int, int]) -> dict[str, Any]:
         kwargs["initial_graph"] = "thp"
         kwargs["initial_kwargs"] = {"n_events": 2000}
     start = time.perf_counter()
-    model = algo(policy, make_env(algo, seed), seed=seed, **kwargs)
+    model = algo(policy, make_env(algo, seed, model_seed), seed=seed, **kwargs)
     recorder = EpisodeRecorder()
     model.learn(steps, callback=recorder)
     seconds = time.perf_counter() - start
-    result = {"name": name, "seed": seed, "steps": steps, "seconds": seconds, "episodes": recorder.episodes}
+    result = {
+        "name": name,
+        "model_seed": model_seed,
+        "seed": seed,
+        "steps": steps,
+        "seconds": seconds,
+        "episodes": recorder.episodes,
+        "eval_returns": play(policy_action(model), model_seed, eval_episodes, EVAL_SEED)[0],
+    }
     if recorder.f1:
         result["f1"] = recorder.f1
         truth = model.env.get_attr("causal_graph", indices=[0])[0]
         metrics = model.causal_graph.compare(truth)
         result["final_graph"] = {"f1": metrics.f1, "precision": metrics.precision, "recall": metrics.recall}
-    print(f"  {name:22s} seed {seed}: {len(recorder.episodes)} episodes in {seconds:.0f}s", flush=True)
+    print(
+        f"  {name:22s} model {model_seed} seed {seed}: {len(recorder.episodes)} episodes in {seconds:.0f}s, "
+        f"eval return {np.mean(result['eval_returns']):.2f}",
+        flush=True,
+    )
     return result
-
-
-def run_oracle(n_episodes: int, seed: int) -> dict[str, float]:
-    env = gym.make(ENV_ID)
-    base = env.unwrapped
-    returns, lengths = [], []
-    for ep in range(n_episodes):
-        env.reset(seed=seed + ep)
-        total, done, n = 0.0, False, 0
-        while not done:
-            _, reward, terminated, truncated, _ = env.step(base.oracle_action())
-            total, n, done = total + reward, n + 1, terminated or truncated
-        returns.append(total)
-        lengths.append(n)
-    return {"return": float(np.mean(returns)), "length": float(np.mean(lengths))}
 
 
 # ---------------------------------------------------------------------- summaries
@@ -181,24 +233,36 @@ def steps_to_threshold(episodes: list[tuple], threshold: float, window: int = 20
     return None
 
 
-def final_return(episodes: list[tuple], steps: int) -> float:
+def training_return(episodes: list[tuple], steps: int) -> float:
+    """Mean return of the training episodes that end in the last 10% of steps (exploration still on)."""
     late = [e[1] for e in episodes if e[0] > 0.9 * steps]
     return float(np.mean(late)) if late else float("nan")
 
 
-def summarise(results: list[dict[str, Any]], thresholds: list[float], steps: int) -> dict[str, Any]:
+def summarise(
+    results: list[dict[str, Any]], oracle: dict[int, dict[str, float]], thresholds: list[float], steps: int
+) -> dict[str, Any]:
+    """Per agent: evaluation return and its fraction of the oracle's, training return, steps to thresholds, F1.
+    ``oracle`` maps each model seed to the oracle's mean return on the evaluation episodes."""
     summary: dict[str, Any] = {}
     for name in dict.fromkeys(r["name"] for r in results):
         runs = [r for r in results if r["name"] == name]
+        evals = [float(np.mean(r["eval_returns"])) for r in runs]
+        fractions = [e / oracle[r["model_seed"]]["return"] for e, r in zip(evals, runs)]
         entry: dict[str, Any] = {
-            "final_return": round(float(np.mean([final_return(r["episodes"], steps) for r in runs])), 3),
-            "final_return_per_seed": [round(final_return(r["episodes"], steps), 3) for r in runs],
+            "runs": [[r["model_seed"], r["seed"]] for r in runs],
+            "eval_return": round(float(np.mean(evals)), 3),
+            "eval_fraction_of_oracle": round(float(np.mean(fractions)), 3),
+            "eval_return_per_run": [round(e, 3) for e in evals],
+            "eval_fraction_per_run": [round(f, 3) for f in fractions],
+            "training_return": round(float(np.mean([training_return(r["episodes"], steps) for r in runs])), 3),
+            "training_return_per_run": [round(training_return(r["episodes"], steps), 3) for r in runs],
         }
         for threshold in thresholds:
             reached = [steps_to_threshold(r["episodes"], threshold) for r in runs]
             entry[f"steps_to_{threshold:g}"] = int(statistics.median([s if s is not None else steps for s in reached]))
             entry[f"reached_{threshold:g}"] = f"{sum(s is not None for s in reached)}/{len(runs)}"
-            entry[f"steps_to_{threshold:g}_per_seed"] = reached
+            entry[f"steps_to_{threshold:g}_per_run"] = reached
         entry["seconds_per_1k_steps"] = round(float(np.mean([1000 * r["seconds"] / r["steps"] for r in runs])), 2)
         if "final_graph" in runs[0]:
             entry["final_f1"] = round(float(np.mean([r["final_graph"]["f1"] for r in runs])), 3)
@@ -332,26 +396,43 @@ def overhead(steps: int, repeats: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------- main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2 seeds x 5000 steps, 5 agents, short overhead check")
-    parser.add_argument("--steps", type=int, default=15_000, help="env steps per run")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per agent")
+    parser.add_argument(
+        "--quick", action="store_true", help="model seeds 1 2 x 5000 steps, 5 agents, 10 eval episodes, short overhead"
+    )
+    parser.add_argument("--steps", type=int, default=None, help="env steps per run (default 15000, quick 5000)")
+    parser.add_argument(
+        "--model-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="networks to train and evaluate on (default 1 2 3; 0 is the network the defaults were tuned on)",
+    )
+    parser.add_argument("--seeds", type=int, default=1, help="training seeds 0, 1, ... per model seed and agent")
+    parser.add_argument("--eval-episodes", type=int, default=None, help="evaluation episodes per run (default 20)")
     parser.add_argument("--agents", nargs="*", default=None, help=f"subset of: {list(AGENTS)}")
     parser.add_argument(
         "--thresholds", type=float, nargs="+", default=[-2.0, 0.0], help="return thresholds (the first is plotted)"
     )
-    parser.add_argument("--overhead-steps", type=int, default=4096, help="steps per overhead run (0: skip)")
-    parser.add_argument("--overhead-repeats", type=int, default=3)
+    parser.add_argument(
+        "--overhead-steps", type=int, default=None, help="steps per overhead run (default 4096, quick 2048; 0: skip)"
+    )
+    parser.add_argument("--overhead-repeats", type=int, default=None, help="overhead pairs (default 3, quick 1)")
     parser.add_argument("--jobs", type=int, default=2, help="parallel training processes")
     parser.add_argument("--overhead-only", action="store_true", help="only the side-by-side overhead measurement")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/fault_alarm_agents"))
     args = parser.parse_args()
-    agents = args.agents or list(AGENTS)
-    if args.quick:
-        args.steps, args.seeds, args.overhead_steps, args.overhead_repeats = 5000, 2, 2048, 1
-        agents = args.agents or QUICK_AGENTS
+    # --quick changes the defaults only: a flag given explicitly wins
+    agents = args.agents or (QUICK_AGENTS if args.quick else list(AGENTS))
+    args.steps = args.steps or (5000 if args.quick else 15_000)
+    args.overhead_steps = (2048 if args.quick else 4096) if args.overhead_steps is None else args.overhead_steps
+    args.overhead_repeats = args.overhead_repeats or (1 if args.quick else 3)
+    args.model_seeds = args.model_seeds or ([1, 2] if args.quick else [1, 2, 3])
+    args.eval_episodes = args.eval_episodes or (10 if args.quick else 20)
     unknown = sorted(set(agents) - set(AGENTS))
     if unknown:
         parser.error(f"unknown agents {unknown}; choose from {list(AGENTS)}")
+    if args.seeds < 1 or args.eval_episodes < 1 or args.steps < 1:
+        parser.error("--seeds, --eval-episodes and --steps must be >= 1")
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if args.overhead_only:
@@ -360,24 +441,43 @@ def main() -> None:
         print(json.dumps({"benchmark": "fault_alarm_agents", "overhead": measured}))
         return
 
-    jobs = [(name, seed, args.steps) for seed in range(args.seeds) for name in agents]
+    # the oracle on each network's evaluation episodes (the same reset seeds the agents are evaluated on)
+    oracle: dict[int, dict[str, float]] = {}
+    for model_seed in args.model_seeds:
+        returns, lengths = play(oracle_action, model_seed, args.eval_episodes, EVAL_SEED)
+        oracle[model_seed] = {"return": round(float(np.mean(returns)), 3), "length": round(float(np.mean(lengths)), 2)}
+        if oracle[model_seed]["return"] <= 0:
+            parser.error(
+                f"the oracle's return on model seed {model_seed} is not positive: a fraction of it is meaningless"
+            )
+    print(f"oracle on the evaluation episodes: {oracle}", flush=True)
+
+    jobs = [
+        (name, model_seed, seed, args.steps, args.eval_episodes)
+        for model_seed in args.model_seeds
+        for seed in range(args.seeds)
+        for name in agents
+    ]
     print(f"{len(jobs)} training runs of {args.steps} steps on {args.jobs} process(es)", flush=True)
     if args.jobs > 1:
         with mp.get_context("spawn").Pool(args.jobs) as pool:
             results = pool.map(run_agent, jobs, chunksize=1)
     else:
         results = [run_agent(job) for job in jobs]
-    oracle = run_oracle(50, seed=10_000)
-    summary = summarise(results, args.thresholds, args.steps)
-    plot(results, oracle, args.steps, args.out, args.thresholds[0])
+    summary = summarise(results, oracle, args.thresholds, args.steps)
+    reference = {k: float(np.mean([o[k] for o in oracle.values()])) for k in ("return", "length")}
+    plot(results, reference, args.steps, args.out, args.thresholds[0])
     (args.out / "runs.json").write_text(json.dumps(results))
 
     record: dict[str, Any] = {
         "benchmark": "fault_alarm_agents",
         "steps": args.steps,
+        "model_seeds": args.model_seeds,
         "seeds": args.seeds,
+        "eval_episodes": args.eval_episodes,
+        "eval_seeds": [EVAL_SEED, EVAL_SEED + args.eval_episodes - 1],
         "thresholds": args.thresholds,
-        "oracle": oracle,
+        "oracle": {str(k): v for k, v in oracle.items()},
         "agents": summary,
     }
     if "MaskablePPO" in summary:
@@ -393,14 +493,17 @@ def main() -> None:
         record["overhead"] = overhead(args.overhead_steps, args.overhead_repeats)
     record["wall_seconds"] = round(time.perf_counter() - start, 1)
 
-    print(f"\noracle: return {oracle['return']:.2f}, {oracle['length']:.1f} steps per episode")
+    print(f"\noracle on the evaluation episodes: return {reference['return']:.2f}, {reference['length']:.1f} steps")
     t0 = f"{args.thresholds[0]:g}"
-    print(f"{'agent':22s} {'final return':>12s} {'steps to ' + t0:>12s} {'reached':>8s} {'final F1':>8s} {'s/1k':>6s}")
+    print(
+        f"{'agent':22s} {'eval return':>11s} {'of oracle':>9s} {'train return':>12s} {'steps to ' + t0:>12s} "
+        f"{'reached':>8s} {'final F1':>8s} {'s/1k':>6s}"
+    )
     for name, e in summary.items():
         f1 = f"{e['final_f1']:.3f}" if "final_f1" in e else "-"
         print(
-            f"{name:22s} {e['final_return']:12.2f} {e['steps_to_' + t0]:12d} {e['reached_' + t0]:>8s} "
-            f"{f1:>8s} {e['seconds_per_1k_steps']:6.1f}"
+            f"{name:22s} {e['eval_return']:11.2f} {e['eval_fraction_of_oracle']:9.3f} {e['training_return']:12.2f} "
+            f"{e['steps_to_' + t0]:12d} {e['reached_' + t0]:>8s} {f1:>8s} {e['seconds_per_1k_steps']:6.1f}"
         )
     line = json.dumps(record)
     (args.out / "summary.json").write_text(line + "\n")
