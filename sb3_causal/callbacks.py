@@ -40,13 +40,12 @@ def resolve_initial_graph(
     if isinstance(initial, CausalGraph):
         return make_initial_graph(initial, layout.names)
     if initial == "thp" and "alarm_log" not in kwargs:
-        try:
-            kwargs["alarm_log"] = env.env_method("record_alarm_log", n_events, seed, indices=[0])[0]
-        except AttributeError as exc:
+        if not env.has_attr("record_alarm_log"):  # never call a missing method: it kills a SubprocVecEnv worker
             raise ValueError(
                 "initial graph 'thp' needs an alarm event log: the env has no record_alarm_log(n_events, seed); "
                 "pass alarm_log=... in initial_kwargs"
-            ) from exc
+            )
+        kwargs["alarm_log"] = env.env_method("record_alarm_log", n_events, seed, indices=[0])[0]
     return make_initial_graph(initial, layout.names, layout=layout, seed=seed, **kwargs)
 
 
@@ -215,10 +214,9 @@ class CausalGraphCallback(BaseCallback):
 
 def _true_graph(env: VecEnv, names: tuple[str, ...]) -> CausalGraph | None:
     """The env's true graph over ``names`` when it exposes one as ``causal_graph``."""
-    try:
-        graph = env.get_attr("causal_graph", indices=[0])[0]
-    except AttributeError:
+    if not env.has_attr("causal_graph"):  # get_attr of a missing attribute kills a SubprocVecEnv worker
         return None
+    graph = env.get_attr("causal_graph", indices=[0])[0]
     if isinstance(graph, CausalGraph) and tuple(graph.variables) == tuple(names):
         return graph
     return None

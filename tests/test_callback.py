@@ -146,3 +146,20 @@ def test_non_finite_observations_are_skipped_and_counted():
         model.learn(300, callback=callback)
     assert callback.n_skipped > 0
     assert callback.learner.n_transitions + callback.n_skipped == 300
+
+
+def test_subproc_env_without_causal_attributes_keeps_its_workers() -> None:
+    # Issue 12 defect 1: get_attr on a missing attribute kills a SubprocVecEnv worker (EOFError).
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    env = make_vec_env(
+        CountingEnv, n_envs=2, seed=0, vec_env_cls=SubprocVecEnv, vec_env_kwargs={"start_method": "fork"}
+    )
+    try:
+        callback = CausalGraphCallback(update_freq=20)
+        PPO("MlpPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0).learn(32, callback=callback)
+        assert callback.learner is not None and callback.learner.n_transitions > 0
+        assert callback.true_graph is None
+        assert env.env_method("reset")  # the workers are still alive
+    finally:
+        env.close()
