@@ -5,10 +5,11 @@ agent's own interventions, re-mask with each new graph.
 
 How the mask reaches MaskablePPO without a copy of its rollout loop: MaskablePPO reads its masks once
 per step with ``env_method("action_masks")``, acts with them and stores them in the rollout buffer. The
-model wraps its VecEnv in a :class:`~sb3_causal.algos.causal_base.CausalMaskVecEnv` that answers that
+model wraps its VecEnv in a :class:`~sb3_causal.common.vec_env.CausalMaskVecEnv` that answers that
 call with the causal mask (from the observations it last returned; under ``VecNormalize`` the original
 ones) AND the env's own ``action_masks()``. The mask stored is therefore exactly the mask acted with,
-``eta`` lifts included, as PPO's ratio needs.
+``eta`` lifts included, as PPO's ratio needs. ``get_env()`` returns the env without that wrapper (the
+env the user gave), so callbacks see the same env type as their eval env and sync its normalisation.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 
-from sb3_causal.algos.causal_base import CausalAlgorithmMixin, CausalMaskVecEnv
+from sb3_causal.algos.causal_base import DEFAULT_UPDATE_FREQ, CausalAlgorithmMixin
+from sb3_causal.common.vec_env import CausalMaskVecEnv
 from sb3_causal.graph import CausalGraph
 from sb3_causal.masks import MaskProvider
 from sb3_causal.variables import CausalVariables
@@ -101,7 +103,7 @@ class CausalMaskablePPO(CausalAlgorithmMixin, MaskablePPO):
         initial_kwargs: dict[str, Any] | None = None,
         layout: CausalVariables | None = None,
         learner_kwargs: dict[str, Any] | None = None,
-        graph_update_freq: int = 1000,
+        graph_update_freq: int = DEFAULT_UPDATE_FREQ,
         mask_provider: MaskProvider | None = None,
         activity_threshold: float = 0.0,
         learning_rate: float | Schedule = 3e-4,
@@ -170,6 +172,7 @@ class CausalMaskablePPO(CausalAlgorithmMixin, MaskablePPO):
             graph_update_freq=graph_update_freq,
             mask_provider=mask_provider,
             activity_threshold=activity_threshold,
+            check_env=_init_setup_model,
         )
         if self.env is not None:
             self.env = CausalMaskVecEnv(self.env, self._acting_masks)
@@ -184,8 +187,12 @@ class CausalMaskablePPO(CausalAlgorithmMixin, MaskablePPO):
         super().set_env(env, force_reset=force_reset)
         if not isinstance(self.env, CausalMaskVecEnv):
             self.env = CausalMaskVecEnv(self.env, self._acting_masks)  # type: ignore[arg-type]
-        if self.graph_callback.learner is not None:
+        if self.graph_callback is not None and self.graph_callback.learner is not None:
             self.graph_callback.learner.layout.check_env(self.env.observation_space, self.env.action_space)
+
+    def get_env(self) -> Any:
+        """The env as the user gave it (SB3-wrapped), without the mask wrapper the model acts through."""
+        return self.env.venv if isinstance(self.env, CausalMaskVecEnv) else self.env
 
     def predict(  # type: ignore[override]
         self,
@@ -198,12 +205,14 @@ class CausalMaskablePPO(CausalAlgorithmMixin, MaskablePPO):
         """
         The policy's action under the causal mask of ``observation`` (no ``eta`` lifts) AND ``action_masks``.
 
-        :param observation: observation(s) as the training env returns them (under VecNormalize, normalised;
-            they are un-normalised with the model's statistics for the mask)
+        :param observation: observation(s) as the env returned them (under VecNormalize, normalised: the mask
+            takes the raw ones from that VecNormalize, see :meth:`add_eval_env`)
         :param state: unused (no recurrent policy)
         :param episode_start: unused
         :param deterministic: the most likely valid action instead of a sample
-        :param action_masks: the env's validity masks for ``observation`` (None: every action valid)
+        :param action_masks: the env's validity masks for ``observation`` (None: every action valid); the
+            causal mask is part of the policy and applies either way, so sb3-contrib's
+            ``evaluate_policy(use_masking=False)`` drops only the env's masks
         :return: the action(s) and the (unchanged) state
         """
         masks = self._predict_masks(observation, action_masks)
