@@ -475,3 +475,50 @@ def test_a_layout_too_big_for_the_learner_is_refused_before_allocating(cls: type
     # Defect 10: the learner's memory grows with the cube of the variable count (4000 variables: ~1 TiB).
     with pytest.raises(MemoryError, match=r"would need [\d,.]+ GiB for 4000 causal variables"):
         cls("MlpPolicy", WideEnv(), buffer_size=10) if cls is CausalDQN else cls("MlpPolicy", WideEnv())
+
+
+# ---------------------------------------------------------------------------- issue 12: what a newcomer hits
+@pytest.mark.parametrize("cls", [CausalMaskablePPO, CausalDQN])
+def test_typos_fail_in_the_constructor_not_in_learn(cls: type) -> None:
+    with pytest.raises(ValueError, match=r"unknown initial_graph 'tph'.*'thp'"):
+        cls("MlpPolicy", LinearCascadeEnv(), initial_graph="tph")
+    with pytest.raises(ValueError, match=r"unknown learner_kwargs \['z_treshold'\].*z_threshold"):
+        cls("MlpPolicy", LinearCascadeEnv(), learner_kwargs={"z_treshold": 3.0})
+    with pytest.raises(ValueError, match=r"initial_graph='pc' learns from recorded state data.*states"):
+        cls("MlpPolicy", LinearCascadeEnv(), initial_graph="pc")
+    with pytest.raises(ValueError, match="record_alarm_log"):
+        cls("MlpPolicy", LinearCascadeEnv(), initial_graph="thp")
+    with pytest.raises(ValueError, match=r"graph_update_freq .* integer >= 1, got 0\.5"):
+        cls("MlpPolicy", LinearCascadeEnv(), graph_update_freq=0.5)
+    with pytest.raises(ValueError, match=r"activity_threshold must be >= 0"):
+        cls("MlpPolicy", LinearCascadeEnv(), activity_threshold=-1.0)
+
+
+def test_causal_dqn_errors_name_causal_dqn() -> None:
+    with pytest.raises(ValueError, match=r"^CausalDQN does not support n-step"):
+        CausalDQN("MlpPolicy", LinearCascadeEnv(), n_steps=3)
+    with pytest.raises(TypeError, match=r"^CausalDQN needs a MaskableReplayBuffer"):
+        CausalDQN("MlpPolicy", LinearCascadeEnv(), replay_buffer_class=dict)
+
+
+def test_a_corrupt_learner_file_never_suggests_unsafe_loading(tmp_path: Path) -> None:
+    model = CausalDQN("MlpPolicy", LinearCascadeEnv(), seed=0, **SMALL_DQN)
+    path = tmp_path / "model.zip"
+    model.save(path)
+    pickled = io.BytesIO()
+    np.savez(pickled, **{"state/n_transitions": np.array([object()], dtype=object)})
+    rewrite_entry(path, LEARNER_ENTRY, pickled.getvalue())
+    with pytest.raises(CausalModelFileError, match="pickled Python objects, which are never loaded") as info:
+        CausalDQN.load(path)
+    assert "allow_pickle" not in str(info.value)
+
+
+def test_loading_another_algorithms_zip_is_a_clear_error(tmp_path: Path) -> None:
+    from stable_baselines3 import PPO
+
+    PPO("MlpPolicy", "CartPole-v1", n_steps=64).save(tmp_path / "ppo.zip")
+    with pytest.raises(CausalModelFileError, match="not saved by a causal sb3-causal algorithm"):
+        CausalDQN.load(tmp_path / "ppo.zip")
+    CausalMaskablePPO("MlpPolicy", LinearCascadeEnv(), **SMALL_PPO).save(tmp_path / "causal_ppo.zip")
+    with pytest.raises(CausalModelFileError, match="saved by another algorithm"):
+        CausalDQN.load(tmp_path / "causal_ppo.zip")
