@@ -522,3 +522,58 @@ def test_loading_another_algorithms_zip_is_a_clear_error(tmp_path: Path) -> None
     CausalMaskablePPO("MlpPolicy", LinearCascadeEnv(), **SMALL_PPO).save(tmp_path / "causal_ppo.zip")
     with pytest.raises(CausalModelFileError, match="saved by another algorithm"):
         CausalDQN.load(tmp_path / "causal_ppo.zip")
+
+
+# ---------------------------------------------------------------------------- shared interfaces (COMMON.md 1)
+class BestScoreMask(th.nn.Module):
+    """A mask provider holding a network and no causal graph: the env-valid action of highest score."""
+
+    uses_graph = False
+
+    def __init__(self, n_inputs: int, n_actions: int) -> None:
+        super().__init__()
+        self.n_inputs, self.n_actions = n_inputs, n_actions
+        self.score = th.nn.Linear(n_inputs, n_actions)
+
+    def get_config(self) -> dict[str, int]:
+        return {"n_inputs": self.n_inputs, "n_actions": self.n_actions}
+
+    @classmethod
+    def from_config(cls, config: dict[str, int]) -> BestScoreMask:
+        return cls(**config)
+
+    def forward(self, observations: Any, env_masks: np.ndarray | None, *, explore: bool = True) -> np.ndarray:
+        flat = np.asarray(observations, dtype=np.float32).reshape(len(observations), -1)
+        with th.no_grad():
+            scores = self.score(th.as_tensor(flat[:, : self.n_inputs])).numpy()
+        if env_masks is not None:
+            scores = np.where(env_masks, scores, -np.inf)
+        return scores >= scores.max(axis=1, keepdims=True)
+
+    def update_graph(self, graph: CausalGraph, n_hops: int | None = None) -> None:
+        raise AssertionError("a provider with uses_graph = False never receives a graph")
+
+
+@pytest.mark.parametrize("cls", [CausalMaskablePPO, CausalDQN])
+def test_a_graph_free_module_provider_on_images_is_saved_in_the_zip(cls: type, tmp_path: Path) -> None:
+    from tests.test_maskable_dqn import ImageMaskEnv
+
+    env = ImageMaskEnv()
+    provider = BestScoreMask(36 * 36, 3)
+    kwargs = {"n_steps": 16, "batch_size": 8, "n_epochs": 1} if cls is CausalMaskablePPO else SMALL_DQN
+    model = cls("CnnPolicy", env, mask_provider=provider, seed=0, **kwargs)  # no layout for images: none needed
+    assert model.graph_callback is None
+    recorder = RecordActing(lambda m: 0)
+    model.learn(32, callback=recorder)
+    assert env.invalid_taken == 0
+    with pytest.raises(RuntimeError, match="uses no causal graph"):
+        _ = model.causal_graph
+    obs = np.stack([env.reset()[0]] + [env.step(0)[0] for _ in range(3)])
+    model.save(tmp_path / "model.zip")
+    with zipfile.ZipFile(tmp_path / "model.zip") as archive:
+        assert "mask_provider.pth" in archive.namelist() and GRAPH_ENTRY not in archive.namelist()
+    loaded = cls.load(tmp_path / "model.zip")
+    assert isinstance(loaded.mask_provider, BestScoreMask) and loaded.mask_provider is not provider
+    for a, b in zip(loaded.mask_provider.state_dict().values(), provider.state_dict().values()):
+        th.testing.assert_close(a, b, rtol=0, atol=0)
+    np.testing.assert_array_equal(loaded._predict_masks(obs, None), model._predict_masks(obs, None))

@@ -23,6 +23,7 @@ from sb3_causal.algos.maskable_dqn import MaskableDQN
 from sb3_causal.common.maskable.buffers import MaskableDictReplayBuffer, MaskableReplayBuffer
 from sb3_causal.graph import CausalGraph
 from sb3_causal.masks import MaskProvider
+from sb3_causal.masks.causal import DEFAULT_ACTIVITY_THRESHOLD, DEFAULT_K
 from sb3_causal.variables import CausalVariables
 
 __all__ = ["CausalDQN"]
@@ -72,7 +73,7 @@ class CausalDQN(CausalAlgorithmMixin, MaskableDQN):
         self,
         policy: str | type[MaskableDQNPolicy],
         env: GymEnv | str,
-        k: int = 5,
+        k: int = DEFAULT_K,
         eta: float = 0.2,
         initial_graph: str | CausalGraph = "empty",
         initial_kwargs: dict[str, Any] | None = None,
@@ -80,7 +81,7 @@ class CausalDQN(CausalAlgorithmMixin, MaskableDQN):
         learner_kwargs: dict[str, Any] | None = None,
         graph_update_freq: int = DEFAULT_UPDATE_FREQ,
         mask_provider: MaskProvider | None = None,
-        activity_threshold: float = 0.0,
+        activity_threshold: float = DEFAULT_ACTIVITY_THRESHOLD,
         learning_rate: float | Schedule = 3e-4,
         buffer_size: int = 100_000,
         learning_starts: int = 512,

@@ -30,6 +30,7 @@ from sb3_causal.algos.causal_base import DEFAULT_UPDATE_FREQ, CausalAlgorithmMix
 from sb3_causal.common.vec_env import CausalMaskVecEnv
 from sb3_causal.graph import CausalGraph
 from sb3_causal.masks import MaskProvider
+from sb3_causal.masks.causal import DEFAULT_ACTIVITY_THRESHOLD, DEFAULT_ETA, DEFAULT_K
 from sb3_causal.variables import CausalVariables
 
 __all__ = ["CausalMaskablePPO"]
@@ -97,15 +98,15 @@ class CausalMaskablePPO(CausalAlgorithmMixin, MaskablePPO):
         self,
         policy: str | type[MaskableActorCriticPolicy],
         env: GymEnv | str,
-        k: int = 5,
-        eta: float = 0.3,
+        k: int = DEFAULT_K,
+        eta: float = DEFAULT_ETA,
         initial_graph: str | CausalGraph = "empty",
         initial_kwargs: dict[str, Any] | None = None,
         layout: CausalVariables | None = None,
         learner_kwargs: dict[str, Any] | None = None,
         graph_update_freq: int = DEFAULT_UPDATE_FREQ,
         mask_provider: MaskProvider | None = None,
-        activity_threshold: float = 0.0,
+        activity_threshold: float = DEFAULT_ACTIVITY_THRESHOLD,
         learning_rate: float | Schedule = 3e-4,
         n_steps: int = 256,
         batch_size: int | None = 64,

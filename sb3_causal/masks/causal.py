@@ -46,7 +46,14 @@ from sb3_causal.graph import CausalGraph
 from sb3_causal.masks.base import combine_with_env_masks
 from sb3_causal.variables import CausalVariables
 
-__all__ = ["CausalMask", "check_mask_parameters"]
+__all__ = ["DEFAULT_ACTIVITY_THRESHOLD", "DEFAULT_ETA", "DEFAULT_K", "CausalMask", "check_mask_parameters"]
+
+#: (unit, variable) root-cause candidates the mask keeps per state
+DEFAULT_K = 5
+#: probability of lifting the mask per env and step (the paper's Causal PPO value; Causal DQN uses 0.2)
+DEFAULT_ETA = 0.3
+#: a state value is active when its absolute value exceeds this
+DEFAULT_ACTIVITY_THRESHOLD = 0.0
 
 
 class _Chooser(Protocol):
@@ -88,10 +95,10 @@ class CausalMask:
         self,
         layout: CausalVariables,
         graph: CausalGraph,
-        k: int = 5,
-        eta: float = 0.3,
+        k: int = DEFAULT_K,
+        eta: float = DEFAULT_ETA,
         seed: int | None = None,
-        activity_threshold: float = 0.0,
+        activity_threshold: float = DEFAULT_ACTIVITY_THRESHOLD,
         chooser: _Chooser | None = None,
         n_hops: int | None = None,
     ) -> None:
