@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch as th
+from gymnasium import spaces
 from stable_baselines3.common.base_class import maybe_make_env
 
 import sb3_causal.algos as ours
@@ -60,7 +61,8 @@ def graph_free_where_no_layout(cls: type) -> type:
                 try:
                     CausalVariables.from_env(made)
                 except VariableLayoutError:
-                    kwargs["mask_provider"] = EnvMaskOnly(int(made.action_space.n))
+                    if isinstance(made.action_space, spaces.Discrete):  # else our class's own clear error
+                        kwargs["mask_provider"] = EnvMaskOnly(int(made.action_space.n))
                 env = made
             super().__init__(policy, env, *args, **kwargs)
 

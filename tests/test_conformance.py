@@ -31,7 +31,7 @@ RUNS = [
     ("stable-baselines3", ["tests"], "DQN", "MaskableDQN"),
     ("stable-baselines3", ["tests"], "DQN", "CausalDQN"),
 ]
-NO_LAYOUT = ("VariableLayoutError", "cannot infer causal variables", "causal variables need")
+NO_LAYOUT = ("VariableLayoutError", "cannot infer causal variables", "causal variables need", "needs a Discrete action")
 
 
 @pytest.fixture(scope="module")
