@@ -243,7 +243,7 @@ class UnmappableEnv(BoxActionEnv):
 
 @pytest.mark.parametrize("cls", [CausalMaskablePPO, CausalDQN])
 def test_bad_input_is_a_clear_error(cls: type) -> None:
-    with pytest.raises((VariableLayoutError, TypeError), match="Discrete"):
+    with pytest.raises(AssertionError, match=r"only supports .*Discrete"):  # SB3's own check, as upstream
         cls("MlpPolicy", BoxActionEnv())
     with pytest.raises(VariableLayoutError, match="cannot infer causal variables"):
         cls("MlpPolicy", UnmappableEnv())

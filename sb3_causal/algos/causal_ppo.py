@@ -21,7 +21,6 @@ import torch as th
 from gymnasium import spaces
 from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
-from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
@@ -130,13 +129,6 @@ class CausalMaskablePPO(CausalAlgorithmMixin, MaskablePPO):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        if env is not None:
-            env = maybe_make_env(env, verbose)
-            if not isinstance(env.action_space, spaces.Discrete):
-                raise TypeError(
-                    f"CausalMaskablePPO needs a Discrete action space (one intervention per action), got "
-                    f"{env.action_space}"
-                )
         super().__init__(
             policy,
             env,
@@ -163,6 +155,12 @@ class CausalMaskablePPO(CausalAlgorithmMixin, MaskablePPO):
             device=device,
             _init_setup_model=False,
         )
+        # after SB3's own action-space check (a Box is its AssertionError, as for MaskablePPO)
+        if self.env is not None and not isinstance(self.action_space, spaces.Discrete):
+            raise TypeError(
+                "CausalMaskablePPO needs a Discrete action space (one intervention per action), got "
+                f"{self.action_space}"
+            )
         self._init_causal(
             k=k,
             eta=eta,

@@ -165,9 +165,8 @@ class MaskableDQN(DQN):
                 f"{name} needs a MaskableReplayBuffer or MaskableDictReplayBuffer subclass (it stores next-state "
                 f"action masks), got {replay_buffer_class}"
             )
-        if env is not None:
+        if env is not None:  # SB3's constructor checks the action space (Discrete, as DQN)
             env = maybe_make_env(env, verbose)
-            self._check_spaces(name, env.action_space)
             if replay_buffer_class is None:
                 replay_buffer_class = _buffer_class_for(env.observation_space)
         super().__init__(
@@ -210,14 +209,6 @@ class MaskableDQN(DQN):
         self._warned_unrecorded_terminal_mask = False
         if _init_setup_model:
             self._setup_model()
-
-    @staticmethod
-    def _check_spaces(name: str, action_space: spaces.Space) -> None:
-        if not isinstance(action_space, spaces.Discrete):
-            raise TypeError(
-                f"{name} needs a Discrete action space (one Q-value per action), got {action_space}. "
-                "For MultiDiscrete actions flatten them into one Discrete space, or use MaskablePPO."
-            )
 
     def _setup_model(self) -> None:
         if self.replay_buffer_class is None:
