@@ -1,19 +1,23 @@
 """Behaviour fingerprint of the causal agents: graph + actions after a short seeded run."""
 
-import hashlib, json, sys
-import numpy as np, torch as th
+import hashlib
+import json
+import sys
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+
+import sb3_causal  # noqa: F401
+from sb3_causal.algos import CausalDQN, CausalMaskablePPO
 
 th.set_num_threads(1)
-import gymnasium as gym
-import sb3_causal  # noqa
-from sb3_causal.algos import CausalDQN, CausalMaskablePPO, MaskableDQN
-
 steps = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
 out = {}
 env = gym.make("FaultAlarmRL-v0")
 obs_set = []
 o, _ = env.reset(seed=123)
-for t in range(50):
+for _t in range(50):
     obs_set.append(o)
     o, *_ = env.step(env.action_space.sample())
 obs_set = np.array(obs_set)

@@ -1,18 +1,22 @@
 """Fingerprint where behaviour must be unchanged: CausalMaskablePPO with a final flush, masked MaskableDQN."""
 
-import hashlib, json, sys
-import numpy as np, torch as th
+import hashlib
+import json
+import sys
 
-th.set_num_threads(1)
 import gymnasium as gym
-import sb3_causal  # noqa
+import numpy as np
+import torch as th
+
+import sb3_causal  # noqa: F401
 from sb3_causal.algos import CausalMaskablePPO, MaskableDQN
 
+th.set_num_threads(1)
 flush = sys.argv[1] == "flush"
 env = gym.make("FaultAlarmRL-v0")
 obs_set = []
 o, _ = env.reset(seed=123)
-for t in range(50):
+for _t in range(50):
     obs_set.append(o)
     o, *_ = env.step(env.action_space.sample())
 obs_set = np.array(obs_set)

@@ -1,13 +1,15 @@
 """CausalMaskablePPO 2048 steps on FaultAlarmRL-v0: torch threads 1 vs the default, interleaved A/B/A/B."""
 
-import json, subprocess, sys, time
+import json
+import subprocess
+import sys
+import time
 
 if len(sys.argv) > 1:
     import torch as th
 
     if sys.argv[1] == "1":
         th.set_num_threads(1)
-    import sb3_causal
     from sb3_causal import CausalMaskablePPO
 
     m = CausalMaskablePPO("MlpPolicy", "FaultAlarmRL-v0", seed=0)
@@ -18,7 +20,7 @@ if len(sys.argv) > 1:
     )
     sys.exit()
 runs = []
-for rep in range(2):
+for _rep in range(2):
     for mode in ("1", "default"):
         out = (
             subprocess.run([sys.executable, __file__, mode], capture_output=True, text=True)

@@ -1,9 +1,11 @@
 """How often CausalGraph.top_k_active (the paper's TopK) would keep other variables than CausalMask (single unit)."""
 
 import json
+
 import numpy as np
+
 from sb3_causal.masks import CausalMask
-from tests.toy_envs import PoissonCascadeEnv, LinearCascadeEnv
+from tests.toy_envs import LinearCascadeEnv, PoissonCascadeEnv
 
 out = {}
 for name, env in [("poisson", PoissonCascadeEnv()), ("linear", LinearCascadeEnv())]:
