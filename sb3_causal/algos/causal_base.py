@@ -274,6 +274,8 @@ class CausalAlgorithmMixin:
             for i in range(vec_normalize.num_envs):  # a single observation of one of its envs
                 if _same_obs(_row(normalized, i), observation):
                     return _row(raw, i)
+        if self._vec_normalize_env is None:
+            return observation  # the model acts on raw observations; only an eval env normalises its own
         raise ValueError(
             "under VecNormalize the causal mask needs the raw observations, and these were not returned by a "
             "VecNormalize this model knows (its env, the eval envs of callbacks passed to learn). Pass the "
