@@ -289,7 +289,8 @@ class CausalAlgorithmMixin:
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts, variables = super()._get_torch_save_params()  # type: ignore[misc]
-        if isinstance(self.mask_provider, th.nn.Module):
+        # a provider without weights (empty state dict) is rebuilt from its config alone
+        if isinstance(self.mask_provider, th.nn.Module) and self.mask_provider.state_dict():
             state_dicts = [*state_dicts, PROVIDER_PARAMS]
         return state_dicts, variables
 
