@@ -48,7 +48,7 @@ class CausalMaskVecEnv(VecEnvWrapper):
         """The masks of the current observations of all envs, ``(n_envs, n_actions)`` bool."""
         if self._masks is None:
             if self._obs is None:
-                raise RuntimeError("CausalMaskVecEnv: reset() the env before asking for action masks")
+                raise RuntimeError(f"{type(self).__name__}: reset() the env before asking for action masks")
             vec_normalize = unwrap_vec_normalize(self.venv)
             raw = vec_normalize.get_original_obs() if vec_normalize is not None else self._obs
             env_masks = np.stack(self.venv.env_method("action_masks")).astype(bool) if self._env_has_masks else None
