@@ -8,6 +8,11 @@ An env declares its layout with a ``causal_variables`` attribute; otherwise the 
 default applies (a flat Box observation of n entries and Discrete(n) or Discrete(n + 1) actions,
 action k intervening on entry k, the extra action doing nothing), and anything else is a clear
 error asking for an explicit layout.
+
+What a no-op action buys: with a single unit, the online learner compares transitions that
+intervened on variable i with control transitions that did not. With a do-nothing action
+(``Discrete(n + 1)``) the controls are clean; without one, every control is itself an intervention
+on some other variable, which can orient an edge backwards on small graphs (the learner warns).
 """
 
 from __future__ import annotations

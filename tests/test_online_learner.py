@@ -253,3 +253,29 @@ def test_choosers():
     assert np.array_equal(chosen, [[False, True, False, True], [False, False, False, False]])  # variable 1, any unit
     with pytest.raises(ValueError, match="bool"):
         chooser.choose(candidates.astype(int), rng)
+
+
+def test_huge_values_that_swamp_the_statistics_are_warned_about():
+    rng = np.random.default_rng(0)
+    learner = OnlineCausalLearner(CausalVariables.factored(3, action_map=[0, 1, 2, -1]))
+    x = rng.normal(size=(200, 3))
+    x[rng.random(200) < 0.3, 0] = 1e30  # a sensor that sometimes reports garbage
+    with pytest.warns(UserWarning, match="median magnitude"):
+        learner.observe(x[:-1], rng.integers(4, size=199), x[1:])
+
+
+def test_a_layout_without_a_no_op_action_is_warned_about():
+    with pytest.warns(UserWarning, match="no no-op action"):
+        OnlineCausalLearner(CausalVariables.factored(3))
+
+
+def test_thp_warns_when_a_log_s_times_go_backwards():
+    from types import SimpleNamespace
+
+    from sb3_causal.discovery.thp import TopologicalHawkes
+
+    log = SimpleNamespace(
+        types=np.array([0, 1, 0]), times=np.array([1.0, 3.0, 2.0]), devices=np.zeros(3, int), topology=np.zeros((1, 1))
+    )
+    with pytest.warns(UserWarning, match="go backwards"):
+        TopologicalHawkes().fit(log, type_names=["a", "b"])

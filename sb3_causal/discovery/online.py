@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -77,6 +78,8 @@ from sb3_causal.graph import CausalGraph
 from sb3_causal.variables import CausalVariables
 
 __all__ = ["OnlineCausalLearner"]
+
+_SWAMP_RATIO = 1e8  # see OnlineCausalLearner._warn_if_swamped
 
 _DENSE_UNITS = 256  # up to this many units, topology operators are applied as dense matrices
 _CHUNK_VALUES = 2**20  # state values per internal batch of observe() (1024 FaultAlarmRL transitions)
@@ -320,6 +323,15 @@ class OnlineCausalLearner:
         self.cluster_size = int(cluster_size)
         self.noop_control = bool(noop_control)
         self._single_unit = layout.n_units == 1
+        self._warned_scale = False
+        if self._single_unit and not (layout.action_target < 0).any():
+            warnings.warn(
+                "the layout has no no-op action (an action that intervenes on nothing): with a single unit, every "
+                "control row is then a transition that intervened on another variable, and on small graphs an "
+                "edge can be oriented backwards. Give the env a do-nothing action (Discrete(n + 1), the last "
+                "action intervening on nothing) for clean controls.",
+                stacklevel=2,
+            )
         self._chunk = max(1, min(1024, _CHUNK_VALUES // (layout.n_units * v)))
         self._graph = self.initial_graph.copy()
         self.hop_scores: dict[int, float] = {}  # BIC per candidate hop reach, when chosen from data
@@ -380,12 +392,32 @@ class OnlineCausalLearner:
             x1 = self.layout.values(next_obs[part]).astype(np.float64)
             self.observe_values(x0, actions[part], x1)
 
+    def _warn_if_swamped(self, values: np.ndarray) -> None:
+        """Warn once when a few huge values would swamp the moment statistics of ordinary ones.
+
+        The statistics are float64 sums of values and their squares (16 significant digits): once
+        ``max |x|`` exceeds ``_SWAMP_RATIO`` times the median non-zero ``|x|``, a square of the largest
+        value is more than ``1e16`` times an ordinary one, and the ordinary values stop counting.
+        """
+        magnitude = np.abs(values[values != 0])
+        if magnitude.size and magnitude.max() > _SWAMP_RATIO * np.median(magnitude):
+            self._warned_scale = True
+            warnings.warn(
+                f"state values span {magnitude.max() / np.median(magnitude):.1e} times their median magnitude "
+                f"(max |x| = {magnitude.max():.3g}): sums of squares in float64 lose the ordinary values, so "
+                "effects become undetectable. Clip or rescale the observations (e.g. a log transform) before "
+                "the causal learner sees them.",
+                stacklevel=3,
+            )
+
     def observe_values(self, x0: np.ndarray, actions: np.ndarray, x1: np.ndarray) -> None:
         """Add transitions given as values ``(B, n_units, n_variables)`` before and after."""
         if x0.size == 0:
             return
         if not (np.all(np.isfinite(x0)) and np.all(np.isfinite(x1))):
             raise ValueError("observations contain NaN or inf; the causal learner needs finite state values")
+        if not self._warned_scale:
+            self._warn_if_swamped(x0)
         actions = np.asarray(actions, dtype=np.int64).reshape(-1)
         if actions.min() < 0 or actions.max() >= self.layout.n_actions:
             raise ValueError(f"actions must be in [0, {self.layout.n_actions}), got {actions.min()}..{actions.max()}")

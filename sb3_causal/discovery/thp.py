@@ -48,6 +48,7 @@ taken). Only numpy and scipy are used; the true graph is never consulted.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -573,5 +574,16 @@ def _check_log(
         seq = np.asarray(sequence_ids)
         if seq.shape != types.shape:
             raise ValueError(f"sequence_ids must have one label per event ({types.size}), got shape {seq.shape}")
+    by_sequence = np.argsort(seq, kind="stable")
+    t, s = times[by_sequence], seq[by_sequence]
+    back = np.flatnonzero((np.diff(t) < 0) & (s[1:] == s[:-1]))
+    if back.size:  # a log is a set of timestamped events: sorting is right, unless clocks restarted
+        k = int(by_sequence[back[0] + 1])
+        warnings.warn(
+            f"alarm log times go backwards ({back.size} times; first at event {k}, time {times[k]:g}, after "
+            f"time {t[back[0]]:g}): THP sorts the events by time. If the log concatenates recordings whose "
+            "clocks restart (e.g. episodes from time 0), label them with sequence_ids, or they interleave.",
+            stacklevel=3,
+        )
     order = np.argsort(times, kind="stable")
     return types[order].astype(np.int64), times[order], devices[order].astype(np.int64), topology, seq[order]
