@@ -4,11 +4,14 @@ Same hyperparameters, seed and env for both; runs alternate (DQN, MaskableDQN, D
 other processes hits both alike, and the median of the repeats is reported. Two regimes:
 ``train``: DQN's usual loop (one gradient step every 4 env steps after a warm-up);
 ``act``: collection only (``gradient_steps=0``), where the per-step masking cost is least diluted.
+``causal_target``: CausalDQN's TD target recomputes the causal part of the next-state masks at sample time
+(current graph, no lifts, AND the stored env masks): CPU seconds of that recomputation per sampled batch
+against one whole gradient step on the same batch, interleaved.
 The two agents act differently (DQN also treats pairs without alarms), so the env's own step cost
 differs between them; besides the end-to-end ("total") figures, the "agent" figures leave out the
 time spent inside the env's ``step``/``reset`` (reading the masks still counts as agent time).
 
-    python benchmarks/maskable_dqn_overhead.py [--steps 2000] [--repeats 3]
+    python benchmarks/maskable_dqn_overhead.py [--steps 2000] [--repeats 3] [--quick]
 
 Prints a table, then one JSON line of figures.
 """
@@ -27,7 +30,7 @@ from _timing import TimedEnv  # benchmarks/ is on sys.path when a script runs
 from stable_baselines3 import DQN
 
 import sb3_causal  # noqa: F401  (registers FaultAlarmRL-v0)
-from sb3_causal.algos import MaskableDQN
+from sb3_causal.algos import CausalDQN, MaskableDQN
 
 
 def steps_per_second(algo: type[DQN], steps: int, regime: str, seed: int) -> tuple[float, float]:
@@ -52,12 +55,35 @@ def steps_per_second(algo: type[DQN], steps: int, regime: str, seed: int) -> tup
     return steps / elapsed, steps / (elapsed - env.seconds)
 
 
+def causal_target_cost(batches: int, batch_size: int = 64) -> dict[str, float]:
+    """CPU seconds per batch: the target-mask recomputation vs a whole gradient step (interleaved)."""
+    model = CausalDQN("MlpPolicy", "FaultAlarmRL-v0", learning_starts=500, buffer_size=5000, seed=0)
+    model.learn(1000)
+    mask_seconds, step_seconds = 0.0, 0.0
+    for _ in range(batches):
+        batch = model.replay_buffer.sample(batch_size)
+        start = time.process_time()
+        model._next_action_masks(batch)
+        mask_seconds += time.process_time() - start
+        start = time.process_time()
+        model.train(gradient_steps=1, batch_size=batch_size)
+        step_seconds += time.process_time() - start
+    return {
+        "target_mask_ms_per_batch": round(1000 * mask_seconds / batches, 3),
+        "gradient_step_ms": round(1000 * step_seconds / batches, 3),
+        "target_mask_share_of_step": round(mask_seconds / step_seconds, 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="500 steps, 1 repeat, 50 target batches")
     args = parser.parse_args()
+    if args.quick:
+        args.steps, args.repeats = 500, 1
     th.set_num_threads(args.threads)
 
     figures: dict[str, Any] = {"steps": args.steps, "repeats": args.repeats, "threads": args.threads}
@@ -76,6 +102,9 @@ def main() -> None:
             figures[f"{regime}_{label}_dqn_steps_per_s"] = round(dqn, 1)
             figures[f"{regime}_{label}_maskable_dqn_steps_per_s"] = round(masked, 1)
             figures[f"{regime}_{label}_ratio"] = round(masked / dqn, 3)
+    cost = causal_target_cost(50 if args.quick else 300)
+    print(f"causal target masks: {cost}")
+    figures["causal_target"] = cost
     print(json.dumps(figures))
 
 

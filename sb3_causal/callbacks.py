@@ -7,6 +7,8 @@ DQN, MaskablePPO, ...): it records the exact transitions the agent makes, feeds 
 
 from __future__ import annotations
 
+import inspect
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -16,12 +18,108 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from sb3_causal.discovery.initial import INITIAL_METHODS
 from sb3_causal.discovery.initial import initial_graph as make_initial_graph
 from sb3_causal.discovery.online import OnlineCausalLearner
 from sb3_causal.graph import CausalGraph
 from sb3_causal.variables import CausalVariables
 
-__all__ = ["CausalGraphCallback", "resolve_initial_graph"]
+__all__ = [
+    "DEFAULT_N_EVENTS",
+    "DEFAULT_UPDATE_FREQ",
+    "CausalGraphCallback",
+    "check_initial_graph",
+    "check_update_freq",
+    "resolve_initial_graph",
+]
+
+#: env steps (summed over envs) between two graph updates: the one default of the callback and the algorithms
+DEFAULT_UPDATE_FREQ = 1000
+#: observational alarm events recorded for a ``"thp"`` initial graph
+DEFAULT_N_EVENTS = 2000
+_STATE_METHODS = ("pc", "ges", "pcmci")
+
+
+def check_update_freq(value: Any, name: str = "update_freq") -> None:
+    """The one check of a graph update period: an integer >= 1, named as the caller's argument is."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} (env steps between graph updates) must be an integer >= 1, got {value!r}")
+
+
+def check_initial_graph(initial: Any, initial_kwargs: dict[str, Any], env: VecEnv | None = None) -> None:
+    """Errors an initial graph would raise only when training starts, raised now.
+
+    :param initial: a :class:`CausalGraph` or a method name of :data:`INITIAL_METHODS`
+    :param initial_kwargs: its data and options
+    :param env: the env, when known (``"thp"`` then needs its ``record_alarm_log`` or an ``alarm_log``)
+    :raises ValueError: on an unknown method, a state method without ``states``, ``"thp"`` without a log
+    """
+    if isinstance(initial, CausalGraph):
+        return
+    if not isinstance(initial, str) or initial.lower() not in INITIAL_METHODS:
+        raise ValueError(f"unknown initial_graph {initial!r}: choose one of {INITIAL_METHODS} or pass a CausalGraph")
+    method = initial.lower()
+    if method in _STATE_METHODS and initial_kwargs.get("states") is None:
+        raise ValueError(
+            f"initial_graph={initial!r} learns from recorded state data: pass initial_kwargs={{'states': "
+            "(T, obs_dim) array, 'episode_starts': (T,) bool}"
+        )
+    if (
+        method == "thp"
+        and "alarm_log" not in initial_kwargs
+        and env is not None
+        and not env.has_attr("record_alarm_log")
+    ):
+        raise ValueError(
+            "initial_graph='thp' needs an alarm event log: the env has no record_alarm_log(n_events, seed); "
+            "pass initial_kwargs={'alarm_log': ...}"
+        )
+
+
+def check_learner_kwargs(learner_kwargs: dict[str, Any]) -> None:
+    """Unknown :class:`OnlineCausalLearner` keyword arguments are an error naming them and the valid ones."""
+    accepted = [
+        name
+        for name, p in inspect.signature(OnlineCausalLearner.__init__).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    unknown = sorted(set(learner_kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(f"unknown learner_kwargs {unknown}: OnlineCausalLearner accepts {accepted}")
+
+
+def learner_memory_bytes(layout: CausalVariables) -> int:
+    """Estimated size of the online learner's statistics for ``layout``.
+
+    Its largest block is one streaming Gram matrix of the pruning model per intervened variable:
+    ``n_variables x f x f`` float64 with ``f = 1 + 2 * n_hops * n_variables`` features, so the memory
+    grows with the cube of the variable count. (Mirrors ``OnlineCausalLearner.reset_statistics``; an
+    undeclared hop reach counts as the largest of the learner's default ``hop_candidates``.)
+    """
+    v = layout.n_variables
+    n_hops = layout.n_hops or max(inspect.signature(OnlineCausalLearner).parameters["hop_candidates"].default)
+    f = 1 + 2 * n_hops * v
+    return 8 * (v + 1) * f * f
+
+
+def check_learner_memory(layout: CausalVariables, available: int | None = None) -> None:
+    """Refuse, before allocating, a layout whose learner would not fit in memory.
+
+    :param layout: the variable layout
+    :param available: bytes the learner may use (default: the machine's physical memory)
+    :raises MemoryError: naming the size, the variable count, and what to do
+    """
+    if available is None:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    need = learner_memory_bytes(layout)
+    if need > available:
+        raise MemoryError(
+            f"the online causal learner would need {need / 2**30:,.1f} GiB for {layout.n_variables} causal "
+            f"variables (its statistics grow with the cube of the variable count), more than the "
+            f"{available / 2**30:,.1f} GiB of memory here. Declare fewer variables (e.g. units x types in "
+            "CausalVariables rather than one variable per observation entry), or use a mask provider with "
+            "uses_graph = False"
+        )
 
 
 def resolve_initial_graph(
@@ -29,7 +127,7 @@ def resolve_initial_graph(
     env: VecEnv,
     layout: CausalVariables,
     seed: int | None = None,
-    n_events: int = 2000,
+    n_events: int = DEFAULT_N_EVENTS,
     **kwargs: Any,
 ) -> CausalGraph:
     """Build an initial graph for ``env``: a given graph, or a method of :func:`initial_graph`.
@@ -40,13 +138,12 @@ def resolve_initial_graph(
     if isinstance(initial, CausalGraph):
         return make_initial_graph(initial, layout.names)
     if initial == "thp" and "alarm_log" not in kwargs:
-        try:
-            kwargs["alarm_log"] = env.env_method("record_alarm_log", n_events, seed, indices=[0])[0]
-        except AttributeError as exc:
+        if not env.has_attr("record_alarm_log"):  # never call a missing method: it kills a SubprocVecEnv worker
             raise ValueError(
                 "initial graph 'thp' needs an alarm event log: the env has no record_alarm_log(n_events, seed); "
                 "pass alarm_log=... in initial_kwargs"
-            ) from exc
+            )
+        kwargs["alarm_log"] = env.env_method("record_alarm_log", n_events, seed, indices=[0])[0]
     return make_initial_graph(initial, layout.names, layout=layout, seed=seed, **kwargs)
 
 
@@ -64,9 +161,13 @@ class CausalGraphCallback(BaseCallback):
     :param initial_graph: a :class:`CausalGraph` or a method name of
         :data:`~sb3_causal.discovery.initial.INITIAL_METHODS` (``"thp"`` records an alarm log from the env)
     :param initial_kwargs: data and options for the initial method (e.g. ``states=...`` for ``"pc"``)
-    :param learner: a ready learner (then ``layout``/``initial_graph``/``learner_kwargs`` are not used)
+    :param learner: a ready learner (e.g. ``OnlineCausalLearner(layout, initial_graph("thp", ...))``); without
+        one, the callback builds it when training starts from ``layout``, ``initial_graph`` (through
+        :func:`resolve_initial_graph`) and ``learner_kwargs`` (a convenience)
     :param learner_kwargs: keyword arguments of :class:`OnlineCausalLearner`
-    :param update_freq: env steps between graph updates
+    :param update_freq: env steps between graph updates (pending transitions wait for the next update, also
+        across ``learn`` calls, so ``learn(a); learn(b, reset_num_timesteps=False)`` learns the graph of
+        ``learn(a + b)``; :meth:`flush` updates now)
     :param seed: seed of a random initial graph and of the alarm log recording
     :param verbose: 1 prints a line per update
     """
@@ -78,13 +179,20 @@ class CausalGraphCallback(BaseCallback):
         initial_kwargs: dict[str, Any] | None = None,
         learner: OnlineCausalLearner | None = None,
         learner_kwargs: dict[str, Any] | None = None,
-        update_freq: int = 1000,
+        update_freq: int = DEFAULT_UPDATE_FREQ,
         seed: int | None = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
-        if update_freq < 1:
-            raise ValueError(f"update_freq must be >= 1, got {update_freq}")
+        check_update_freq(update_freq)
+        if learner is not None:
+            if layout is not None or learner_kwargs:
+                raise ValueError("pass either a ready learner or layout/learner_kwargs to build one, not both")
+        else:
+            check_initial_graph(initial_graph, dict(initial_kwargs or {}))
+            check_learner_kwargs(dict(learner_kwargs or {}))
+            if layout is not None:
+                check_learner_memory(layout)
         self.layout = layout
         self.initial_graph = initial_graph
         self.initial_kwargs = dict(initial_kwargs or {})
@@ -108,11 +216,17 @@ class CausalGraphCallback(BaseCallback):
             raise RuntimeError("the callback has no learner yet: it is created when training starts")
         return self.learner.graph
 
+    @property
+    def n_pending(self) -> int:
+        """Transitions recorded but not yet given to the learner (they go with the next update)."""
+        return self._n_buffered
+
     def setup(self, env: VecEnv) -> OnlineCausalLearner:
         """Create the layout and learner for ``env`` (called when training starts; idempotent)."""
         if self.learner is None:
             if self.layout is None:
                 self.layout = CausalVariables.from_env(env)
+                check_learner_memory(self.layout)
             else:
                 self.layout.check_env(env.observation_space, env.action_space)
             init = resolve_initial_graph(self.initial_graph, env, self.layout, seed=self.seed, **self.initial_kwargs)
@@ -189,10 +303,6 @@ class CausalGraphCallback(BaseCallback):
             self.flush()
         return True
 
-    def _on_training_end(self) -> None:
-        if self._n_buffered:
-            self.flush()
-
     # ------------------------------------------------------------------ logging
     def _log(self, graph: CausalGraph, seconds: float) -> None:
         assert self.learner is not None
@@ -215,10 +325,9 @@ class CausalGraphCallback(BaseCallback):
 
 def _true_graph(env: VecEnv, names: tuple[str, ...]) -> CausalGraph | None:
     """The env's true graph over ``names`` when it exposes one as ``causal_graph``."""
-    try:
-        graph = env.get_attr("causal_graph", indices=[0])[0]
-    except AttributeError:
+    if not env.has_attr("causal_graph"):  # get_attr of a missing attribute kills a SubprocVecEnv worker
         return None
+    graph = env.get_attr("causal_graph", indices=[0])[0]
     if isinstance(graph, CausalGraph) and tuple(graph.variables) == tuple(names):
         return graph
     return None

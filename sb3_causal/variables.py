@@ -214,10 +214,8 @@ def _declared_layout(env: Any) -> Any:
     from stable_baselines3.common.vec_env import VecEnv
 
     if isinstance(env, VecEnv):
-        try:
-            return env.get_attr(ENV_ATTRIBUTE, indices=[0])[0]
-        except AttributeError:
-            return None
+        # has_attr first: get_attr of a missing attribute kills a SubprocVecEnv worker
+        return env.get_attr(ENV_ATTRIBUTE, indices=[0])[0] if env.has_attr(ENV_ATTRIBUTE) else None
     getter = getattr(env, "get_wrapper_attr", None)
     try:
         return getter(ENV_ATTRIBUTE) if getter is not None else getattr(env, ENV_ATTRIBUTE)

@@ -95,30 +95,37 @@ def test_ppo_eta_one_acts_with_the_env_mask_alone() -> None:
 def test_dqn_never_takes_or_bootstraps_from_an_unmasked_action() -> None:
     env = make_vec_env(PoissonCascadeEnv, n_envs=2, seed=2, wrapper_class=RecordTerminalActionMask)
     model = CausalDQN("MlpPolicy", env, k=1, eta=0.2, seed=2, **SMALL_DQN)
-    recorder = RecordActing(lambda m: m._action_masks)  # in _on_step: still the masks of the acted state
+    recorder = RecordActing(lambda m: [m._action_masks, m._env_masks])  # in _on_step: those of the acted state
     n_steps = 150
     model.learn(n_steps * 2, callback=recorder)
-    masks, actions, dones = np.stack(recorder.masks), np.stack(recorder.actions), np.stack(recorder.dones)
+    masks, env_masks = np.stack([r[0] for r in recorder.masks]), np.stack([r[1] for r in recorder.masks])
+    actions, dones = np.stack(recorder.actions), np.stack(recorder.dones)
     assert np.take_along_axis(masks, actions[..., None], axis=2).all()
     assert (masks.sum(axis=2) == 1).mean() > 0.5  # mostly causal (k=1), not the env's mask
     rb = model.replay_buffer
     stored_next = np.unpackbits(rb.packed_next_action_masks[:n_steps], axis=-1, count=rb.n_actions).astype(bool)
-    # the next-state mask stored for step t is the mask the agent acted with at step t + 1 (same episode)
+    # the next-state mask stored for step t is the env's mask of the state acted in at step t + 1 (same episode)
     same_episode = ~dones[:-1]
-    np.testing.assert_array_equal(stored_next[:-1][same_episode], masks[1:][same_episode])
+    np.testing.assert_array_equal(stored_next[:-1][same_episode], env_masks[1:][same_episode])
     np.testing.assert_array_equal(rb.actions[:n_steps, :, 0], actions)
 
 
-def test_dqn_bootstrap_maxes_over_the_stored_causal_mask() -> None:
-    model = CausalDQN("MlpPolicy", PoissonCascadeEnv(), k=1, seed=3, **SMALL_DQN)
+def test_dqn_target_recomputes_the_causal_mask_without_lifts_and_ands_the_stored_env_mask() -> None:
+    # Issue 12 defect 6: the target used the masks stored at collection time (eta lifts, old graphs).
+    model = CausalDQN("MlpPolicy", PoissonCascadeEnv(), k=1, eta=1.0, seed=3, **SMALL_DQN)
     model.learn(120)
     batch = model.replay_buffer.sample(64)
+    next_masks = model._next_action_masks(batch)
+    provider = model.mask_provider
+    expected_masks = provider(batch.raw_next_observations, batch.next_action_masks.numpy(), explore=False)
+    np.testing.assert_array_equal(next_masks.numpy(), expected_masks)
+    # eta = 1 lifts every acting mask, so the stored env masks alone would allow more: the target does not
+    assert (next_masks.sum(dim=1) < batch.next_action_masks.sum(dim=1)).any()
     q_next = model.q_net_target(batch.next_observations)
-    targets = model._target_q_values(batch)
-    best_valid = th.where(batch.next_action_masks, q_next, th.finfo(q_next.dtype).min).max(dim=1).values
+    targets = model._target_q_values(batch, next_masks)
+    best_valid = th.where(next_masks, q_next, th.finfo(q_next.dtype).min).max(dim=1).values
     expected = batch.rewards.squeeze(1) + (1 - batch.dones.squeeze(1)) * model.gamma * best_valid
     th.testing.assert_close(targets.squeeze(1), expected)
-    assert (batch.next_action_masks.sum(dim=1) < model.action_space.n).any()
 
 
 @pytest.mark.parametrize("algo", ["ppo", "dqn"])
@@ -140,7 +147,7 @@ def test_predict_applies_the_causal_mask_and_the_callers_masks(algo: str) -> Non
     only_t = np.array([[False, False, True, False, False]] * 2)
     actions, _ = model.predict(obs, action_masks=only_t)
     assert actions.tolist() == [2, 2]
-    with pytest.raises(ValueError, match="allows no action"):
+    with pytest.raises(ValueError, match="all-zero action mask"):
         model.predict(obs, action_masks=np.zeros((2, 5), dtype=bool))
 
 
@@ -160,7 +167,7 @@ def test_save_load_round_trip_keeps_graph_learner_and_predictions(algo: str, tmp
     assert loaded.causal_graph == model.causal_graph
     assert (loaded.k, loaded.eta) == (2, 0.1)
     old, new = model.causal_learner.state_dict(), loaded.causal_learner.state_dict()
-    assert new["n_transitions"] == old["n_transitions"] == 320
+    assert new["n_transitions"] == old["n_transitions"] == 300  # 3 updates of 100; 20 transitions pending
     np.testing.assert_allclose(new["gram"], old["gram"])
     np.testing.assert_allclose(new["treated"]["sxy"], old["treated"]["sxy"])
     obs = np.array([model.observation_space.sample() for _ in range(16)])
@@ -168,7 +175,7 @@ def test_save_load_round_trip_keeps_graph_learner_and_predictions(algo: str, tmp
     # training resumes from the saved statistics
     loaded.set_env(LinearCascadeEnv())
     loaded.learn(64, reset_num_timesteps=False)
-    assert loaded.causal_learner.n_transitions == loaded.num_timesteps >= 384
+    assert loaded.causal_learner.n_transitions == 300 + 100 * (loaded.num_timesteps >= 400)
 
 
 def rewrite_entry(path: Path, entry: str, content: bytes | None) -> None:
@@ -236,7 +243,7 @@ class UnmappableEnv(BoxActionEnv):
 
 @pytest.mark.parametrize("cls", [CausalMaskablePPO, CausalDQN])
 def test_bad_input_is_a_clear_error(cls: type) -> None:
-    with pytest.raises((VariableLayoutError, TypeError), match="Discrete"):
+    with pytest.raises(AssertionError, match=r"only supports .*Discrete"):  # SB3's own check, as upstream
         cls("MlpPolicy", BoxActionEnv())
     with pytest.raises(VariableLayoutError, match="cannot infer causal variables"):
         cls("MlpPolicy", UnmappableEnv())
@@ -259,7 +266,7 @@ class OnlyFirstAction:
         masks[:, 0] = True
         return masks
 
-    def update_graph(self, graph: CausalGraph) -> None:
+    def update_graph(self, graph: CausalGraph, n_hops: int | None = None) -> None:
         self.graphs.append(graph)
 
 
@@ -271,7 +278,7 @@ def test_a_user_mask_provider_plugs_in(cls: type) -> None:
     recorder = RecordActing(lambda m: 0)
     model.learn(256, callback=recorder)
     assert np.concatenate(recorder.actions).tolist() == [0] * model.num_timesteps
-    assert len(provider.graphs) == 3  # one per graph update: after 100, 200 and at the end
+    assert len(provider.graphs) == 2  # one per graph update: after 100 and 200 transitions
 
 
 def run_actions(cls: type, seed: int) -> tuple[list[int], CausalGraph]:
@@ -322,7 +329,7 @@ def test_agents_train_briefly_on_fault_alarm(cls: type, policy: str, kwargs: dic
     model.set_logger(configure(None, []))
     model.logger.output_formats = [output]
     model.learn(256, progress_bar=True, log_interval=1)
-    assert model.causal_learner.n_transitions == model.num_timesteps >= 256
+    assert model.causal_learner.n_transitions + model.graph_callback.n_pending == model.num_timesteps >= 256
     logged = {key for record in output.records for key in record}
     assert {"causal/edges", "causal/f1", "causal/mask_mean_actions"} <= logged
 
@@ -338,3 +345,235 @@ def test_ppo_masks_see_raw_observations_under_vec_normalize() -> None:
         assert causal.any()
         assert (masks[causal].sum(axis=1) == 1).all()
         assert (masks[causal] <= active[causal]).all()  # the kept action treats a variable active in the raw obs
+
+
+# ---------------------------------------------------------------------------- issue 12: SB3 defects
+def test_predict_masks_use_the_raw_observations_under_vec_normalize_never_unnormalised() -> None:
+    # Defect 2: predict un-normalised observations; clipped values (and round-off) turned zeros "active".
+    venv = VecNormalize(make_vec_env(PoissonCascadeEnv, n_envs=2, seed=0), clip_obs=0.5, norm_reward=False)
+    model = CausalMaskablePPO("MlpPolicy", venv, k=1, eta=0.0, seed=0, **SMALL_PPO)
+    model.learn(192)
+    eval_env = VecNormalize(make_vec_env(PoissonCascadeEnv, n_envs=1, seed=5), clip_obs=0.5, training=False)
+    eval_env.obs_rms = venv.obs_rms
+    from stable_baselines3.common.callbacks import EvalCallback
+
+    model.learn(64, callback=EvalCallback(eval_env, n_eval_episodes=1, eval_freq=10_000), reset_num_timesteps=False)
+    provider = model.mask_provider
+    for env in (venv, eval_env):
+        obs = env.reset()
+        for _ in range(5):
+            expected = provider(env.get_original_obs(), None, explore=False)
+            np.testing.assert_array_equal(model._predict_masks(obs, None), expected)
+            np.testing.assert_array_equal(model._predict_masks(obs[0], None), expected[:1])
+            obs = env.step(model.predict(obs, deterministic=True)[0])[0]
+    # what un-normalising would have given: clipped zeros come back as non-zeros
+    raw = venv.get_original_obs()
+    assert (raw == 0).any() and not np.array_equal(venv.unnormalize_obs(venv.normalize_obs(raw)) != 0, raw != 0)
+    with pytest.raises(ValueError, match="raw observations"):
+        model.predict(np.full((1, 4), 0.123, dtype=np.float32))
+
+
+@pytest.mark.parametrize("cls", [CausalMaskablePPO, CausalDQN])
+def test_a_bare_callable_is_a_callback(cls: type) -> None:
+    # Defect 3: learn(callback=function) failed ('function' object has no attribute 'init_callback').
+    calls: list[int] = []
+
+    def on_step(locals_: dict[str, Any], globals_: dict[str, Any]) -> bool:
+        calls.append(1)
+        return True
+
+    kwargs = SMALL_PPO if cls is CausalMaskablePPO else SMALL_DQN
+    model = cls("MlpPolicy", LinearCascadeEnv(), seed=0, **kwargs)
+    model.learn(64, callback=on_step)
+    assert len(calls) == model.num_timesteps
+    assert model.graph_callback.n_pending == model.num_timesteps  # the graph callback ran too
+
+
+@pytest.mark.parametrize("cls", [CausalMaskablePPO, CausalDQN])
+def test_load_from_a_file_object_that_was_not_rewound(cls: type) -> None:
+    # Defect 4: load() read from the file object's current position.
+    kwargs = SMALL_PPO if cls is CausalMaskablePPO else SMALL_DQN
+    model = cls("MlpPolicy", LinearCascadeEnv(), seed=0, **kwargs)
+    buffer = io.BytesIO()
+    model.save(buffer)
+    assert buffer.tell() > 0  # not rewound
+    loaded = cls.load(buffer)
+    assert loaded.causal_graph == model.causal_graph
+
+
+@pytest.mark.parametrize("cls", [CausalMaskablePPO, CausalDQN])
+def test_evaluate_policy_without_masking_still_applies_the_causal_mask(cls: type) -> None:
+    # Defect 7: the causal mask is part of the policy; use_masking=False drops only the env's masks.
+    from sb3_contrib.common.maskable.evaluation import evaluate_policy
+
+    kwargs = SMALL_PPO if cls is CausalMaskablePPO else SMALL_DQN
+    model = cls("MlpPolicy", PoissonCascadeEnv(), mask_provider=OnlyFirstAction(), seed=0, **kwargs)
+    taken: list[int] = []
+
+    class Recording(PoissonCascadeEnv):
+        def step(self, action):
+            taken.append(int(action))
+            return super().step(action)
+
+    evaluate_policy(model, Recording(), n_eval_episodes=1, use_masking=False)
+    assert taken and set(taken) == {0}
+
+
+def test_learn_twice_gives_the_graph_of_one_learn_and_save_load_keeps_the_mask_generator(tmp_path: Path) -> None:
+    # Defect 8: each learn ended with an extra graph update; load re-seeded the mask's generator.
+    # Warm-up actions only (random among the masked actions): SB3's own training is not exact across learn
+    # calls (DQN's learn(150) and learn(300) already act differently from the first gradient step on).
+    def make() -> CausalDQN:
+        kwargs = {**SMALL_DQN, "graph_update_freq": 70, "learning_starts": 10_000}
+        return CausalDQN("MlpPolicy", PoissonCascadeEnv(), k=1, eta=0.5, seed=4, **kwargs)
+
+    split, whole = make(), make()
+    split.learn(150)
+    split.learn(150, reset_num_timesteps=False)
+    whole.learn(300)
+    assert split.causal_learner.n_updates == whole.causal_learner.n_updates == 4
+    assert split.causal_graph == whole.causal_graph
+    np.testing.assert_array_equal(split.causal_learner.state_dict()["gram"], whole.causal_learner.state_dict()["gram"])
+    np.testing.assert_array_equal(split.replay_buffer.actions[:300], whole.replay_buffer.actions[:300])
+    split.save(tmp_path / "m.zip")
+    loaded = CausalDQN.load(tmp_path / "m.zip")
+    np.testing.assert_array_equal(loaded.mask_provider.rng.random(8), split.mask_provider.rng.random(8))
+
+
+def test_eval_callback_gets_the_env_the_user_gave_no_type_warning() -> None:
+    # Defect 9: "Training and eval env are not of the same type" for every EvalCallback of the causal PPO;
+    # the extra wrapper also made sync_envs_normalization skip the VecNormalize statistics.
+    import warnings
+
+    from stable_baselines3.common.callbacks import EvalCallback
+
+    venv = VecNormalize(make_vec_env(PoissonCascadeEnv, n_envs=1, seed=0))
+    eval_env = VecNormalize(make_vec_env(PoissonCascadeEnv, n_envs=1, seed=1), training=False)
+    model = CausalMaskablePPO("MlpPolicy", venv, seed=0, **SMALL_PPO)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        model.learn(128, callback=EvalCallback(eval_env, n_eval_episodes=1, eval_freq=64))
+    assert model.get_env() is venv
+    np.testing.assert_array_equal(eval_env.obs_rms.mean, venv.obs_rms.mean)
+
+
+class WideEnv(gym.Env):
+    """One causal variable per observation entry, 4000 of them: far too many for the learner's statistics."""
+
+    observation_space = spaces.Box(0, 1, shape=(4000,), dtype=np.float32)
+    action_space = spaces.Discrete(4001)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        return np.zeros(4000, dtype=np.float32), {}
+
+    def step(self, action):
+        return np.zeros(4000, dtype=np.float32), 0.0, False, False, {}
+
+
+@pytest.mark.parametrize("cls", [CausalMaskablePPO, CausalDQN])
+def test_a_layout_too_big_for_the_learner_is_refused_before_allocating(cls: type) -> None:
+    # Defect 10: the learner's memory grows with the cube of the variable count (4000 variables: ~1 TiB).
+    with pytest.raises(MemoryError, match=r"would need [\d,.]+ GiB for 4000 causal variables"):
+        cls("MlpPolicy", WideEnv(), buffer_size=10) if cls is CausalDQN else cls("MlpPolicy", WideEnv())
+
+
+# ---------------------------------------------------------------------------- issue 12: what a newcomer hits
+@pytest.mark.parametrize("cls", [CausalMaskablePPO, CausalDQN])
+def test_typos_fail_in_the_constructor_not_in_learn(cls: type) -> None:
+    with pytest.raises(ValueError, match=r"unknown initial_graph 'tph'.*'thp'"):
+        cls("MlpPolicy", LinearCascadeEnv(), initial_graph="tph")
+    with pytest.raises(ValueError, match=r"unknown learner_kwargs \['z_treshold'\].*z_threshold"):
+        cls("MlpPolicy", LinearCascadeEnv(), learner_kwargs={"z_treshold": 3.0})
+    with pytest.raises(ValueError, match=r"initial_graph='pc' learns from recorded state data.*states"):
+        cls("MlpPolicy", LinearCascadeEnv(), initial_graph="pc")
+    with pytest.raises(ValueError, match="record_alarm_log"):
+        cls("MlpPolicy", LinearCascadeEnv(), initial_graph="thp")
+    with pytest.raises(ValueError, match=r"graph_update_freq .* integer >= 1, got 0\.5"):
+        cls("MlpPolicy", LinearCascadeEnv(), graph_update_freq=0.5)
+    with pytest.raises(ValueError, match=r"activity_threshold must be >= 0"):
+        cls("MlpPolicy", LinearCascadeEnv(), activity_threshold=-1.0)
+
+
+def test_causal_dqn_errors_name_causal_dqn() -> None:
+    with pytest.raises(ValueError, match=r"^CausalDQN does not support n-step"):
+        CausalDQN("MlpPolicy", LinearCascadeEnv(), n_steps=3)
+    with pytest.raises(TypeError, match=r"^CausalDQN needs a MaskableReplayBuffer"):
+        CausalDQN("MlpPolicy", LinearCascadeEnv(), replay_buffer_class=dict)
+
+
+def test_a_corrupt_learner_file_never_suggests_unsafe_loading(tmp_path: Path) -> None:
+    model = CausalDQN("MlpPolicy", LinearCascadeEnv(), seed=0, **SMALL_DQN)
+    path = tmp_path / "model.zip"
+    model.save(path)
+    pickled = io.BytesIO()
+    np.savez(pickled, **{"state/n_transitions": np.array([object()], dtype=object)})
+    rewrite_entry(path, LEARNER_ENTRY, pickled.getvalue())
+    with pytest.raises(CausalModelFileError, match="pickled Python objects, which are never loaded") as info:
+        CausalDQN.load(path)
+    assert "allow_pickle" not in str(info.value)
+
+
+def test_loading_another_algorithms_zip_is_a_clear_error(tmp_path: Path) -> None:
+    from stable_baselines3 import PPO
+
+    PPO("MlpPolicy", "CartPole-v1", n_steps=64).save(tmp_path / "ppo.zip")
+    with pytest.raises(CausalModelFileError, match="not saved by a causal sb3-causal algorithm"):
+        CausalDQN.load(tmp_path / "ppo.zip")
+    CausalMaskablePPO("MlpPolicy", LinearCascadeEnv(), **SMALL_PPO).save(tmp_path / "causal_ppo.zip")
+    with pytest.raises(CausalModelFileError, match="saved by another algorithm"):
+        CausalDQN.load(tmp_path / "causal_ppo.zip")
+
+
+# ---------------------------------------------------------------------------- shared interfaces (COMMON.md 1)
+class BestScoreMask(th.nn.Module):
+    """A mask provider holding a network and no causal graph: the env-valid action of highest score."""
+
+    uses_graph = False
+
+    def __init__(self, n_inputs: int, n_actions: int) -> None:
+        super().__init__()
+        self.n_inputs, self.n_actions = n_inputs, n_actions
+        self.score = th.nn.Linear(n_inputs, n_actions)
+
+    def get_config(self) -> dict[str, int]:
+        return {"n_inputs": self.n_inputs, "n_actions": self.n_actions}
+
+    @classmethod
+    def from_config(cls, config: dict[str, int]) -> BestScoreMask:
+        return cls(**config)
+
+    def forward(self, observations: Any, env_masks: np.ndarray | None, *, explore: bool = True) -> np.ndarray:
+        flat = np.asarray(observations, dtype=np.float32).reshape(len(observations), -1)
+        with th.no_grad():
+            scores = self.score(th.as_tensor(flat[:, : self.n_inputs])).numpy()
+        if env_masks is not None:
+            scores = np.where(env_masks, scores, -np.inf)
+        return scores >= scores.max(axis=1, keepdims=True)
+
+    def update_graph(self, graph: CausalGraph, n_hops: int | None = None) -> None:
+        raise AssertionError("a provider with uses_graph = False never receives a graph")
+
+
+@pytest.mark.parametrize("cls", [CausalMaskablePPO, CausalDQN])
+def test_a_graph_free_module_provider_on_images_is_saved_in_the_zip(cls: type, tmp_path: Path) -> None:
+    from tests.test_maskable_dqn import ImageMaskEnv
+
+    env = ImageMaskEnv()
+    provider = BestScoreMask(36 * 36, 3)
+    kwargs = {"n_steps": 16, "batch_size": 8, "n_epochs": 1} if cls is CausalMaskablePPO else SMALL_DQN
+    model = cls("CnnPolicy", env, mask_provider=provider, seed=0, **kwargs)  # no layout for images: none needed
+    assert model.graph_callback is None
+    recorder = RecordActing(lambda m: 0)
+    model.learn(32, callback=recorder)
+    assert env.invalid_taken == 0
+    with pytest.raises(RuntimeError, match="uses no causal graph"):
+        _ = model.causal_graph
+    obs = np.stack([env.reset()[0]] + [env.step(0)[0] for _ in range(3)])
+    model.save(tmp_path / "model.zip")
+    with zipfile.ZipFile(tmp_path / "model.zip") as archive:
+        assert "mask_provider.pth" in archive.namelist() and GRAPH_ENTRY not in archive.namelist()
+    loaded = cls.load(tmp_path / "model.zip")
+    assert isinstance(loaded.mask_provider, BestScoreMask) and loaded.mask_provider is not provider
+    for a, b in zip(loaded.mask_provider.state_dict().values(), provider.state_dict().values()):
+        th.testing.assert_close(a, b, rtol=0, atol=0)
+    np.testing.assert_array_equal(loaded._predict_masks(obs, None), model._predict_masks(obs, None))

@@ -271,3 +271,20 @@ def test_unlock_pickup_fixed_layout_and_mask() -> None:
     mask.pretrain(env, 300, learning_starts=32, log_interval=300)
     masks = mask(first[None], None)
     assert masks.shape == (1, 7) and masks.any()
+
+
+def test_causal_maskable_ppo_acts_under_and_saves_a_cee_mask(pretrained, tmp_path) -> None:
+    from sb3_causal import CausalMaskablePPO
+
+    mask, env = pretrained
+    venv = make_vec_env("RedundantMaze-v0", n_envs=2, seed=1, env_kwargs=MAZE_KWARGS)
+    model = CausalMaskablePPO("MlpPolicy", venv, mask_provider=mask, n_steps=16, batch_size=16, n_epochs=1, seed=0)
+    assert model.graph_callback is None  # uses_graph = False: no layout, no online learner
+    model.learn(64)
+    stored = model.rollout_buffer.action_masks.reshape(-1, mask.n_actions).astype(bool)
+    assert stored.any(axis=1).all() and stored.sum(axis=1).max() < mask.n_actions  # acted under the CEE mask
+    model.save(tmp_path / "model.zip")
+    loaded = CausalMaskablePPO.load(tmp_path / "model.zip", env=venv)
+    assert isinstance(loaded.mask_provider, CEEMask) and loaded.mask_provider is not mask
+    _, obs = _cells_obs(env)
+    np.testing.assert_array_equal(loaded.mask_provider(obs, None), mask(obs, None))

@@ -166,14 +166,14 @@ def test_target_never_bootstraps_from_invalid_action(double_q: bool) -> None:
         rewards=th.tensor([[1.0], [2.0], [3.0]]),
         next_action_masks=masks,
     )
-    target = model._target_q_values(batch).flatten()
+    target = model._target_q_values(batch, masks).flatten()
     # double-Q: online argmax over valid actions is 1 and 4, valued by the target net at 1.0 and 0.0;
     # plain: the target net's max over valid actions is 4.0 and 8.0. Row 3 is terminal.
     next_values = [1.0, 0.0] if double_q else [4.0, 8.0]
     expected = [1 + 0.5 * next_values[0], 2 + 0.5 * next_values[1], 3.0]
     assert target.tolist() == pytest.approx(expected)
     # Without masks the invalid action 0 would have won: the mask is what changed the result.
-    unmasked = model._target_q_values(batch._replace(next_action_masks=None)).flatten()
+    unmasked = model._target_q_values(batch, None).flatten()
     assert unmasked[0].item() == pytest.approx(1 + 0.5 * 100.0)
 
 
@@ -281,31 +281,34 @@ def test_unrecorded_terminal_mask_warns_and_bootstraps_over_all_actions() -> Non
 
 
 def test_hook_can_supply_masks_without_env_masks() -> None:
-    """A subclass's _get_action_masks sees raw observations (current and terminal) and decides the mask."""
+    """A subclass's _get_action_masks sees raw observations (acting and TD target) and decides the mask."""
 
     class ObsMaskDQN(MaskableDQN):
-        def _get_action_masks(self, observations: np.ndarray, env_action_masks: np.ndarray | None) -> np.ndarray:
+        def _get_action_masks(self, observations: np.ndarray, env_action_masks: np.ndarray | None, explore: bool):
             assert env_action_masks is None
-            self.hook_batches.append(len(observations))
+            self.hook_calls.append((explore, len(observations)))
             return observations[:, N:] > 0.5
 
     env = NoMaskToyEnv()
     model = ObsMaskDQN("MlpPolicy", env, learning_starts=30, policy_kwargs=TINY, seed=0, buffer_size=1000)
-    model.hook_batches = []
+    model.hook_calls = []
     model.learn(200)
     assert env.invalid_taken == 0
-    rows = stored_rows(model)
-    keep = ~rows["dones"] | rows["timeouts"]
-    assert (rows["masks"][keep] == (rows["next_obs"][keep][:, N:] > 0.5)).all()
-    # once per step for the current observation (+1 at reset), once per truncated terminal observation
-    assert len(model.hook_batches) == 200 + 1 + int((rows["dones"] & rows["timeouts"]).sum())
+    assert model.replay_buffer.packed_next_action_masks is None  # nothing from the env to store
+    # acting: once per step for the current observation (+1 at reset); target: once per gradient step
+    acting = [n for explore, n in model.hook_calls if explore]
+    target = [n for explore, n in model.hook_calls if not explore]
+    assert acting == [1] * 201
+    assert len(target) == model._n_updates > 0 and set(target) == {model.batch_size}
+    batch = model.replay_buffer.sample(16)
+    np.testing.assert_array_equal(model._next_action_masks(batch).numpy(), batch.raw_next_observations[:, N:] > 0.5)
 
 
 def test_hook_sees_raw_observations_under_vec_normalize() -> None:
     seen: list[np.ndarray] = []
 
     class RecordingDQN(MaskableDQN):
-        def _get_action_masks(self, observations: np.ndarray, env_action_masks: np.ndarray | None) -> np.ndarray:
+        def _get_action_masks(self, observations: np.ndarray, env_action_masks: np.ndarray | None, explore: bool):
             seen.append(observations.copy())
             return env_action_masks
 
@@ -334,7 +337,7 @@ def test_without_masks_it_is_exactly_dqn() -> None:
 
 # ---------------------------------------------------------------------------- bad input
 def test_bad_input_errors() -> None:
-    with pytest.raises(TypeError, match="Discrete action space"):
+    with pytest.raises(AssertionError, match=r"only supports .*Discrete"):  # SB3's own check, as for DQN
         MaskableDQN("MlpPolicy", "Pendulum-v1")
     with pytest.raises(ValueError, match="optimize_memory_usage"):
         MaskableDQN("MlpPolicy", ToyMaskEnv(), optimize_memory_usage=True)
@@ -429,3 +432,54 @@ def test_trains_briefly_on_fault_alarm(policy: str) -> None:
     assert check.steps == 300 and check.invalid == 0
     assert model.logger.name_to_value["train/n_updates"] > 0
     assert np.isfinite(model.logger.name_to_value["train/loss"])
+
+
+# ---------------------------------------------------------------------------- image and Dict observations
+class ImageMaskEnv(gym.Env):
+    """36 x 36 grey image whose first pixel row says which of the 3 actions are valid; 8-step episodes."""
+
+    observation_space = spaces.Box(0, 255, shape=(36, 36, 1), dtype=np.uint8)
+    action_space = spaces.Discrete(3)
+
+    def __init__(self, dict_obs: bool = False) -> None:
+        self.dict_obs = dict_obs
+        if dict_obs:
+            self.observation_space = spaces.Dict(
+                {"image": ImageMaskEnv.observation_space, "vec": spaces.Box(0, 1, shape=(3,), dtype=np.float32)}
+            )
+        self.invalid_taken = 0
+        self._t = 0
+        self._valid = np.ones(3, dtype=bool)
+
+    def _obs(self) -> Any:
+        image = np.zeros((36, 36, 1), dtype=np.uint8)
+        image[0, :3, 0] = 255 * self._valid
+        return {"image": image, "vec": self._valid.astype(np.float32)} if self.dict_obs else image
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._t = 0
+        self._valid = np.array([True, False, True])
+        return self._obs(), {}
+
+    def step(self, action):
+        self.invalid_taken += int(not self._valid[int(action)])
+        self._t += 1
+        self._valid = np.roll(self._valid, 1)
+        return self._obs(), float(action == 0), False, self._t >= 8, {}
+
+    def action_masks(self) -> np.ndarray:
+        return self._valid.copy()
+
+
+@pytest.mark.parametrize(("policy", "dict_obs"), [("CnnPolicy", False), ("MultiInputPolicy", True)])
+def test_cnn_and_multi_input_policies_like_dqn(policy: str, dict_obs: bool) -> None:
+    # Issue 12 defect 5: no CnnPolicy / MultiInputPolicy, so no drop-in DQN on image or Dict observations.
+    env = ImageMaskEnv(dict_obs)
+    model = MaskableDQN(policy, env, learning_starts=16, buffer_size=200, batch_size=8, seed=0)
+    model.learn(48)
+    assert env.invalid_taken == 0 and model._n_updates > 0
+    assert model.replay_buffer.packed_next_action_masks is not None
+    obs, _ = env.reset()
+    action, _ = model.predict(obs, deterministic=True, action_masks=env.action_masks())
+    assert env.action_masks()[int(action)]

@@ -85,7 +85,7 @@ def test_env_mask_is_anded_and_an_empty_and_falls_back() -> None:
 
 def test_an_env_mask_with_no_valid_action_is_an_error() -> None:
     mask = CausalMask(ONE_UNIT, CHAIN, k=1, eta=0.0)
-    with pytest.raises(ValueError, match="allows no action in env index 1"):
+    with pytest.raises(ValueError, match=r"all-zero action mask.* in env index 1"):
         mask(np.ones((2, 3)), np.array([[True] * 4, [False] * 4]))
     with pytest.raises(ValueError, match="shape"):
         combine_with_env_masks(np.ones((2, 4), dtype=bool), np.ones((2, 3), dtype=bool))
@@ -175,3 +175,57 @@ def test_true_graph_mask_keeps_the_oracle_action_on_fault_alarm() -> None:
         if terminated or truncated:
             obs, _ = env.reset()
     assert hits == n
+
+
+# ---------------------------------------------------------------------------- shared interfaces (COMMON.md)
+def test_update_graph_with_n_hops_recomputes_the_domination_reach() -> None:
+    layout = line_layout(4, n_hops=2)
+    mask = CausalMask(layout, CHAIN, k=10, eta=0.0)
+    obs = np.zeros((1, 12))
+    obs[0, 0 * 3 + 0] = 1.0  # a on unit 0
+    obs[0, 2 * 3 + 2] = 1.0  # c on unit 2, two hops away
+    assert allowed(mask(obs, None)) == [0]  # reach 2 * (2 - 1) = 2 hops: c on unit 2 is dominated
+    mask.update_graph(CHAIN, n_hops=1)  # the learner says effects stay on their unit
+    assert allowed(mask(obs, None)) == [0, 2 * 3 + 2]
+    mask.update_graph(CHAIN)  # None keeps the reach in use
+    assert mask.n_hops == 1 and allowed(mask(obs, None)) == [0, 2 * 3 + 2]
+
+
+class FirstCandidate:
+    """An intervention chooser: the first candidate (unit, variable) pair of each row; records its calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[np.ndarray] = []
+
+    def choose(self, candidates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        self.calls.append(candidates.copy())
+        chosen = np.zeros_like(candidates)
+        rows = np.flatnonzero(candidates.any(axis=1))
+        chosen[rows, candidates[rows].argmax(axis=1)] = True
+        return chosen
+
+
+def test_a_chooser_decides_what_a_lifted_row_may_intervene_on() -> None:
+    chooser = FirstCandidate()
+    mask = CausalMask(ONE_UNIT, CHAIN, k=1, eta=1.0, seed=0, chooser=chooser)  # eta = 1: every row lifted
+    env_masks = np.array([[False, True, True, True], [True, True, True, True]])
+    masks = mask(np.array([[0.0, 0.0, 5.0], [0.0, 0.0, 5.0]]), env_masks)
+    # candidates: the pairs some env-valid action targets (the no-op targets none)
+    assert chooser.calls[0].tolist() == [[False, True, True], [True, True, True]]
+    assert masks.tolist() == [[False, True, False, False], [True, False, False, False]]
+    # without a chooser a lifted row allows the env mask (the paper's lift)
+    plain = CausalMask(ONE_UNIT, CHAIN, k=1, eta=1.0, seed=0)
+    assert plain(np.array([[0.0, 0.0, 5.0], [0.0, 0.0, 5.0]]), env_masks).tolist() == env_masks.tolist()
+    # predict (explore=False) never lifts, so never asks the chooser
+    mask(np.array([[0.0, 0.0, 5.0]]), None, explore=False)
+    assert len(chooser.calls) == 1
+
+
+def test_the_mask_generator_state_round_trips() -> None:
+    mask = CausalMask(ONE_UNIT, CHAIN, k=1, eta=0.5, seed=3)
+    mask(np.ones((4, 3)), None)
+    state = mask.state_dict()
+    expected = mask.rng.random(5)
+    other = CausalMask(ONE_UNIT, CHAIN, k=1, eta=0.5, seed=99)
+    other.load_state_dict(state)
+    np.testing.assert_array_equal(other.rng.random(5), expected)

@@ -3,7 +3,9 @@
 ``double_q=True`` gives double DQN and ``"DuelingMlpPolicy"`` a dueling network: together the paper's
 Causal D3QN. The causal mask enters through MaskableDQN's one mask hook,
 :meth:`~sb3_causal.algos.maskable_dqn.MaskableDQN._get_action_masks`, so it masks the random and
-epsilon actions, the greedy argmax and (stored as next-state masks) the TD target's max.
+epsilon actions and the greedy argmax (with ``eta`` lifts while acting), and the TD target's max: there
+the causal part is recomputed at sample time from the current graph without lifts, AND the env mask
+stored with the transition, so the target maxes over the actions greedy acting would choose among now.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import torch as th
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 
-from sb3_causal.algos.causal_base import CausalAlgorithmMixin
+from sb3_causal.algos.causal_base import DEFAULT_UPDATE_FREQ, CausalAlgorithmMixin
 from sb3_causal.algos.dqn_policies import MaskableDQNPolicy
-from sb3_causal.algos.maskable_dqn import MaskableDQN, MaskableReplayBuffer
+from sb3_causal.algos.maskable_dqn import MaskableDQN
+from sb3_causal.common.maskable.buffers import MaskableDictReplayBuffer, MaskableReplayBuffer
 from sb3_causal.graph import CausalGraph
 from sb3_causal.masks import MaskProvider
+from sb3_causal.masks.causal import DEFAULT_ACTIVITY_THRESHOLD, DEFAULT_K
 from sb3_causal.variables import CausalVariables
 
 __all__ = ["CausalDQN"]
@@ -40,9 +44,12 @@ class CausalDQN(CausalAlgorithmMixin, MaskableDQN):
     current graph, mapped to their actions, AND the env's ``action_masks()``; with probability ``eta``
     per env and step only the env mask applies; an empty AND falls back to the env mask. Warm-up and
     epsilon actions are drawn among the masked actions too. ``predict`` applies the causal mask (no
-    ``eta`` lifts) AND any ``action_masks`` the caller passes.
+    ``eta`` lifts) AND any ``action_masks`` the caller passes: the causal mask is part of the policy, so
+    sb3-contrib's ``evaluate_policy(use_masking=False)`` drops only the env's masks, not the causal one.
 
-    :param policy: ``"MlpPolicy"`` or ``"DuelingMlpPolicy"`` (or a MaskableDQNPolicy class)
+    :param policy: ``"MlpPolicy"``, ``"CnnPolicy"``, ``"MultiInputPolicy"`` or ``"DuelingMlpPolicy"`` (or a
+        MaskableDQNPolicy class); image and Dict observations need a ``layout`` over their entries or a mask
+        provider with ``uses_graph = False``
     :param env: the env (or its gymnasium id); Discrete actions that map onto causal variables
     :param k: number of top causal candidates the mask keeps per state
     :param eta: probability of lifting the causal mask per env and step
@@ -66,15 +73,15 @@ class CausalDQN(CausalAlgorithmMixin, MaskableDQN):
         self,
         policy: str | type[MaskableDQNPolicy],
         env: GymEnv | str,
-        k: int = 5,
+        k: int = DEFAULT_K,
         eta: float = 0.2,
         initial_graph: str | CausalGraph = "empty",
         initial_kwargs: dict[str, Any] | None = None,
         layout: CausalVariables | None = None,
         learner_kwargs: dict[str, Any] | None = None,
-        graph_update_freq: int = 1000,
+        graph_update_freq: int = DEFAULT_UPDATE_FREQ,
         mask_provider: MaskProvider | None = None,
-        activity_threshold: float = 0.0,
+        activity_threshold: float = DEFAULT_ACTIVITY_THRESHOLD,
         learning_rate: float | Schedule = 3e-4,
         buffer_size: int = 100_000,
         learning_starts: int = 512,
@@ -83,7 +90,7 @@ class CausalDQN(CausalAlgorithmMixin, MaskableDQN):
         gamma: float = 0.99,
         train_freq: int | tuple[int, str] = 5,
         gradient_steps: int = 1,
-        replay_buffer_class: type[MaskableReplayBuffer] | None = None,
+        replay_buffer_class: type[MaskableReplayBuffer | MaskableDictReplayBuffer] | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
         optimize_memory_usage: bool = False,
         n_steps: int = 1,
@@ -140,49 +147,16 @@ class CausalDQN(CausalAlgorithmMixin, MaskableDQN):
             graph_update_freq=graph_update_freq,
             mask_provider=mask_provider,
             activity_threshold=activity_threshold,
+            check_env=_init_setup_model,
         )
-        # True while MaskableDQN acts during training: its masks are already the final (causal) ones.
-        self._acting_with_own_masks = False
         if _init_setup_model:
             self._setup_model()
 
-    def _get_action_masks(self, observations: np.ndarray, env_action_masks: np.ndarray | None) -> np.ndarray:
-        """The causal mask (with ``eta`` lifts) AND the env's: what the agent acts and bootstraps with."""
-        return self._causal_masks(observations, env_action_masks, explore=True)
-
-    def _sample_action(
-        self, learning_starts: int, action_noise: Any = None, n_envs: int = 1
-    ) -> tuple[np.ndarray, np.ndarray]:
-        self._acting_with_own_masks = True
-        try:
-            return super()._sample_action(learning_starts, action_noise, n_envs)
-        finally:
-            self._acting_with_own_masks = False
-
-    def predict(  # type: ignore[override]
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        state: tuple[np.ndarray, ...] | None = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-        action_masks: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        """
-        Epsilon-greedy action (greedy if ``deterministic``) under the causal mask AND ``action_masks``.
-
-        :param observation: observation(s) as the training env returns them (under VecNormalize, normalised;
-            they are un-normalised with the model's statistics for the mask)
-        :param state: unused
-        :param episode_start: unused
-        :param deterministic: greedy action
-        :param action_masks: the env's validity masks for ``observation`` (None: every action valid)
-        :return: the action(s) and the (unchanged) state
-        """
-        if not self._acting_with_own_masks:
-            masks = self._predict_masks(observation, action_masks)
-            vectorized = self.policy.is_vectorized_observation(observation)
-            action_masks = masks if vectorized else masks[0]
-        return super().predict(observation, state, episode_start, deterministic, action_masks=action_masks)
+    def _get_action_masks(
+        self, observations: np.ndarray | dict[str, np.ndarray], env_action_masks: np.ndarray | None, explore: bool
+    ) -> np.ndarray:
+        """The provider's masks AND the env's: with ``eta`` lifts while acting, without for the TD target."""
+        return self._causal_masks(observations, env_action_masks, explore=explore)
 
     def learn(
         self: SelfCausalDQN,
@@ -201,6 +175,3 @@ class CausalDQN(CausalAlgorithmMixin, MaskableDQN):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
-
-    def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_acting_with_own_masks"]

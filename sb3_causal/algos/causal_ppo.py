@@ -5,10 +5,11 @@ agent's own interventions, re-mask with each new graph.
 
 How the mask reaches MaskablePPO without a copy of its rollout loop: MaskablePPO reads its masks once
 per step with ``env_method("action_masks")``, acts with them and stores them in the rollout buffer. The
-model wraps its VecEnv in a :class:`~sb3_causal.algos.causal_base.CausalMaskVecEnv` that answers that
+model wraps its VecEnv in a :class:`~sb3_causal.common.vec_env.CausalMaskVecEnv` that answers that
 call with the causal mask (from the observations it last returned; under ``VecNormalize`` the original
 ones) AND the env's own ``action_masks()``. The mask stored is therefore exactly the mask acted with,
-``eta`` lifts included, as PPO's ratio needs.
+``eta`` lifts included, as PPO's ratio needs. ``get_env()`` returns the env without that wrapper (the
+env the user gave), so callbacks see the same env type as their eval env and sync its normalisation.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ import torch as th
 from gymnasium import spaces
 from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
-from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 
-from sb3_causal.algos.causal_base import CausalAlgorithmMixin, CausalMaskVecEnv
+from sb3_causal.algos.causal_base import DEFAULT_UPDATE_FREQ, CausalAlgorithmMixin
+from sb3_causal.common.vec_env import CausalMaskVecEnv
 from sb3_causal.graph import CausalGraph
 from sb3_causal.masks import MaskProvider
+from sb3_causal.masks.causal import DEFAULT_ACTIVITY_THRESHOLD, DEFAULT_ETA, DEFAULT_K
 from sb3_causal.variables import CausalVariables
 
 __all__ = ["CausalMaskablePPO"]
@@ -95,15 +97,15 @@ class CausalMaskablePPO(CausalAlgorithmMixin, MaskablePPO):
         self,
         policy: str | type[MaskableActorCriticPolicy],
         env: GymEnv | str,
-        k: int = 5,
-        eta: float = 0.3,
+        k: int = DEFAULT_K,
+        eta: float = DEFAULT_ETA,
         initial_graph: str | CausalGraph = "empty",
         initial_kwargs: dict[str, Any] | None = None,
         layout: CausalVariables | None = None,
         learner_kwargs: dict[str, Any] | None = None,
-        graph_update_freq: int = 1000,
+        graph_update_freq: int = DEFAULT_UPDATE_FREQ,
         mask_provider: MaskProvider | None = None,
-        activity_threshold: float = 0.0,
+        activity_threshold: float = DEFAULT_ACTIVITY_THRESHOLD,
         learning_rate: float | Schedule = 3e-4,
         n_steps: int = 256,
         batch_size: int | None = 64,
@@ -127,13 +129,6 @@ class CausalMaskablePPO(CausalAlgorithmMixin, MaskablePPO):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        if env is not None:
-            env = maybe_make_env(env, verbose)
-            if not isinstance(env.action_space, spaces.Discrete):
-                raise TypeError(
-                    f"CausalMaskablePPO needs a Discrete action space (one intervention per action), got "
-                    f"{env.action_space}"
-                )
         super().__init__(
             policy,
             env,
@@ -160,6 +155,12 @@ class CausalMaskablePPO(CausalAlgorithmMixin, MaskablePPO):
             device=device,
             _init_setup_model=False,
         )
+        # after SB3's own action-space check (a Box is its AssertionError, as for MaskablePPO)
+        if self.env is not None and not isinstance(self.action_space, spaces.Discrete):
+            raise TypeError(
+                "CausalMaskablePPO needs a Discrete action space (one intervention per action), got "
+                f"{self.action_space}"
+            )
         self._init_causal(
             k=k,
             eta=eta,
@@ -170,6 +171,7 @@ class CausalMaskablePPO(CausalAlgorithmMixin, MaskablePPO):
             graph_update_freq=graph_update_freq,
             mask_provider=mask_provider,
             activity_threshold=activity_threshold,
+            check_env=_init_setup_model,
         )
         if self.env is not None:
             self.env = CausalMaskVecEnv(self.env, self._acting_masks)
@@ -184,8 +186,12 @@ class CausalMaskablePPO(CausalAlgorithmMixin, MaskablePPO):
         super().set_env(env, force_reset=force_reset)
         if not isinstance(self.env, CausalMaskVecEnv):
             self.env = CausalMaskVecEnv(self.env, self._acting_masks)  # type: ignore[arg-type]
-        if self.graph_callback.learner is not None:
+        if self.graph_callback is not None and self.graph_callback.learner is not None:
             self.graph_callback.learner.layout.check_env(self.env.observation_space, self.env.action_space)
+
+    def get_env(self) -> Any:
+        """The env as the user gave it (SB3-wrapped), without the mask wrapper the model acts through."""
+        return self.env.venv if isinstance(self.env, CausalMaskVecEnv) else self.env
 
     def predict(  # type: ignore[override]
         self,
@@ -198,12 +204,14 @@ class CausalMaskablePPO(CausalAlgorithmMixin, MaskablePPO):
         """
         The policy's action under the causal mask of ``observation`` (no ``eta`` lifts) AND ``action_masks``.
 
-        :param observation: observation(s) as the training env returns them (under VecNormalize, normalised;
-            they are un-normalised with the model's statistics for the mask)
+        :param observation: observation(s) as the env returned them (under VecNormalize, normalised: the mask
+            takes the raw ones from that VecNormalize, see :meth:`add_eval_env`)
         :param state: unused (no recurrent policy)
         :param episode_start: unused
         :param deterministic: the most likely valid action instead of a sample
-        :param action_masks: the env's validity masks for ``observation`` (None: every action valid)
+        :param action_masks: the env's validity masks for ``observation`` (None: every action valid); the
+            causal mask is part of the policy and applies either way, so sb3-contrib's
+            ``evaluate_policy(use_masking=False)`` drops only the env's masks
         :return: the action(s) and the (unchanged) state
         """
         masks = self._predict_masks(observation, action_masks)

@@ -4,7 +4,9 @@ Both policies take optional boolean action masks (``True`` = valid): invalid act
 negative finite float as Q-value before any argmax, so a masked greedy action is always valid and
 no ``inf``/``NaN`` ever appears (``0 * -inf`` would be ``NaN`` in a terminal target).
 
-- ``MlpPolicy`` (:class:`MaskableDQNPolicy`): SB3's DQN MLP with masks.
+- ``MlpPolicy`` (:class:`MaskableDQNPolicy`): SB3's DQN MLP with masks; ``CnnPolicy``
+  (:class:`MaskableCnnPolicy`, NatureCNN features) and ``MultiInputPolicy`` (:class:`MaskableMultiInputPolicy`,
+  Dict observations), as SB3's DQN has.
 - ``DuelingMlpPolicy`` (:class:`DuelingDQNPolicy`): shared trunk, a value and an advantage stream,
   ``Q = V + A - mean(A)``. The mean runs over *all* actions, not only the valid ones: the mask of a
   causal agent changes whenever its graph changes, so a valid-only mean would make ``Q(s, a)`` depend
@@ -15,62 +17,33 @@ no ``inf``/``NaN`` ever appears (``0 * -inf`` would be ``NaN`` in a terminal tar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor, create_mlp
+from stable_baselines3.common.torch_layers import (
+    BaseFeaturesExtractor,
+    CombinedExtractor,
+    FlattenExtractor,
+    NatureCNN,
+    create_mlp,
+)
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
+from sb3_causal.common.maskable.utils import check_action_masks, mask_q_values
 
-def check_action_masks(
-    action_masks: Any, n_batch: int, n_actions: int, env_indices: Sequence[int] | None = None
-) -> np.ndarray:
-    """Validate action masks and return them as a ``(n_batch, n_actions)`` bool array.
-
-    :param action_masks: masks, ``True``/non-zero = valid; shape ``(n_batch, n_actions)``, or ``(n_actions,)``
-        when ``n_batch == 1``
-    :param n_batch: number of observations (envs) the masks are for
-    :param n_actions: size of the ``Discrete`` action space
-    :param env_indices: env index of each row, used in error messages (default ``range(n_batch)``)
-    :return: the masks as a bool array of shape ``(n_batch, n_actions)``
-    :raises ValueError: on a shape mismatch, or when a row has no valid action
-    """
-    masks = np.asarray(action_masks)
-    if n_batch == 1 and masks.shape == (n_actions,):
-        masks = masks.reshape(1, n_actions)
-    elif masks.shape != (n_batch, n_actions):
-        raise ValueError(
-            f"action mask has shape {masks.shape}, expected ({n_batch}, {n_actions}): "
-            f"one row of {n_actions} flags (True = valid) for each of the {n_batch} env(s)/observation(s)"
-        )
-    if masks.dtype != np.bool_:
-        masks = masks != 0
-    empty = np.flatnonzero(~masks.any(axis=1))
-    if empty.size:
-        names = list(range(n_batch)) if env_indices is None else list(env_indices)
-        bad = ", ".join(str(names[i]) for i in empty)
-        raise ValueError(
-            f"all actions are invalid (all-zero action mask) in env index {bad}: there is no action to take "
-            "or to bootstrap from. End the episode (terminated=True) instead of offering no valid action."
-        )
-    return masks
-
-
-def mask_q_values(q_values: th.Tensor, action_masks: th.Tensor | None) -> th.Tensor:
-    """Q-values with invalid actions set to the most negative finite float (never ``-inf``, never ``NaN``).
-
-    :param q_values: ``(batch, n_actions)`` Q-values
-    :param action_masks: ``(batch, n_actions)`` bool, ``True`` = valid; ``None`` leaves ``q_values`` unchanged
-    :return: the masked Q-values
-    """
-    if action_masks is None:
-        return q_values
-    return q_values.masked_fill(~action_masks, th.finfo(q_values.dtype).min)
+__all__ = [
+    "DuelingDQNPolicy",
+    "DuelingMlpPolicy",
+    "MaskableCnnPolicy",
+    "MaskableDQNPolicy",
+    "MaskableMultiInputPolicy",
+    "MaskableQNetwork",
+    "MlpPolicy",
+]
 
 
 class MaskableQNetwork(QNetwork):
@@ -248,5 +221,31 @@ class DuelingDQNPolicy(MaskableDQNPolicy):
         return data
 
 
+class MaskableCnnPolicy(MaskableDQNPolicy):
+    """:class:`MaskableDQNPolicy` for image observations: NatureCNN features by default (SB3's DQN ``CnnPolicy``).
+
+    :param features_extractor_class: the features extractor (default ``NatureCNN``); the other parameters
+        are :class:`MaskableDQNPolicy`'s
+    """
+
+    def __init__(self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN, **kwargs: Any):
+        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+
+
+class MaskableMultiInputPolicy(MaskableDQNPolicy):
+    """:class:`MaskableDQNPolicy` for Dict observations: CombinedExtractor by default (SB3's DQN ``MultiInputPolicy``).
+
+    :param features_extractor_class: the features extractor (default ``CombinedExtractor``); the other
+        parameters are :class:`MaskableDQNPolicy`'s
+    """
+
+    def __init__(
+        self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor, **kwargs: Any
+    ):
+        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+
+
 MlpPolicy = MaskableDQNPolicy
+CnnPolicy = MaskableCnnPolicy
+MultiInputPolicy = MaskableMultiInputPolicy
 DuelingMlpPolicy = DuelingDQNPolicy

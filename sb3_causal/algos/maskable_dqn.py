@@ -1,29 +1,33 @@
 """MaskableDQN: SB3's DQN with invalid-action masking, double-Q and dueling options.
 
-A masked DQN masks three places: the random (warm-up and epsilon) actions, the greedy argmax, and
-the max (or the double-Q argmax) over next-state actions in the TD target. The next-state masks
-therefore go into the replay buffer (:class:`MaskableReplayBuffer`).
+A masked DQN masks three places: the random (warm-up and epsilon) actions, the greedy argmax, and the
+max (or the double-Q argmax) over next-state actions in the TD target.
 
-Where masks come from: one overridable hook, :meth:`MaskableDQN._get_action_masks`, which maps a
-batch of raw observations and the env's own validity masks to the masks the agent uses. It is
-called once per env step for the new current observations (those masks are used to act at the next
-step *and* stored as the next-state masks of the transition that led there) and once for each
-truncated episode's terminal observation. With no masks anywhere it behaves exactly like DQN.
+Where masks come from: one overridable hook, :meth:`MaskableDQN._get_action_masks`, which maps a batch
+of raw observations and the env's own validity masks to the masks the agent uses. It is called with
+``explore=True`` once per env step for the new current observations (the masks the next action is
+chosen with), and with ``explore=False`` at each gradient step for the sampled next observations (the
+masks of the TD target). The replay buffer stores only the env's masks of each next observation
+(:mod:`sb3_causal.common.maskable.buffers`), so the target maxes over the actions the agent would
+choose among *now*. With no masks anywhere it behaves exactly like DQN.
+
+Acting reads like CleanRL's ``dqn.py``: one masked epsilon-greedy step,
+:meth:`MaskableDQN._masked_epsilon_greedy`, which both ``_sample_action`` (training) and ``predict`` call.
 
 Terminal observations: after a VecEnv auto-reset the env's ``action_masks()`` describes the new
 episode's first state. A *terminated* transition is not bootstrapped, so its stored next mask is
 all-ones (valid, never used). A *truncated* transition bootstraps from its terminal observation, so
-its mask must be read before the reset: :class:`RecordTerminalActionMask` puts it in
-``info["terminal_action_mask"]`` (MaskableDQN adds this wrapper itself when it builds the VecEnv
-from a gym env or an id; pass ``wrapper_class=RecordTerminalActionMask`` to ``make_vec_env`` for your
-own VecEnvs). When no mask was recorded the hook receives ``None`` as env mask; if it returns
-``None`` too, the bootstrap maxes over all actions (an optimistic target) and a warning says so once.
+its env mask must be read before the reset: :class:`~sb3_causal.common.wrappers.RecordTerminalActionMask`
+puts it in ``info["terminal_action_mask"]`` (MaskableDQN adds this wrapper itself when it builds the
+VecEnv from a gym env or an id; pass ``wrapper_class=RecordTerminalActionMask`` to ``make_vec_env`` for
+your own VecEnvs). When none was recorded, all actions count as valid for that bootstrap (an optimistic
+target) and a warning says so once.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import gymnasium as gym
 import numpy as np
@@ -36,166 +40,36 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
 from sb3_causal.algos.dqn_policies import (
     DuelingDQNPolicy,
+    MaskableCnnPolicy,
     MaskableDQNPolicy,
+    MaskableMultiInputPolicy,
     MaskableQNetwork,
-    check_action_masks,
-    mask_q_values,
 )
+from sb3_causal.common.maskable.buffers import (
+    MaskableDictReplayBuffer,
+    MaskableDictReplayBufferSamples,
+    MaskableReplayBuffer,
+    MaskableReplayBufferSamples,
+)
+from sb3_causal.common.maskable.utils import check_action_masks, mask_q_values, sample_valid_actions
+from sb3_causal.common.wrappers import TERMINAL_ACTION_MASK_KEY, RecordTerminalActionMask
 
 __all__ = [
     "TERMINAL_ACTION_MASK_KEY",
     "MaskableDQN",
+    "MaskableDictReplayBuffer",
     "MaskableReplayBuffer",
     "MaskableReplayBufferSamples",
     "RecordTerminalActionMask",
 ]
 
 SelfMaskableDQN = TypeVar("SelfMaskableDQN", bound="MaskableDQN")
-
-#: ``info`` key holding the action mask of an episode's last observation (set by :class:`RecordTerminalActionMask`).
-TERMINAL_ACTION_MASK_KEY = "terminal_action_mask"
-
-
-class RecordTerminalActionMask(gym.Wrapper):
-    """Store the env's ``action_masks()`` of the last observation of an episode in ``info["terminal_action_mask"]``.
-
-    A VecEnv resets an env as soon as its episode ends, so afterwards ``action_masks()`` describes the
-    next episode; this wrapper reads it first (only on the final step, so it costs nothing per step).
-
-    :param env: an env with an ``action_masks()`` method
-    """
-
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        if terminated or truncated:
-            info = {
-                **info,
-                TERMINAL_ACTION_MASK_KEY: np.asarray(self.env.get_wrapper_attr("action_masks")(), dtype=bool),
-            }
-        return obs, reward, terminated, truncated, info
-
-
-class MaskableReplayBufferSamples(NamedTuple):
-    """:class:`~stable_baselines3.common.type_aliases.ReplayBufferSamples` plus the next-state action masks."""
-
-    observations: th.Tensor
-    actions: th.Tensor
-    next_observations: th.Tensor
-    dones: th.Tensor
-    rewards: th.Tensor
-    discounts: th.Tensor | None = None
-    #: ``(batch, n_actions)`` bool, ``True`` = valid; ``None`` when no mask was ever stored
-    next_action_masks: th.Tensor | None = None
-
-
-class MaskableReplayBuffer(ReplayBuffer):
-    """Replay buffer that also stores the action mask of each transition's next observation.
-
-    Masks are bit-packed (``n_actions / 8`` bytes per transition) and allocated on the first masked
-    ``add``; a buffer that never received a mask samples ``next_action_masks=None``, like a plain
-    ``ReplayBuffer``. ``optimize_memory_usage=True`` is not supported.
-
-    :param buffer_size: Max number of element in the buffer
-    :param observation_space: Observation space
-    :param action_space: Action space (``Discrete``)
-    :param device: PyTorch device
-    :param n_envs: Number of parallel environments
-    :param optimize_memory_usage: must be False
-    :param handle_timeout_termination: Handle timeout termination (due to timelimit)
-        separately and treat the task as infinite horizon task.
-    """
-
-    def __init__(
-        self,
-        buffer_size: int,
-        observation_space: spaces.Space,
-        action_space: spaces.Space,
-        device: th.device | str = "auto",
-        n_envs: int = 1,
-        optimize_memory_usage: bool = False,
-        handle_timeout_termination: bool = True,
-    ) -> None:
-        if optimize_memory_usage:
-            raise ValueError(
-                "MaskableReplayBuffer does not support optimize_memory_usage=True (it would need the next "
-                "observation's mask to live in the next slot too); use optimize_memory_usage=False"
-            )
-        if not isinstance(action_space, spaces.Discrete):
-            raise TypeError(f"MaskableReplayBuffer needs a Discrete action space, got {action_space}")
-        super().__init__(
-            buffer_size,
-            observation_space,
-            action_space,
-            device=device,
-            n_envs=n_envs,
-            optimize_memory_usage=False,
-            handle_timeout_termination=handle_timeout_termination,
-        )
-        self.n_actions = int(action_space.n)
-        # (buffer_size, n_envs, ceil(n_actions / 8)) uint8, allocated on the first masked add
-        self.packed_next_action_masks: np.ndarray | None = None
-
-    def add(  # type: ignore[override]
-        self,
-        obs: np.ndarray,
-        next_obs: np.ndarray,
-        action: np.ndarray,
-        reward: np.ndarray,
-        done: np.ndarray,
-        infos: list[dict[str, Any]],
-        next_action_masks: np.ndarray | None = None,
-    ) -> None:
-        """
-        Add a transition for each env; see ``ReplayBuffer.add``.
-
-        :param next_action_masks: ``(n_envs, n_actions)`` masks of ``next_obs`` (None: all actions valid)
-        """
-        super().add(obs, next_obs, action, reward, done, infos)
-        self.set_last_next_action_masks(next_action_masks)
-
-    def set_last_next_action_masks(self, next_action_masks: np.ndarray | None) -> None:
-        """
-        Set the next-state masks of the transitions added last (one per env).
-
-        :param next_action_masks: ``(n_envs, n_actions)`` bool (None: all actions valid)
-        :raises ValueError: on a wrong shape or an all-invalid row
-        """
-        if next_action_masks is None and self.packed_next_action_masks is None:
-            return  # nothing masked so far: keep behaving like a plain ReplayBuffer
-        if self.packed_next_action_masks is None:
-            n_bytes = (self.n_actions + 7) // 8
-            self.packed_next_action_masks = np.full((self.buffer_size, self.n_envs, n_bytes), 255, dtype=np.uint8)
-        pos = (self.pos - 1) % self.buffer_size
-        if next_action_masks is None:
-            self.packed_next_action_masks[pos] = 255
-        else:
-            masks = check_action_masks(next_action_masks, self.n_envs, self.n_actions)
-            self.packed_next_action_masks[pos] = np.packbits(masks, axis=-1)
-
-    def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> MaskableReplayBufferSamples:  # type: ignore[override]
-        if self.packed_next_action_masks is None:
-            return MaskableReplayBufferSamples(*super()._get_samples(batch_inds, env))
-        # Same random draw as ReplayBuffer._get_samples, so masked and unmasked runs sample alike.
-        env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))  # noqa: NPY002 (SB3 seeds it)
-        masks = np.unpackbits(
-            self.packed_next_action_masks[batch_inds, env_indices], axis=-1, count=self.n_actions
-        ).astype(bool)
-        data = (
-            self._normalize_obs(self.observations[batch_inds, env_indices, :], env),
-            self.actions[batch_inds, env_indices, :],
-            self._normalize_obs(self.next_observations[batch_inds, env_indices, :], env),
-            # Only use dones that are not due to timeouts
-            (self.dones[batch_inds, env_indices] * (1 - self.timeouts[batch_inds, env_indices])).reshape(-1, 1),
-            self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env),
-        )
-        return MaskableReplayBufferSamples(
-            *map(self.to_torch, data), next_action_masks=th.as_tensor(masks, device=self.device)
-        )
+_MASKABLE_BUFFERS = (MaskableReplayBuffer, MaskableDictReplayBuffer)
 
 
 class MaskableDQN(DQN):
@@ -204,10 +78,11 @@ class MaskableDQN(DQN):
 
     Same parameters as :class:`stable_baselines3.DQN`, plus ``double_q``. Masks come from the env's
     ``action_masks()`` (as in sb3-contrib's MaskablePPO) through :meth:`_get_action_masks`; an env
-    without one trains exactly like DQN. Policies: ``"MlpPolicy"`` and ``"DuelingMlpPolicy"``
-    (``double_q=True`` with ``"DuelingMlpPolicy"`` is D3QN).
+    without one trains exactly like DQN. Policies: ``"MlpPolicy"``, ``"CnnPolicy"``, ``"MultiInputPolicy"``
+    (as DQN) and ``"DuelingMlpPolicy"`` (``double_q=True`` with ``"DuelingMlpPolicy"`` is D3QN).
 
-    :param policy: The policy model to use (``"MlpPolicy"``, ``"DuelingMlpPolicy"`` or a class)
+    :param policy: The policy model to use (``"MlpPolicy"``, ``"CnnPolicy"``, ``"MultiInputPolicy"``,
+        ``"DuelingMlpPolicy"`` or a class)
     :param env: The environment to learn from (if registered in Gym, can be str); its action space must be Discrete
     :param learning_rate: The learning rate, it can be a function of the current progress remaining (from 1 to 0)
     :param buffer_size: size of the replay buffer
@@ -217,7 +92,8 @@ class MaskableDQN(DQN):
     :param gamma: the discount factor
     :param train_freq: Update the model every ``train_freq`` steps, or a tuple like ``(5, "step")``/``(2, "episode")``
     :param gradient_steps: How many gradient steps to do after each rollout (-1: as many as env steps)
-    :param replay_buffer_class: a :class:`MaskableReplayBuffer` subclass (default: ``MaskableReplayBuffer``)
+    :param replay_buffer_class: a :class:`MaskableReplayBuffer` or :class:`MaskableDictReplayBuffer` subclass
+        (default: the one that fits the observation space)
     :param replay_buffer_kwargs: Keyword arguments to pass to the replay buffer on creation.
     :param optimize_memory_usage: must be False (not supported with masks)
     :param n_steps: must be 1 (n-step returns are not supported yet)
@@ -238,12 +114,14 @@ class MaskableDQN(DQN):
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": MaskableDQNPolicy,
+        "CnnPolicy": MaskableCnnPolicy,
+        "MultiInputPolicy": MaskableMultiInputPolicy,
         "DuelingMlpPolicy": DuelingDQNPolicy,
     }
     policy: MaskableDQNPolicy
     q_net: MaskableQNetwork
     q_net_target: MaskableQNetwork
-    replay_buffer: MaskableReplayBuffer
+    replay_buffer: MaskableReplayBuffer | MaskableDictReplayBuffer
 
     def __init__(
         self,
@@ -257,7 +135,7 @@ class MaskableDQN(DQN):
         gamma: float = 0.99,
         train_freq: int | tuple[int, str] = 4,
         gradient_steps: int = 1,
-        replay_buffer_class: type[MaskableReplayBuffer] | None = None,
+        replay_buffer_class: type[MaskableReplayBuffer | MaskableDictReplayBuffer] | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
         optimize_memory_usage: bool = False,
         n_steps: int = 1,
@@ -275,20 +153,22 @@ class MaskableDQN(DQN):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
+        name = type(self).__name__
         if optimize_memory_usage:
-            raise ValueError("MaskableDQN does not support optimize_memory_usage=True; use the default False")
+            raise ValueError(f"{name} does not support optimize_memory_usage=True; use the default False")
         if n_steps != 1:
-            raise ValueError(f"MaskableDQN does not support n-step returns yet: got n_steps={n_steps}, use 1")
-        if replay_buffer_class is None:
-            replay_buffer_class = MaskableReplayBuffer
-        elif not (isinstance(replay_buffer_class, type) and issubclass(replay_buffer_class, MaskableReplayBuffer)):
+            raise ValueError(f"{name} does not support n-step returns yet: got n_steps={n_steps}, use 1")
+        if replay_buffer_class is not None and not (
+            isinstance(replay_buffer_class, type) and issubclass(replay_buffer_class, _MASKABLE_BUFFERS)
+        ):
             raise TypeError(
-                "MaskableDQN needs a MaskableReplayBuffer subclass (it stores next-state action masks), "
-                f"got {replay_buffer_class}"
+                f"{name} needs a MaskableReplayBuffer or MaskableDictReplayBuffer subclass (it stores next-state "
+                f"action masks), got {replay_buffer_class}"
             )
-        if env is not None:
+        if env is not None:  # SB3's constructor checks the action space (Discrete, as DQN)
             env = maybe_make_env(env, verbose)
-            self._check_spaces(env.action_space, env.observation_space)
+            if replay_buffer_class is None:
+                replay_buffer_class = _buffer_class_for(env.observation_space)
         super().__init__(
             policy,
             env,
@@ -318,10 +198,11 @@ class MaskableDQN(DQN):
             _init_setup_model=False,
         )
         self.double_q = double_q
-        # Masks of the current observation self._last_obs (which they belong to is kept by identity):
-        # computed once per step, used to act and stored as the previous transition's next-state masks.
+        # Masks of the current observation self._last_obs (which they belong to is kept by identity): computed
+        # once per step; the env's are stored as the previous transition's next-state masks, the others act.
+        self._env_masks: np.ndarray | None = None
         self._action_masks: np.ndarray | None = None
-        self._action_masks_obs: Any = None
+        self._masks_obs: Any = None
         # Whether self.env has action_masks(), cached per env object.
         self._masks_env: VecEnv | None = None
         self._env_has_masks = False
@@ -329,15 +210,10 @@ class MaskableDQN(DQN):
         if _init_setup_model:
             self._setup_model()
 
-    @staticmethod
-    def _check_spaces(action_space: spaces.Space, observation_space: spaces.Space) -> None:
-        if not isinstance(action_space, spaces.Discrete):
-            raise TypeError(
-                f"MaskableDQN needs a Discrete action space (one Q-value per action), got {action_space}. "
-                "For MultiDiscrete actions flatten them into one Discrete space, or use MaskablePPO."
-            )
-        if isinstance(observation_space, spaces.Dict):
-            raise TypeError("MaskableDQN does not support Dict observation spaces yet; flatten the observation")
+    def _setup_model(self) -> None:
+        if self.replay_buffer_class is None:
+            self.replay_buffer_class = _buffer_class_for(self.observation_space)
+        super()._setup_model()
 
     @staticmethod
     def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> VecEnv:
@@ -349,23 +225,32 @@ class MaskableDQN(DQN):
         return DQN._wrap_env(env, verbose, monitor_wrapper)
 
     # ------------------------------------------------------------------ masks
-    def _get_action_masks(self, observations: np.ndarray, env_action_masks: np.ndarray | None) -> np.ndarray | None:
+    def _get_action_masks(
+        self, observations: np.ndarray | dict[str, np.ndarray], env_action_masks: np.ndarray | None, explore: bool
+    ) -> np.ndarray | None:
         """
         The action masks the agent acts and bootstraps with: the one hook every mask flows through.
 
-        Called once per env step for the current observations of all envs (those masks choose the next
-        actions and are stored as next-state masks of the transitions that led there), and once for the
-        terminal observation of each truncated episode (its bootstrap mask). The default returns the
-        env's masks; a subclass overrides it to combine them with its own (e.g. AND a causal mask).
+        Called with ``explore=True`` once per env step for the current observations of all envs (the masks
+        the next actions are chosen with), and with ``explore=False`` for each sampled batch of next
+        observations (the masks of the TD target). The default returns the env's masks; a subclass
+        overrides it to combine them with its own (e.g. AND a causal mask).
 
-        :param observations: raw (un-normalised) observations, ``(batch, *obs_shape)``; under ``VecNormalize``
-            a terminal observation is un-normalised from the normalised one, as SB3 stores it (float round-off;
-            wrong where VecNormalize clipped it, see ``clip_obs``)
+        :param observations: raw (not normalised) observations, ``(batch, *obs_shape)``; a truncated
+            episode's terminal observation is, under ``VecNormalize``, un-normalised by SB3 when it is
+            stored (float round-off; wrong where VecNormalize clipped it, see ``clip_obs``)
         :param env_action_masks: the env's ``action_masks()`` for them, ``(batch, n_actions)`` bool; ``None``
-            if the env has no masks (or, for a terminal observation, none was recorded)
+            if the env has no masks
+        :param explore: True while collecting experience (a subclass may add exploration), False for the target
         :return: ``(batch, n_actions)`` masks (``True`` = valid, no all-``False`` row), or ``None``: all valid
         """
         return env_action_masks
+
+    def _predict_masks(self, observation: Any, action_masks: np.ndarray | None) -> np.ndarray | None:
+        """The masks ``predict`` acts with, ``(batch, n_actions)`` bool: the caller's ``action_masks`` (None: none)."""
+        if action_masks is None:
+            return None
+        return check_action_masks(action_masks, _n_batch(self.policy, observation), int(self.action_space.n))  # type: ignore[attr-defined]
 
     def _env_action_masks(self) -> np.ndarray | None:
         """The training env's ``action_masks()`` for its current state, or None if it has none."""
@@ -376,54 +261,65 @@ class MaskableDQN(DQN):
             return None
         return np.asarray(get_action_masks(self.env), dtype=bool)
 
-    def _current_action_masks(self) -> np.ndarray | None:
-        """Masks of ``self._last_obs`` from :meth:`_get_action_masks`, computed once per observation."""
-        if self._action_masks_obs is not self._last_obs:
+    def _current_masks(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The env's masks and the acting masks (hook, ``explore=True``) of ``self._last_obs``, computed once."""
+        if self._masks_obs is not self._last_obs:
+            env_masks = self._env_action_masks()
             raw_obs = self._last_original_obs if self._vec_normalize_env is not None else self._last_obs
-            masks = self._get_action_masks(raw_obs, self._env_action_masks())  # type: ignore[arg-type]
+            masks = self._get_action_masks(raw_obs, env_masks, explore=True)  # type: ignore[arg-type]
             if masks is not None:
                 masks = check_action_masks(masks, self.n_envs, int(self.action_space.n))  # type: ignore[attr-defined]
-            self._action_masks, self._action_masks_obs = masks, self._last_obs
-        return self._action_masks
+            self._env_masks, self._action_masks, self._masks_obs = env_masks, masks, self._last_obs
+        return self._env_masks, self._action_masks
 
-    def _terminal_action_mask(self, info: dict[str, Any], env_index: int) -> np.ndarray | None:
-        """Mask of a truncated episode's terminal observation (None: all valid)."""
-        terminal_obs = np.asarray(info["terminal_observation"])
-        if self._vec_normalize_env is not None:
-            terminal_obs = self._vec_normalize_env.unnormalize_obs(terminal_obs)
-        env_mask = info.get(TERMINAL_ACTION_MASK_KEY)
-        if env_mask is not None:
-            env_mask = np.asarray(env_mask, dtype=bool)[None]
-        masks = self._get_action_masks(terminal_obs[None], env_mask)
-        if masks is None:
-            if self._env_has_masks and not self._warned_unrecorded_terminal_mask:
-                self._warned_unrecorded_terminal_mask = True
-                warnings.warn(
-                    f"env index {env_index}: a truncated episode has no recorded terminal action mask, so its "
-                    "bootstrap maxes over all actions (optimistic). Wrap each env with RecordTerminalActionMask, "
-                    "e.g. make_vec_env(..., wrapper_class=RecordTerminalActionMask).",
-                    stacklevel=2,
-                )
-            return None
-        return check_action_masks(masks, 1, int(self.action_space.n), env_indices=[env_index])[0]  # type: ignore[attr-defined]
+    def _next_action_masks(
+        self, replay_data: MaskableReplayBufferSamples | MaskableDictReplayBufferSamples
+    ) -> th.Tensor | None:
+        """Masks of a sampled batch's next observations for the TD target.
 
-    def _sample_valid_actions(self, action_masks: np.ndarray) -> np.ndarray:
-        """One action per row, uniform among that row's valid actions (from the action space's RNG)."""
-        picks = self.action_space.np_random.integers(0, action_masks.sum(axis=1))
-        # index of the (pick + 1)-th valid action of each row
-        return (np.cumsum(action_masks, axis=1) > picks[:, None]).argmax(axis=1)
+        The hook with ``explore=False`` (the masks greedy acting would use now) given the stored env masks.
+        """
+        env_masks = replay_data.next_action_masks
+        env_masks_np = None if env_masks is None else env_masks.cpu().numpy()
+        masks = self._get_action_masks(replay_data.raw_next_observations, env_masks_np, explore=False)  # type: ignore[arg-type]
+        if masks is None or masks is env_masks_np:
+            return env_masks
+        return th.as_tensor(np.asarray(masks, dtype=bool), device=self.device)
 
     # ------------------------------------------------------------------ acting
+    def _masked_epsilon_greedy(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        masks: np.ndarray,
+        deterministic: bool,
+        warm_up: bool = False,
+    ) -> np.ndarray:
+        """
+        Epsilon-greedy among the valid actions: CleanRL's ``dqn.py`` step, with masks.
+
+        With probability ``exploration_rate`` (always during the warm-up) a uniform valid action per row,
+        else the greedy valid action. One epsilon draw for the whole batch from the global RNG (seeded by
+        SB3), as ``DQN.predict`` does; random actions come from the action space's RNG.
+
+        :param observation: the observations (single or vectorized), as the policy takes them
+        :param masks: ``(batch, n_actions)`` bool, at least one valid action per row
+        :param deterministic: never explore (the greedy action)
+        :param warm_up: a random valid action (before ``learning_starts``)
+        :return: ``(batch,)`` actions
+        """
+        if warm_up or (not deterministic and np.random.rand() < self.exploration_rate):  # noqa: NPY002
+            return sample_valid_actions(masks, self.action_space.np_random)
+        actions, _ = self.policy.predict(observation, deterministic=deterministic, action_masks=masks)
+        return np.asarray(actions).reshape(-1)
+
     def _sample_action(
         self, learning_starts: int, action_noise: Any = None, n_envs: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
-        masks = self._current_action_masks()
+        _, masks = self._current_masks()
         if masks is None:
             return super()._sample_action(learning_starts, action_noise, n_envs)
-        if self.num_timesteps < learning_starts:
-            action = self._sample_valid_actions(masks)
-        else:
-            action, _ = self.predict(self._last_obs, deterministic=False, action_masks=masks)  # type: ignore[arg-type]
+        warm_up = self.num_timesteps < learning_starts
+        action = self._masked_epsilon_greedy(self._last_obs, masks, deterministic=False, warm_up=warm_up)  # type: ignore[arg-type]
         return action, action
 
     def predict(  # type: ignore[override]
@@ -445,17 +341,11 @@ class MaskableDQN(DQN):
             observation); ``None``: every action is valid, exactly DQN's ``predict``
         :return: the model's action and the (unchanged) state
         """
-        if action_masks is None:
+        masks = self._predict_masks(observation, action_masks)
+        if masks is None:
             return super().predict(observation, state, episode_start, deterministic)
-        # The global RNG, seeded by set_random_seed, like DQN.predict's epsilon draw.
-        if not deterministic and np.random.rand() < self.exploration_rate:  # noqa: NPY002
-            vectorized = self.policy.is_vectorized_observation(observation)
-            obs0 = next(iter(observation.values())) if isinstance(observation, dict) else observation
-            n_batch = len(obs0) if vectorized else 1
-            masks = check_action_masks(action_masks, n_batch, int(self.action_space.n))  # type: ignore[attr-defined]
-            action = self._sample_valid_actions(masks)
-            return (action if vectorized else action.reshape(())), state
-        return self.policy.predict(observation, state, episode_start, deterministic, action_masks=action_masks)
+        actions = self._masked_epsilon_greedy(observation, masks, deterministic)
+        return (actions if self.policy.is_vectorized_observation(observation) else actions.reshape(())), state
 
     def _store_transition(
         self,
@@ -468,21 +358,31 @@ class MaskableDQN(DQN):
     ) -> None:
         # DQN's storage (terminal observations, VecNormalize) first; it makes new_obs self._last_obs.
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
-        masks = self._current_action_masks()  # masks of new_obs: used to act next, stored as next-state masks
-        next_masks = masks
-        for i in np.flatnonzero(dones):
-            # After the auto-reset masks[i] describes the new episode. Terminated: not bootstrapped, any
+        env_masks, _ = self._current_masks()  # masks of new_obs: the env's are stored, the others act next
+        next_env_masks = env_masks
+        for i in np.flatnonzero(dones) if env_masks is not None else ():
+            # After the auto-reset env_masks[i] describes the new episode. Terminated: not bootstrapped, any
             # valid mask will do (all-ones). Truncated: bootstrapped from the terminal observation.
-            row = self._terminal_action_mask(infos[i], int(i)) if infos[i].get("TimeLimit.truncated", False) else None
-            if next_masks is None and row is None:
-                continue
-            if next_masks is masks:  # never modify the masks the next action is chosen with
-                next_masks = (
-                    np.ones((self.n_envs, int(self.action_space.n)), dtype=bool) if masks is None else masks.copy()
-                )
-            next_masks[i] = True if row is None else row
-        assert isinstance(replay_buffer, MaskableReplayBuffer)
-        replay_buffer.set_last_next_action_masks(next_masks)
+            row = None
+            if infos[i].get("TimeLimit.truncated", False):
+                row = infos[i].get(TERMINAL_ACTION_MASK_KEY)
+                if row is None:
+                    self._warn_unrecorded_terminal_mask(int(i))
+            if next_env_masks is env_masks:  # never modify the cached masks of the current observation
+                next_env_masks = env_masks.copy()
+            next_env_masks[i] = True if row is None else check_action_masks(row, 1, env_masks.shape[1], [int(i)])[0]
+        assert isinstance(replay_buffer, _MASKABLE_BUFFERS)
+        replay_buffer.set_last_next_action_masks(next_env_masks)
+
+    def _warn_unrecorded_terminal_mask(self, env_index: int) -> None:
+        if not self._warned_unrecorded_terminal_mask:
+            self._warned_unrecorded_terminal_mask = True
+            warnings.warn(
+                f"env index {env_index}: a truncated episode has no recorded terminal action mask, so its "
+                "bootstrap counts every action as valid for the env (optimistic). Wrap each env with "
+                "RecordTerminalActionMask, e.g. make_vec_env(..., wrapper_class=RecordTerminalActionMask).",
+                stacklevel=3,
+            )
 
     def _on_step(self) -> None:
         super()._on_step()
@@ -492,15 +392,17 @@ class MaskableDQN(DQN):
             )
 
     # ------------------------------------------------------------------ training
-    def _target_q_values(self, replay_data: MaskableReplayBufferSamples) -> th.Tensor:
+    def _target_q_values(
+        self, replay_data: MaskableReplayBufferSamples | MaskableDictReplayBufferSamples, next_masks: th.Tensor | None
+    ) -> th.Tensor:
         """
         One-step TD targets ``r + (1 - done) * gamma * Q_target(s', a*)``; ``a*`` maximises over the valid next actions.
 
         :param replay_data: a sampled batch
+        :param next_masks: ``(batch, n_actions)`` masks of its next observations (None: all valid)
         :return: ``(batch, 1)`` targets
         """
         discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
-        next_masks = replay_data.next_action_masks
         with th.no_grad():
             next_q_values = self.q_net_target(replay_data.next_observations)
             if self.double_q:
@@ -520,7 +422,7 @@ class MaskableDQN(DQN):
         losses = []
         for _ in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-            target_q_values = self._target_q_values(replay_data)  # type: ignore[arg-type]
+            target_q_values = self._target_q_values(replay_data, self._next_action_masks(replay_data))  # type: ignore[arg-type]
             current_q_values = th.gather(self.q_net(replay_data.observations), dim=1, index=replay_data.actions.long())
             loss = F.smooth_l1_loss(current_q_values, target_q_values)
             losses.append(loss.item())
@@ -553,4 +455,16 @@ class MaskableDQN(DQN):
         )
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_action_masks", "_action_masks_obs", "_masks_env"]
+        return [*super()._excluded_save_params(), "_env_masks", "_action_masks", "_masks_obs", "_masks_env"]
+
+
+def _buffer_class_for(observation_space: spaces.Space) -> type[MaskableReplayBuffer | MaskableDictReplayBuffer]:
+    return MaskableDictReplayBuffer if isinstance(observation_space, spaces.Dict) else MaskableReplayBuffer
+
+
+def _n_batch(policy: BasePolicy, observation: Any) -> int:
+    """Number of observations in ``observation`` (1 for a single, non-vectorized one)."""
+    if not policy.is_vectorized_observation(observation):
+        return 1
+    first = next(iter(observation.values())) if isinstance(observation, dict) else observation
+    return len(first)

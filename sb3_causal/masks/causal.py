@@ -20,9 +20,17 @@ type-level graph shared by all devices, see :class:`~sb3_causal.variables.Causal
 
 Exploration and fallbacks, per env and per call: with probability ``eta`` the causal mask is *lifted*
 (only the env's mask applies) so the structure learner keeps receiving interventions on every
-variable; the draw uses the provider's own seeded generator, so runs reproduce. Where the AND of the
+variable; the draw uses the provider's own seeded generator (saved with a model, see
+:meth:`CausalMask.state_dict`), so runs reproduce. With an intervention ``chooser`` a lifted row
+allows only the env-valid actions whose (unit, variable) target the chooser picks among those some
+valid action of the row targets (``chooser=None``: every env-valid action, the paper's lift). Where the AND of the
 causal and env masks is empty (nothing active, or the graph points only at invalid actions) the env
 mask applies alone. An env mask row with no valid action is an error, never a silent uniform sample.
+
+Why not :meth:`CausalGraph.top_k_active`: that rule fills ``k`` with later generations of the active
+subgraph when fewer than ``k`` active variables have no active ancestor, and has no notion of units or
+hop reach; the mask keeps only non-dominated pairs (on FaultAlarmRL's units x types layout), so the
+mask computes its own vectorised rule here.
 
 Cost: per graph update, one ancestor matrix and upstream rank (networkx, milliseconds); per call,
 two small matrix products over ``(batch, units, variables)`` and a sort of the few candidates.
@@ -30,13 +38,42 @@ two small matrix products over ``(batch, units, variables)`` and a sort of the f
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 import numpy as np
 
 from sb3_causal.graph import CausalGraph
 from sb3_causal.masks.base import combine_with_env_masks
 from sb3_causal.variables import CausalVariables
 
-__all__ = ["CausalMask"]
+__all__ = ["DEFAULT_ACTIVITY_THRESHOLD", "DEFAULT_ETA", "DEFAULT_K", "CausalMask", "check_mask_parameters"]
+
+#: (unit, variable) root-cause candidates the mask keeps per state
+DEFAULT_K = 5
+#: probability of lifting the mask per env and step (the paper's Causal PPO value; Causal DQN uses 0.2)
+DEFAULT_ETA = 0.3
+#: a state value is active when its absolute value exceeds this
+DEFAULT_ACTIVITY_THRESHOLD = 0.0
+
+
+class _Chooser(Protocol):
+    """An intervention chooser (see ``sb3_causal.discovery.choosers.InterventionChooser``)."""
+
+    def choose(self, candidates: np.ndarray, rng: np.random.Generator) -> np.ndarray: ...
+
+
+def check_mask_parameters(k: Any, eta: Any, activity_threshold: Any = 0.0) -> None:
+    """The one check of the causal mask's parameters (the algorithms call it in their constructors).
+
+    :raises ValueError: naming the parameter, when ``k`` is not an integer >= 1, ``eta`` not in [0, 1] or
+        ``activity_threshold`` negative
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k (the number of top causal candidates the mask keeps) must be an integer >= 1, got {k!r}")
+    if not 0.0 <= float(eta) <= 1.0:
+        raise ValueError(f"eta (the probability of lifting the causal mask) must be in [0, 1], got {eta!r}")
+    if not float(activity_threshold) >= 0:
+        raise ValueError(f"activity_threshold must be >= 0, got {activity_threshold!r}")
 
 
 class CausalMask:
@@ -49,32 +86,31 @@ class CausalMask:
         (the env mask alone applies); in [0, 1]
     :param seed: seed of the generator of the ``eta`` draws
     :param activity_threshold: a state value is active when its absolute value exceeds this
+    :param chooser: an intervention chooser for lifted rows (None: a lifted row allows every env-valid action)
+    :param n_hops: hops a cause reaches (default: the layout's; 1 when the layout leaves it to the learner,
+        until :meth:`update_graph` gives the learner's)
     """
 
     def __init__(
         self,
         layout: CausalVariables,
         graph: CausalGraph,
-        k: int = 5,
-        eta: float = 0.3,
+        k: int = DEFAULT_K,
+        eta: float = DEFAULT_ETA,
         seed: int | None = None,
-        activity_threshold: float = 0.0,
+        activity_threshold: float = DEFAULT_ACTIVITY_THRESHOLD,
+        chooser: _Chooser | None = None,
+        n_hops: int | None = None,
     ) -> None:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k (the number of top causal candidates kept) must be an integer >= 1, got {k!r}")
-        if not 0.0 <= float(eta) <= 1.0:
-            raise ValueError(f"eta (the probability of lifting the causal mask) must be in [0, 1], got {eta!r}")
-        if activity_threshold < 0:
-            raise ValueError(f"activity_threshold must be >= 0, got {activity_threshold!r}")
+        check_mask_parameters(k, eta, activity_threshold)
         self.layout = layout
         self.k = int(k)
         self.eta = float(eta)
         self.activity_threshold = float(activity_threshold)
+        self.chooser = chooser
         self.rng = np.random.default_rng(seed)
         u, v = layout.n_units, layout.n_variables
-        n_hops = 1 if layout.n_hops is None else layout.n_hops  # undeclared: same unit until a learner chooses
-        dist = layout.unit_distances(2 * (n_hops - 1))
-        self._reach = (dist >= 0).astype(np.float32)  # [n, m]: an active cause on m can dominate n
+        self._set_reach(n_hops if n_hops is not None else (layout.n_hops or 1))
         targets = layout.action_target
         self._action_ok = targets >= 0
         self._action_pair = np.where(self._action_ok, targets, 0)
@@ -86,8 +122,21 @@ class CausalMask:
         self.update_graph(graph)
 
     # ------------------------------------------------------------------ graph
-    def update_graph(self, graph: CausalGraph) -> None:
-        """Precompute the graph's ancestor matrix and upstream rank (once per graph update)."""
+    def _set_reach(self, n_hops: int) -> None:
+        """Units within ``2 * (n_hops - 1)`` hops: where an active cause can dominate (see module doc)."""
+        self.n_hops = int(n_hops)
+        dist = self.layout.unit_distances(2 * (self.n_hops - 1))
+        self._reach = (dist >= 0).astype(np.float32)  # [n, m]: an active cause on m can dominate n
+
+    def update_graph(self, graph: CausalGraph, n_hops: int | None = None) -> None:
+        """Precompute the graph's ancestor matrix and upstream rank (once per graph update).
+
+        :param graph: the new graph over the layout's variables
+        :param n_hops: the hop reach of effects in use (the learner's), recomputing the domination reach;
+            None keeps the current one
+        """
+        if n_hops is not None and int(n_hops) != self.n_hops:
+            self._set_reach(n_hops)
         if tuple(graph.variables) != tuple(self.layout.names):
             raise ValueError(
                 f"graph variables {list(graph.variables)} do not match the layout's {list(self.layout.names)}"
@@ -126,17 +175,41 @@ class CausalMask:
         kept = self.causal_pairs(observations)
         causal = kept[:, self._action_pair] & self._action_ok
         batch = causal.shape[0]
+        lifted = np.zeros(batch, dtype=bool)
         if explore and self.eta > 0:
             lifted = self.rng.random(batch) < self.eta
-            causal[lifted] = True  # AND with the env mask leaves the env mask alone
-            self.n_lifted += int(lifted.sum())
-        else:
-            lifted = np.zeros(batch, dtype=bool)
+            causal[lifted] = self._lifted_rows(env_masks, lifted)
         masks, fallback = combine_with_env_masks(causal, env_masks)
-        self.n_rows += batch
-        self.n_fallback += int((fallback & ~lifted).sum())
-        self.n_allowed += int(masks[~lifted].sum())
+        if explore:  # the statistics describe the masks acted with, not those of predict or a DQN target
+            self.n_rows += batch
+            self.n_lifted += int(lifted.sum())
+            self.n_fallback += int((fallback & ~lifted).sum())
+            self.n_allowed += int(masks[~lifted].sum())
         return masks
+
+    def _lifted_rows(self, env_masks: np.ndarray | None, lifted: np.ndarray) -> np.ndarray | bool:
+        """What a lifted row allows before the AND with the env mask: everything, or the chooser's targets."""
+        if self.chooser is None:
+            return True  # AND with the env mask leaves the env mask alone
+        n_actions = self._action_pair.size
+        valid = np.ones((int(lifted.sum()), n_actions), dtype=bool) if env_masks is None else env_masks[lifted]
+        valid = valid & self._action_ok
+        candidates = np.zeros((valid.shape[0], self._targetable.size), dtype=bool)
+        rows, actions = np.nonzero(valid)
+        candidates[rows, self._action_pair[actions]] = True
+        chosen = np.asarray(self.chooser.choose(candidates, self.rng), dtype=bool)
+        if chosen.shape != candidates.shape:
+            raise ValueError(f"the chooser returned shape {chosen.shape}, expected {candidates.shape}")
+        return chosen[:, self._action_pair] & self._action_ok
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """The generator state of the ``eta`` draws (JSON-serialisable), so a saved model resumes the same draws."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.rng.bit_generator.state = state["rng"]
 
     def reset_stats(self) -> None:
         self.n_rows = 0

@@ -15,19 +15,21 @@ so the mask the agent acts with is the mask it stores::
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, unwrap_vec_normalize
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
+from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_causal.common.vec_env.causal_mask_vec_env import CausalMaskVecEnv
 from sb3_causal.masks.base import MaskProvider
 
 __all__ = ["MaskProviderVecEnv"]
 
 
-class MaskProviderVecEnv(VecEnvWrapper):
+class MaskProviderVecEnv(CausalMaskVecEnv):
     """A VecEnv whose ``action_masks()`` are a mask provider's masks of its current observations.
+
+    The caching, VecNormalize handling and ``env_method("action_masks")`` answer are
+    :class:`~sb3_causal.common.vec_env.CausalMaskVecEnv`'s (the wrapper the causal algorithms act through);
+    this class only binds it to a provider.
 
     :param venv: the VecEnv to wrap (may contain a ``VecNormalize``: the provider sees its original
         observations)
@@ -42,45 +44,15 @@ class MaskProviderVecEnv(VecEnvWrapper):
                 "provider must implement the MaskProvider interface: __call__(observations, env_masks, *, explore) "
                 f"and update_graph(graph); got {type(provider).__name__}"
             )
-        super().__init__(venv)
         self.provider = provider
         self.explore = bool(explore)
         self.record = bool(record)
         #: the masks served, one (n_envs, n_actions) array per step, when ``record`` is set
         self.served_masks: list[np.ndarray] = []
-        self._obs: Any = None
-        self._masks: np.ndarray | None = None
-        self._env_has_masks = venv.has_attr("action_masks")
+        super().__init__(venv, self._provider_masks)
 
-    def reset(self) -> Any:
-        self._obs, self._masks = self.venv.reset(), None
-        return self._obs
-
-    def step_wait(self) -> VecEnvStepReturn:
-        obs, rewards, dones, infos = self.venv.step_wait()
-        self._obs, self._masks = obs, None
-        return obs, rewards, dones, infos
-
-    def current_masks(self) -> np.ndarray:
-        """The masks of the current observations of all envs, ``(n_envs, n_actions)`` bool (cached per step)."""
-        if self._masks is None:
-            if self._obs is None:
-                raise RuntimeError("MaskProviderVecEnv: reset() the env before asking for action masks")
-            vec_normalize = unwrap_vec_normalize(self.venv)
-            raw = vec_normalize.get_original_obs() if vec_normalize is not None else self._obs
-            env_masks = np.stack(self.venv.env_method("action_masks")).astype(bool) if self._env_has_masks else None
-            self._masks = np.asarray(self.provider(np.asarray(raw), env_masks, explore=self.explore), dtype=bool)
-            if self.record:
-                self.served_masks.append(self._masks.copy())
-        return self._masks
-
-    def env_method(
-        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
-    ) -> list[Any]:
-        if method_name == "action_masks" and not method_args and not method_kwargs:
-            masks = self.current_masks()
-            return [masks[i] for i in self._get_indices(indices)]
-        return self.venv.env_method(method_name, *method_args, indices=indices, **method_kwargs)
-
-    def has_attr(self, attr_name: str) -> bool:
-        return attr_name == "action_masks" or self.venv.has_attr(attr_name)
+    def _provider_masks(self, raw_obs: np.ndarray, env_masks: np.ndarray | None) -> np.ndarray:
+        masks = np.asarray(self.provider(np.asarray(raw_obs), env_masks, explore=self.explore), dtype=bool)
+        if self.record:
+            self.served_masks.append(masks.copy())
+        return masks
