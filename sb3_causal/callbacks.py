@@ -18,25 +18,20 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from sb3_causal.discovery.initial import INITIAL_METHODS
-from sb3_causal.discovery.initial import initial_graph as make_initial_graph
+from sb3_causal.discovery.initial import INITIAL_METHODS, initial_graph_for_env
 from sb3_causal.discovery.online import OnlineCausalLearner
 from sb3_causal.graph import CausalGraph
 from sb3_causal.variables import CausalVariables
 
 __all__ = [
-    "DEFAULT_N_EVENTS",
     "DEFAULT_UPDATE_FREQ",
     "CausalGraphCallback",
     "check_initial_graph",
     "check_update_freq",
-    "resolve_initial_graph",
 ]
 
 #: env steps (summed over envs) between two graph updates: the one default of the callback and the algorithms
 DEFAULT_UPDATE_FREQ = 1000
-#: observational alarm events recorded for a ``"thp"`` initial graph
-DEFAULT_N_EVENTS = 2000
 _STATE_METHODS = ("pc", "ges", "pcmci")
 
 
@@ -122,31 +117,6 @@ def check_learner_memory(layout: CausalVariables, available: int | None = None) 
         )
 
 
-def resolve_initial_graph(
-    initial: str | CausalGraph,
-    env: VecEnv,
-    layout: CausalVariables,
-    seed: int | None = None,
-    n_events: int = DEFAULT_N_EVENTS,
-    **kwargs: Any,
-) -> CausalGraph:
-    """Build an initial graph for ``env``: a given graph, or a method of :func:`initial_graph`.
-
-    ``"thp"`` records ``n_events`` observational alarm events from the env's ``record_alarm_log``
-    (FaultAlarmRL has one) unless an ``alarm_log`` is passed in ``kwargs``.
-    """
-    if isinstance(initial, CausalGraph):
-        return make_initial_graph(initial, layout.names)
-    if initial == "thp" and "alarm_log" not in kwargs:
-        if not env.has_attr("record_alarm_log"):  # never call a missing method: it kills a SubprocVecEnv worker
-            raise ValueError(
-                "initial graph 'thp' needs an alarm event log: the env has no record_alarm_log(n_events, seed); "
-                "pass alarm_log=... in initial_kwargs"
-            )
-        kwargs["alarm_log"] = env.env_method("record_alarm_log", n_events, seed, indices=[0])[0]
-    return make_initial_graph(initial, layout.names, layout=layout, seed=seed, **kwargs)
-
-
 class CausalGraphCallback(BaseCallback):
     """Learn a causal graph online from the transitions of any SB3 algorithm.
 
@@ -163,7 +133,7 @@ class CausalGraphCallback(BaseCallback):
     :param initial_kwargs: data and options for the initial method (e.g. ``states=...`` for ``"pc"``)
     :param learner: a ready learner (e.g. ``OnlineCausalLearner(layout, initial_graph("thp", ...))``); without
         one, the callback builds it when training starts from ``layout``, ``initial_graph`` (through
-        :func:`resolve_initial_graph`) and ``learner_kwargs`` (a convenience)
+        :func:`~sb3_causal.discovery.initial.initial_graph_for_env`) and ``learner_kwargs`` (a convenience)
     :param learner_kwargs: keyword arguments of :class:`OnlineCausalLearner`
     :param update_freq: env steps between graph updates (pending transitions wait for the next update, also
         across ``learn`` calls, so ``learn(a); learn(b, reset_num_timesteps=False)`` learns the graph of
@@ -229,7 +199,7 @@ class CausalGraphCallback(BaseCallback):
                 check_learner_memory(self.layout)
             else:
                 self.layout.check_env(env.observation_space, env.action_space)
-            init = resolve_initial_graph(self.initial_graph, env, self.layout, seed=self.seed, **self.initial_kwargs)
+            init = initial_graph_for_env(self.initial_graph, env, self.layout, seed=self.seed, **self.initial_kwargs)
             self.learner = OnlineCausalLearner(self.layout, init, **self.learner_kwargs)
         else:
             self.layout = self.learner.layout

@@ -38,7 +38,7 @@ def load_graph(path: str | Path) -> Any:
     :return: a :class:`~sb3_causal.graph.CausalGraph`
     :raises CliError: when the file does not exist or holds no causal graph
     """
-    from sb3_causal.algos.causal_base import GRAPH_ENTRY
+    from sb3_causal.common.save_util import GRAPH_ENTRY
     from sb3_causal.graph import CausalGraph
 
     path = Path(path)

@@ -229,7 +229,8 @@ class CausalGraph:
         """A per-variable rank where smaller means more upstream.
 
         Variables are ranked by topological generation (sources first), then by how many
-        descendants they have (more first), then by index. ``top_k_active`` uses it.
+        descendants they have (more first), then by index. :class:`~sb3_causal.masks.CausalMask` ranks
+        its candidates by it.
         """
         depth = np.zeros(self.n_variables, dtype=np.int64)
         for level, generation in enumerate(nx.topological_generations(self._g)):
@@ -240,27 +241,6 @@ class CausalGraph:
         rank = np.empty(self.n_variables, dtype=np.int64)
         rank[order] = np.arange(self.n_variables)
         return rank
-
-    def top_k_active(self, active: Iterable[Any], k: int) -> list[str]:
-        """The ``k`` most upstream variables of the subgraph induced by the ``active`` ones.
-
-        The paper's TopK causal order of G restricted to active variables: active variables with no
-        active ancestor come first; within a generation, those with more active descendants (the
-        likelier root causes of what is seen) come first, then by :meth:`upstream_rank`.
-        """
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        names = {self.name(v) for v in active}
-        if not names:
-            return []
-        sub = self._g.subgraph(names)
-        rank = self.upstream_rank()
-        ordered: list[str] = []
-        for generation in nx.topological_generations(sub):
-            ordered.extend(sorted(generation, key=lambda v: (-len(nx.descendants(sub, v)), rank[self._index[v]])))
-            if len(ordered) >= k:
-                break
-        return ordered[:k]
 
     def compare(self, truth: CausalGraph) -> GraphMetrics:
         """Precision, recall, F1 of directed edges and the structural Hamming distance to ``truth``."""

@@ -50,15 +50,6 @@ def test_bad_names_and_shapes(chain):
         chain.remove_edge("d", "a")
 
 
-def test_top_k_active(chain):
-    # among active {b, c, d}: b and d have no active ancestor; b has more descendants, so it comes first
-    assert chain.top_k_active(["c", "b", "d"], k=2) == ["b", "d"]
-    assert chain.top_k_active(["c"], k=3) == ["c"]
-    assert chain.top_k_active([], k=1) == []
-    with pytest.raises(ValueError, match="k must be >= 1"):
-        chain.top_k_active(["a"], k=0)
-
-
 def test_compare_metrics(chain):
     truth = CausalGraph(["a", "b", "c", "d"], [("a", "b"), ("b", "c"), ("c", "d")])
     m = chain.compare(truth)

@@ -17,7 +17,7 @@ Options of a method go through ``**method_kwargs`` (e.g. ``alpha=0.05`` for PC, 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,7 +26,10 @@ from sb3_causal.discovery.thp import TopologicalHawkes
 from sb3_causal.graph import CausalGraph
 from sb3_causal.variables import CausalVariables
 
-__all__ = ["INITIAL_METHODS", "initial_graph"]
+if TYPE_CHECKING:  # annotation only: discovery does not depend on SB3 at run time
+    from stable_baselines3.common.vec_env import VecEnv
+
+__all__ = ["DEFAULT_N_EVENTS", "INITIAL_METHODS", "initial_graph", "initial_graph_for_env"]
 
 INITIAL_METHODS = ("thp", "pc", "ges", "pcmci", "empty", "random", "full")
 _STATE_METHODS = {"pc": pc_lagged, "ges": ges_lagged, "pcmci": pcmci_lagged}
@@ -138,3 +141,32 @@ def _as_unit_states(states: np.ndarray, layout: CausalVariables | None, n_variab
 def _no_options(method: str, options: dict[str, Any]) -> None:
     if options:
         raise ValueError(f"{method} takes no options; got {sorted(options)}")
+
+
+#: observational alarm events recorded for a ``"thp"`` initial graph
+DEFAULT_N_EVENTS = 2000
+
+
+def initial_graph_for_env(
+    initial: str | CausalGraph,
+    env: VecEnv,
+    layout: CausalVariables,
+    seed: int | None = None,
+    n_events: int = DEFAULT_N_EVENTS,
+    **kwargs: Any,
+) -> CausalGraph:
+    """Build an initial graph for ``env``: a given graph, or a method of :func:`initial_graph`.
+
+    ``"thp"`` records ``n_events`` observational alarm events from the env's ``record_alarm_log``
+    (FaultAlarmRL has one) unless an ``alarm_log`` is passed in ``kwargs``.
+    """
+    if isinstance(initial, CausalGraph):
+        return initial_graph(initial, layout.names)
+    if initial == "thp" and "alarm_log" not in kwargs:
+        if not env.has_attr("record_alarm_log"):  # never call a missing method: it kills a SubprocVecEnv worker
+            raise ValueError(
+                "initial graph 'thp' needs an alarm event log: the env has no record_alarm_log(n_events, seed); "
+                "pass alarm_log=... in initial_kwargs"
+            )
+        kwargs["alarm_log"] = env.env_method("record_alarm_log", n_events, seed, indices=[0])[0]
+    return initial_graph(initial, layout.names, layout=layout, seed=seed, **kwargs)

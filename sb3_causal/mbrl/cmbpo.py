@@ -434,11 +434,8 @@ class CMBPO(SAC):
             (action_names, "action_names", n_a, "a"),
         ):
             names = given
-            if names is None and self.env is not None:
-                try:
-                    names = self.env.get_attr(attr)[0]
-                except AttributeError:
-                    names = None
+            if names is None and self.env is not None and self.env.has_attr(attr):  # never get_attr a missing one
+                names = self.env.get_attr(attr, indices=[0])[0]
             names = tuple(str(v) for v in names) if names is not None else tuple(f"{prefix}{i}" for i in range(n))
             if len(names) != n:
                 raise ValueError(f"{attr} has {len(names)} names for {n} entries: {names}")
