@@ -9,7 +9,7 @@ that is not Discrete); "unsupported" when our class refuses a feature it does no
 this test unless it is a known, deliberate difference (:data:`BY_DESIGN`). Mode ``graph_free`` gives envs
 without a causal layout a pass-through mask provider without a graph (see the plugin), so those tests still
 exercise the rest of our class. The counts go to the JSON line printed at the end (run with ``-s``) and are
-recorded in ``notes/algos_note.md``.
+recorded in the issue 12 closing note.
 
     pytest -m slow tests/test_conformance.py -s
 """

@@ -1,4 +1,10 @@
-"""CausalMaskablePPO 2048 steps on FaultAlarmRL-v0: torch threads 1 vs the default, interleaved A/B/A/B."""
+"""Torch threads for small MLP agents: CausalMaskablePPO, 2,048 steps on FaultAlarmRL-v0, one thread
+against torch's default, in separate processes interleaved 1 / default / 1 / default.
+
+    python benchmarks/torch_threads.py
+
+Prints each run, then one JSON line: the runs and the median wall / CPU ratio default / one thread.
+"""
 
 import json
 import subprocess
@@ -29,4 +35,15 @@ for _rep in range(2):
         )
         runs.append(json.loads(out))
         print(runs[-1], flush=True)
-print(json.dumps(runs))
+one = [r for r in runs if r["threads"] == 1]
+default = [r for r in runs if r["threads"] != 1]
+print(
+    json.dumps(
+        {
+            "benchmark": "torch_threads",
+            "runs": runs,
+            "wall_ratio_default_over_one": sorted(d["wall"] / o["wall"] for o, d in zip(one, default))[len(one) // 2],
+            "cpu_ratio_default_over_one": sorted(d["cpu"] / o["cpu"] for o, d in zip(one, default))[len(one) // 2],
+        }
+    )
+)
