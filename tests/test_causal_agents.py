@@ -577,3 +577,24 @@ def test_a_graph_free_module_provider_on_images_is_saved_in_the_zip(cls: type, t
     for a, b in zip(loaded.mask_provider.state_dict().values(), provider.state_dict().values()):
         th.testing.assert_close(a, b, rtol=0, atol=0)
     np.testing.assert_array_equal(loaded._predict_masks(obs, None), model._predict_masks(obs, None))
+
+
+def test_a_chooser_steers_the_lifted_steps_and_bad_choosers_are_refused(tmp_path) -> None:
+    from sb3_causal.discovery.choosers import LeastEvidenceChooser
+
+    env = gym.make("FactoredSCM-v0", n_variables=6, model_seed=0)
+    chooser = LeastEvidenceChooser(n_variables=6, slack=0.0)
+    model = CausalMaskablePPO(
+        "MlpPolicy", env, eta=1.0, chooser=chooser, graph_update_freq=64, n_steps=64, batch_size=64, n_epochs=1, seed=0
+    )
+    model.learn(256)
+    assert model.mask_provider.chooser is chooser
+    treated = np.asarray(model.causal_learner.n_treated)
+    assert chooser.evidence.tolist() == treated.tolist()  # updated with the learner's evidence
+    # a lifted row (eta = 1) allows only the actions on the least-treated variables
+    obs, _ = env.reset(seed=1)
+    allowed = model.mask_provider(obs[None], None, explore=True)[0]
+    least = set(np.flatnonzero(treated == treated.min()).tolist())
+    assert allowed[:6].any() and set(np.flatnonzero(allowed[:6]).tolist()) <= least
+    with pytest.raises(TypeError, match="InterventionChooser"):
+        CausalMaskablePPO("MlpPolicy", env, chooser=object())

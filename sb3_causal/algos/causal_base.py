@@ -52,6 +52,7 @@ from sb3_causal.common.save_util import (
     read_zip_entries,
     write_zip,
 )
+from sb3_causal.discovery.choosers import InterventionChooser
 from sb3_causal.discovery.online import OnlineCausalLearner
 from sb3_causal.graph import CausalGraph
 from sb3_causal.masks import CausalMask, MaskProvider
@@ -94,6 +95,7 @@ class CausalAlgorithmMixin:
         graph_update_freq: int,
         mask_provider: MaskProvider | None,
         activity_threshold: float,
+        chooser: InterventionChooser | None = None,
         check_env: bool = True,
     ) -> None:
         """Validate the causal arguments and create the graph callback (the learner is built lazily).
@@ -112,6 +114,12 @@ class CausalAlgorithmMixin:
         self.k = int(k)
         self.eta = float(eta)
         self.activity_threshold = float(activity_threshold)
+        if chooser is not None and not isinstance(chooser, InterventionChooser):
+            raise TypeError(
+                "chooser must implement the InterventionChooser interface: choose(candidates, rng) and "
+                f"update(learner); got {type(chooser).__name__}"
+            )
+        self.chooser = chooser
         self.graph_update_freq = int(graph_update_freq)
         self.learner_kwargs = dict(learner_kwargs or {})
         self.mask_provider: MaskProvider | None = mask_provider
@@ -192,6 +200,7 @@ class CausalAlgorithmMixin:
                 eta=self.eta,
                 seed=self.seed,
                 activity_threshold=self.activity_threshold,
+                chooser=self.chooser,
             )
 
     def _setup_model(self) -> None:

@@ -21,6 +21,7 @@ from sb3_causal.algos.causal_base import DEFAULT_UPDATE_FREQ, CausalAlgorithmMix
 from sb3_causal.algos.dqn_policies import MaskableDQNPolicy
 from sb3_causal.algos.maskable_dqn import MaskableDQN
 from sb3_causal.common.maskable.buffers import MaskableDictReplayBuffer, MaskableReplayBuffer
+from sb3_causal.discovery.choosers import InterventionChooser
 from sb3_causal.graph import CausalGraph
 from sb3_causal.masks import MaskProvider
 from sb3_causal.masks.causal import DEFAULT_ACTIVITY_THRESHOLD, DEFAULT_K
@@ -60,6 +61,9 @@ class CausalDQN(CausalAlgorithmMixin, MaskableDQN):
     :param graph_update_freq: env steps between graph updates
     :param mask_provider: another :class:`~sb3_causal.masks.MaskProvider` instead of the causal mask
     :param activity_threshold: a state value is active when its absolute value exceeds this
+    :param chooser: which interventions an eta-lifted (exploratory) step may take, e.g.
+        :class:`~sb3_causal.discovery.choosers.LeastEvidenceChooser` (variables with the least evidence first);
+        None: every env-valid action (the paper's lift). Used by the default causal mask only
     :param double_q: double-DQN targets (with ``"DuelingMlpPolicy"``: D3QN)
     :param policy_kwargs: policy keyword arguments (default ``net_arch=[128, 128]``)
     :param seed: seed of the networks, the env, the initial graph and the mask's eta draws
@@ -82,6 +86,7 @@ class CausalDQN(CausalAlgorithmMixin, MaskableDQN):
         graph_update_freq: int = DEFAULT_UPDATE_FREQ,
         mask_provider: MaskProvider | None = None,
         activity_threshold: float = DEFAULT_ACTIVITY_THRESHOLD,
+        chooser: InterventionChooser | None = None,
         learning_rate: float | Schedule = 3e-4,
         buffer_size: int = 100_000,
         learning_starts: int = 512,
@@ -147,6 +152,7 @@ class CausalDQN(CausalAlgorithmMixin, MaskableDQN):
             graph_update_freq=graph_update_freq,
             mask_provider=mask_provider,
             activity_threshold=activity_threshold,
+            chooser=chooser,
             check_env=_init_setup_model,
         )
         if _init_setup_model:

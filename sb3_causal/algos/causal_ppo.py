@@ -27,6 +27,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 
 from sb3_causal.algos.causal_base import DEFAULT_UPDATE_FREQ, CausalAlgorithmMixin
 from sb3_causal.common.vec_env import CausalMaskVecEnv
+from sb3_causal.discovery.choosers import InterventionChooser
 from sb3_causal.graph import CausalGraph
 from sb3_causal.masks import MaskProvider
 from sb3_causal.masks.causal import DEFAULT_ACTIVITY_THRESHOLD, DEFAULT_ETA, DEFAULT_K
@@ -67,6 +68,9 @@ class CausalMaskablePPO(CausalAlgorithmMixin, MaskablePPO):
     :param graph_update_freq: env steps between graph updates
     :param mask_provider: another :class:`~sb3_causal.masks.MaskProvider` instead of the causal mask
     :param activity_threshold: a state value is active when its absolute value exceeds this
+    :param chooser: which interventions an eta-lifted (exploratory) step may take, e.g.
+        :class:`~sb3_causal.discovery.choosers.LeastEvidenceChooser` (variables with the least evidence first);
+        None: every env-valid action (the paper's lift). Used by the default causal mask only
     :param learning_rate: the learning rate (or a schedule)
     :param n_steps: steps per env per update
     :param batch_size: minibatch size
@@ -106,6 +110,7 @@ class CausalMaskablePPO(CausalAlgorithmMixin, MaskablePPO):
         graph_update_freq: int = DEFAULT_UPDATE_FREQ,
         mask_provider: MaskProvider | None = None,
         activity_threshold: float = DEFAULT_ACTIVITY_THRESHOLD,
+        chooser: InterventionChooser | None = None,
         learning_rate: float | Schedule = 3e-4,
         n_steps: int = 256,
         batch_size: int | None = 64,
@@ -171,6 +176,7 @@ class CausalMaskablePPO(CausalAlgorithmMixin, MaskablePPO):
             graph_update_freq=graph_update_freq,
             mask_provider=mask_provider,
             activity_threshold=activity_threshold,
+            chooser=chooser,
             check_env=_init_setup_model,
         )
         if self.env is not None:
