@@ -3,7 +3,9 @@
 Drivers: ``random`` (random valid actions: on FaultAlarmRL random-over-active treatments, on a
 factored env uniform over all n + 1 actions; ``--chooser least`` sends each step to the candidate
 variables with the least evidence, the :class:`LeastEvidenceChooser` in this loop), ``ppo`` and
-``dqn`` (plain SB3 agents with :class:`CausalGraphCallback` and its defaults). The learner gets the
+``dqn`` (plain SB3 agents with :class:`CausalGraphCallback` and its defaults), ``causal_dqn``
+(:class:`CausalDQN` under its own causal mask; ``--chooser least`` sends its eta-lifted steps to the
+variables with the least evidence). The learner gets the
 transitions every ``--update-every`` steps; F1 / precision / recall / SHD against the env's true
 graph are tracked. Ends with one JSON line (``f1``, ..., ``n_hops``, ``initial_f1``, ``seconds``).
 
@@ -12,6 +14,7 @@ Seeds: defaults were tuned on model seeds 0-1 (TUNING_SEEDS); report on 2-6 (REP
     python benchmarks/structure_learning.py --init random --steps 20000 --seed 0
     python benchmarks/structure_learning.py --env FactoredSCM-v0 --n-variables 20 --family poisson --model-seed 2
     python benchmarks/structure_learning.py --env FactoredSCM-v0 --driver dqn --steps 20000 --model-seed 3
+    python benchmarks/structure_learning.py --env FactoredSCM-v0 --n-variables 20 --driver causal_dqn --chooser least
 """
 
 from __future__ import annotations
@@ -112,6 +115,32 @@ def agent_driver(env, learner, args, truth, curve) -> None:
     model.learn(args.steps, callback=callback)
 
 
+def causal_dqn_driver(env, init, learner_kwargs, args, truth, curve):
+    """CausalDQN acting under its own causal mask; ``--chooser least`` sends its eta-lifted steps to the
+    variables with the least evidence. Returns the agent's learner (built inside the agent)."""
+    import torch as th
+
+    from sb3_causal import CausalDQN
+
+    th.set_num_threads(1)
+    n_variables = len(init.variables)
+    chooser = LeastEvidenceChooser(n_variables) if args.chooser == "least" else None
+    model = CausalDQN(
+        "MlpPolicy",
+        env,
+        initial_graph=init,
+        learner_kwargs=learner_kwargs,
+        graph_update_freq=args.update_every,
+        chooser=chooser,
+        seed=args.seed,
+    )
+    model.graph_callback.on_update.append(
+        lambda graph: record(curve, model.causal_learner.n_transitions, graph, truth, model.causal_learner)
+    )
+    model.learn(args.steps)
+    return model.causal_learner
+
+
 def record(curve: list, step: int, graph, truth, learner) -> None:
     m = graph.compare(truth)
     curve.append({"step": step, **m.as_dict()})
@@ -129,8 +158,10 @@ def main() -> None:
     parser.add_argument("--family", default="gaussian0", help="factored env: gaussian0, gaussian or poisson")
     parser.add_argument("--intervention", default="zero", help="factored env: zero, random or shift")
     parser.add_argument("--n-edges", type=int, default=None, help="factored env: edges (0: a null SCM)")
-    parser.add_argument("--driver", default="random", choices=["random", "ppo", "dqn"])
-    parser.add_argument("--chooser", default="uniform", choices=["uniform", "least"], help="random driver only")
+    parser.add_argument("--driver", default="random", choices=["random", "ppo", "dqn", "causal_dqn"])
+    parser.add_argument(
+        "--chooser", default="uniform", choices=["uniform", "least"], help="random and causal_dqn drivers"
+    )
     parser.add_argument("--init", default=None, choices=INITIAL_METHODS, help="default: random (FaultAlarmRL), empty")
     parser.add_argument("--steps", type=int, default=20_000, help="env steps of interventions")
     parser.add_argument("--seed", type=int, default=0)
@@ -179,6 +210,11 @@ def main() -> None:
     cpu0 = time.process_time()
     if args.driver == "random":
         random_driver(env, learner, args, truth, rng, curve)
+    elif args.driver == "causal_dqn":
+        kwargs = {key: value for key, value in options.items() if value is not None}
+        if args.n_hops is not None:
+            kwargs["n_hops"] = args.n_hops
+        learner = causal_dqn_driver(env, init, kwargs, args, truth, curve)
     else:
         agent_driver(env, learner, args, truth, curve)
     seconds = time.perf_counter() - start
