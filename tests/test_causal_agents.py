@@ -524,7 +524,7 @@ def test_loading_another_algorithms_zip_is_a_clear_error(tmp_path: Path) -> None
         CausalDQN.load(tmp_path / "causal_ppo.zip")
 
 
-# ---------------------------------------------------------------------------- shared interfaces (COMMON.md 1)
+# ------------------------------------------------------------ mask providers without a graph, saved in the zip
 class BestScoreMask(th.nn.Module):
     """A mask provider holding a network and no causal graph: the env-valid action of highest score."""
 

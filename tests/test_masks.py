@@ -177,7 +177,7 @@ def test_true_graph_mask_keeps_the_oracle_action_on_fault_alarm() -> None:
     assert hits == n
 
 
-# ---------------------------------------------------------------------------- shared interfaces (COMMON.md)
+# ---------------------------------------------------------------------------- shared interfaces
 def test_update_graph_with_n_hops_recomputes_the_domination_reach() -> None:
     layout = line_layout(4, n_hops=2)
     mask = CausalMask(layout, CHAIN, k=10, eta=0.0)

@@ -215,8 +215,8 @@ class CausalAlgorithmMixin:
         if self.mask_provider is None:
             return
         learner = self.causal_learner
-        # learner.n_hops: the hop reach in use (COMMON.md interface 3); until the learner branch lands, the layout's
-        self.mask_provider.update_graph(graph, n_hops=getattr(learner, "n_hops", learner.layout.n_hops))
+        # the hop reach in use: declared by the layout, or chosen from data by the learner
+        self.mask_provider.update_graph(graph, n_hops=learner.n_hops)
         chooser = getattr(self.mask_provider, "chooser", None)
         if chooser is not None:
             chooser.update(learner)
@@ -396,7 +396,7 @@ class CausalAlgorithmMixin:
             if self.mask_provider is None:  # a user's provider passed to load() is kept
                 self._setup_causal()
             else:
-                self.mask_provider.update_graph(graph, n_hops=getattr(learner, "n_hops", layout.n_hops))
+                self.mask_provider.update_graph(graph, n_hops=learner.n_hops)
         if MASK_ENTRY in entries and isinstance(self.mask_provider, CausalMask):
             try:
                 self.mask_provider.load_state_dict(json.loads(_text(entries, MASK_ENTRY, source)))
