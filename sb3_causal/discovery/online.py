@@ -700,8 +700,8 @@ class OnlineCausalLearner:
         return effect, strongest, n_treated
 
     def _conditional_active(self) -> bool:
-        """The conditional channels need one unit (per-variable Gram matrices) and unweighted rows."""
-        return self.conditional_test and self._single_unit and self.count_weighting is False
+        """The conditional channels need one unit (Gram matrices per intervened variable)."""
+        return self.conditional_test and self._single_unit
 
     def _conditional_tstats(
         self, ancestors: np.ndarray, strata: np.ndarray, control: dict[str, np.ndarray]
@@ -728,6 +728,7 @@ class OnlineCausalLearner:
         v = self.layout.n_variables
         out = np.zeros((2, v, v))
         stratum_grams = np.concatenate([self._gram_intervened, (self._gram - self._gram_intervened.sum(axis=0))[None]])
+        stratum_rows = np.append(self._n_rows_intervened, self._n_rows - self._n_rows_intervened.sum())
         # Kurtosis inflation of x_t+1[j] from the control's sums: Var(y^2) against a normal's 4 m^2 s^2 + 2 s^4.
         with np.errstate(divide="ignore", invalid="ignore"):
             n = control["n"][:, :v]
@@ -754,7 +755,8 @@ class OnlineCausalLearner:
             a_inv = np.linalg.inv(a + ridge[:, None, None] * eye)
             rhs = control_grams[:, :-1, -1] * keep
             beta = np.einsum("iab,ib->ia", a_inv, rhs)
-            n_c, n_t = control_grams[:, 0, 0], treated_grams[:, 0, 0]
+            w_t = treated_grams[:, 0, 0]  # sums of row weights (row counts when rows are unweighted)
+            n_c, n_t = strata[:, :, j].T.astype(np.float64) @ stratum_rows, self._n_rows_intervened
             dof = n_c - keep.sum(axis=1)
             g_t = np.where(mask, treated_grams[:, :-1, :-1], 0.0)
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -765,12 +767,12 @@ class OnlineCausalLearner:
                     - 2 * np.einsum("ia,ia->i", beta, treated_grams[:, :-1, -1] * keep)
                     + np.einsum("ia,iab,ib->i", beta, g_t, beta)
                 )
-                mean_r, mean_r2 = sum_r / n_t, sum_r2 / n_t
-                x_bar = g_t[:, 0] / n_t[:, None]
+                mean_r, mean_r2 = sum_r / w_t, sum_r2 / n_t
+                x_bar = g_t[:, 0] / w_t[:, None]
                 leverage = np.einsum("ia,iab,ib->i", x_bar, a_inv, x_bar)  # variance of the fit at x_bar / s2
                 fit_error = np.einsum("iab,iba->i", a_inv, g_t) / n_t  # E[mean squared fit error] / s2
-                var_r = np.maximum(mean_r2 - mean_r**2, 0.0)
-                t_mean = mean_r / np.sqrt((var_r / n_t + s2 * leverage) * deff[:, 0, j])
+                phi_t = np.maximum(sum_r2 - mean_r * sum_r, 0.0) / n_t  # weighted residual variance, treated
+                t_mean = mean_r / np.sqrt((phi_t / w_t + s2 * leverage) * deff[:, 0, j])
                 var_second = 2 * s2**2 * (1 / n_t + 1 / dof) * kurtosis[:, j] * deff[:, 1, j]
                 t_second = (mean_r2 - s2 * (1 + fit_error)) / np.sqrt(var_second)
             ok = (n_t >= self.min_treated) & (dof >= self.min_treated)
