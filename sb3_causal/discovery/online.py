@@ -383,6 +383,7 @@ class OnlineCausalLearner:
         self._gram_intervened = np.zeros((v, f, f))  # single unit: rows whose action intervened on i
         self._n_rows = 0.0
         self._n_rows_intervened = np.zeros(v)
+        self._weight_squares = np.zeros(v + 1)  # sums of squared row weights: [i] rows that set i, [-1] all
         self.n_transitions = 0
         self.n_updates = 0
 
@@ -456,6 +457,7 @@ class OnlineCausalLearner:
             gram = self._gram if target < 0 else self._gram_intervened[target]
             gram[0, 0] += n_empty  # an all-zero row has weight 1 and adds to the intercept only
             _add_gram(gram, z, weights)
+            self._weight_squares[target] += weights @ weights + n_empty  # target -1: the main Gram matrix
             if target < 0:
                 self._n_rows += z.shape[0] + n_empty
             else:
@@ -729,6 +731,8 @@ class OnlineCausalLearner:
         out = np.zeros((2, v, v))
         stratum_grams = np.concatenate([self._gram_intervened, (self._gram - self._gram_intervened.sum(axis=0))[None]])
         stratum_rows = np.append(self._n_rows_intervened, self._n_rows - self._n_rows_intervened.sum())
+        squares = self._weight_squares
+        stratum_squares = np.append(squares[:v], squares[v] - squares[:v].sum())
         # Kurtosis inflation of x_t+1[j] from the control's sums: Var(y^2) against a normal's 4 m^2 s^2 + 2 s^4.
         with np.errstate(divide="ignore", invalid="ignore"):
             n = control["n"][:, :v]
@@ -755,25 +759,35 @@ class OnlineCausalLearner:
             a_inv = np.linalg.inv(a + ridge[:, None, None] * eye)
             rhs = control_grams[:, :-1, -1] * keep
             beta = np.einsum("iab,ib->ia", a_inv, rhs)
-            w_t = treated_grams[:, 0, 0]  # sums of row weights (row counts when rows are unweighted)
+            w_c, w_t = control_grams[:, 0, 0], treated_grams[:, 0, 0]  # sums of row weights (rows if unweighted)
             n_c, n_t = strata[:, :, j].T.astype(np.float64) @ stratum_rows, self._n_rows_intervened
+            # Variance factor of a weighted mean, n sum(w^2) / sum(w)^2 = 1 + CV(w)^2 (1 for unweighted rows):
+            # it makes the weighted mean's variance hold whether or not the weights match the variance.
+            spread_c = n_c * (strata[:, :, j].T.astype(np.float64) @ stratum_squares) / w_c**2
+            spread_t = n_t * squares[:v] / w_t**2
             dof = n_c - keep.sum(axis=1)
             g_t = np.where(mask, treated_grams[:, :-1, :-1], 0.0)
             with np.errstate(divide="ignore", invalid="ignore"):
-                s2 = np.maximum(control_grams[:, -1, -1] - np.einsum("ia,ia->i", beta, rhs), 0.0) / dof
+                # Residual variance (weighted mean of squares; with weights w, w_c * dof / n_c stands for dof).
+                s2 = np.maximum(control_grams[:, -1, -1] - np.einsum("ia,ia->i", beta, rhs), 0.0) / (w_c * dof / n_c)
                 sum_r = treated_grams[:, 0, -1] - np.einsum("ia,ia->i", beta, g_t[:, 0])
                 sum_r2 = (
                     treated_grams[:, -1, -1]
                     - 2 * np.einsum("ia,ia->i", beta, treated_grams[:, :-1, -1] * keep)
                     + np.einsum("ia,iab,ib->i", beta, g_t, beta)
                 )
-                mean_r, mean_r2 = sum_r / w_t, sum_r2 / n_t
+                mean_r, mean_r2 = sum_r / w_t, sum_r2 / w_t
                 x_bar = g_t[:, 0] / w_t[:, None]
                 leverage = np.einsum("ia,iab,ib->i", x_bar, a_inv, x_bar)  # variance of the fit at x_bar / s2
-                fit_error = np.einsum("iab,iba->i", a_inv, g_t) / n_t  # E[mean squared fit error] / s2
-                phi_t = np.maximum(sum_r2 - mean_r * sum_r, 0.0) / n_t  # weighted residual variance, treated
-                t_mean = mean_r / np.sqrt((phi_t / w_t + s2 * leverage) * deff[:, 0, j])
-                var_second = 2 * s2**2 * (1 / n_t + 1 / dof) * kurtosis[:, j] * deff[:, 1, j]
+                # E[mean squared fit error] / s2
+                fit_error = np.einsum("iab,iba->i", a_inv, g_t) / w_t * np.maximum(spread_c, 1.0) * w_c / n_c
+                phi_t = np.maximum(sum_r2 - mean_r * sum_r, 0.0) / w_t  # weighted residual variance, treated
+                var_mean = (
+                    phi_t / n_t * np.maximum(spread_t, 1.0) + s2 * leverage * np.maximum(spread_c, 1.0) * w_c / n_c
+                )
+                t_mean = mean_r / np.sqrt(var_mean * deff[:, 0, j])
+                var_second = 2 * s2**2 * (np.maximum(spread_t, 1.0) / n_t + np.maximum(spread_c, 1.0) / dof)
+                var_second = var_second * kurtosis[:, j] * deff[:, 1, j]
                 t_second = (mean_r2 - s2 * (1 + fit_error)) / np.sqrt(var_second)
             ok = (n_t >= self.min_treated) & (dof >= self.min_treated)
             out[0, :, j] = np.where(ok, np.nan_to_num(t_mean, posinf=0.0, neginf=0.0), 0.0)
@@ -892,6 +906,7 @@ class OnlineCausalLearner:
             "gram_intervened": self._gram_intervened.copy(),
             "n_rows": self._n_rows,
             "n_rows_intervened": self._n_rows_intervened.copy(),
+            "weight_squares": self._weight_squares.copy(),
             "n_transitions": self.n_transitions,
             "n_updates": self.n_updates,
             "n_hops": -1 if self.n_hops is None else self.n_hops,
@@ -921,6 +936,9 @@ class OnlineCausalLearner:
         self._gram_intervened = np.asarray(state["gram_intervened"], dtype=np.float64).copy()
         self._n_rows = float(state["n_rows"])
         self._n_rows_intervened = np.asarray(state["n_rows_intervened"], dtype=np.float64).copy()
+        # Older files: row counts bound the squared weights (weights are at most 1), a conservative stand-in.
+        squares = state.get("weight_squares", np.append(self._n_rows_intervened, self._n_rows))
+        self._weight_squares = np.asarray(squares, dtype=np.float64).copy()
         self.n_transitions = int(state["n_transitions"])
         self.n_updates = int(state["n_updates"])
         buffer = state.get("hop_buffer")
