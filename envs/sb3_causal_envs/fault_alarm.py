@@ -81,9 +81,13 @@ class AlarmSimulator:
         self._tgt_end = self._tgt_ptr[1:]  # one past each pair's last target
         self._n_tgt = np.diff(self._tgt_ptr)
         self._rows_per_alarm = max(4, math.ceil(float(self._n_tgt.mean())))
+        self._row_scalar = np.zeros((), dtype=np.int64)
         self._transient = model.transient.ravel()
         self._root_pairs = np.array([d * v + t for t in model.root_types for d in model.root_devices], dtype=np.int64)
-        self._root_devices = np.asarray(model.root_devices)
+        self._root_devices = np.asarray(model.root_devices, dtype=np.int64)
+        self._initial_types = np.resize(np.asarray(model.root_types, dtype=np.int64), model.n_initial_roots)
+        self._initial_starts = np.zeros(model.n_initial_roots)
+        self._initial_parents = np.full(model.n_initial_roots, -1, dtype=np.int64)
         noise_devices = np.setdiff1d(np.arange(n), model.root_devices)
         noise_types = np.setdiff1d(np.arange(v), model.root_types)
         self._noise_pairs = (noise_devices[:, None] * v + noise_types[None, :]).ravel()
@@ -125,6 +129,7 @@ class AlarmSimulator:
             if used:
                 buf[:used] = getattr(self, name)[:used]
             setattr(self, name, buf)
+        self._arange = np.arange(row_capacity)
 
     def _reserve(self, n_alarms: int, n_rows: int) -> None:
         if n_alarms > self._pair.size or n_rows > self._cand_pair.size:
@@ -165,12 +170,16 @@ class AlarmSimulator:
     def reset(self) -> None:
         """Place the initial root alarms, then simulate until enough alarms are active."""
         self.clear()
-        m, v = self.model, self.model.n_types
-        types = np.resize(np.asarray(m.root_types), m.n_initial_roots)
-        devices = self.rng.choice(self._root_devices, size=m.n_initial_roots)
-        self._add(devices * v + types, np.zeros(m.n_initial_roots), np.full(m.n_initial_roots, -1), root=True)
+        m = self.model
+        # rng.choice(root_devices, size) with replacement, without its Python overhead (the same draws)
+        chosen = self.rng.integers(0, self._root_devices.size, size=m.n_initial_roots, dtype=np.int64)
+        pairs = self._root_devices[chosen]
+        pairs *= m.n_types
+        pairs += self._initial_types
+        self._add(pairs, self._initial_starts, self._initial_parents, root=True)
+        need = m.min_initial_alarms
         for _ in range(10_000):
-            if self._n >= m.min_initial_alarms:
+            if self._n >= need:
                 return
             self.advance()
         raise RuntimeError(
@@ -240,42 +249,26 @@ class AlarmSimulator:
         child_pair = self._cand_pair[rows]
         child_start = child_start[ok]
         child_parent = self._row_stop[: self._n].searchsorted(rows, side="right")
-        keep = self._under_pair_cap(child_pair, child_start)
-        if keep is not None:
-            child_pair, child_start, child_parent = child_pair[keep], child_start[keep], child_parent[keep]
+        counts, limit = self.counts, self._pair_limit
+        if ok.size == 1:  # the common case: one child, one check
+            p = int(child_pair[0])
+            if counts[p] >= limit:
+                return 0
+            counts[p] += 1
+            self._add_one(p, float(child_start[0]), int(child_parent[0]), root=False, counted=True)
+            return 1
+        room = limit - counts[child_pair]
+        if room.min() < ok.size:  # the pair cap may bind: keep the earliest per pair, ties in order
+            keep = _earliest_per_pair(child_pair, child_start, room)
+            if keep is not None:
+                child_pair, child_start, child_parent = child_pair[keep], child_start[keep], child_parent[keep]
+        np.add.at(counts, child_pair, 1)
         if child_pair.size <= _SCALAR_ADDS:
             for p, s, par in zip(child_pair.tolist(), child_start.tolist(), child_parent.tolist()):
-                self._add_one(p, s, par, root=False)
+                self._add_one(p, s, par, root=False, counted=True)
         else:
-            self._add(child_pair, child_start, child_parent, root=False)
+            self._add(child_pair, child_start, child_parent, root=False, counted=True)
         return int(child_pair.size)
-
-    def _under_pair_cap(self, pairs: np.ndarray, starts: np.ndarray) -> list[int] | None:
-        """Which new alarms fit under the pair cap (earliest first per pair; ties in order); None when
-        all of them do. A handful of new alarms per generation: a Python pass over them."""
-        limit = self._pair_limit
-        if pairs.size == 1:
-            return None if self.counts[pairs[0]] < limit else []
-        room: dict[int, int] = {}
-        members: dict[int, list[int]] = {}
-        overflow = False
-        for i, (p, held) in enumerate(zip(pairs.tolist(), self.counts[pairs].tolist())):
-            if p in members:
-                members[p].append(i)
-            else:
-                members[p] = [i]
-                room[p] = limit - held
-            overflow = overflow or len(members[p]) > room[p]
-        if not overflow:
-            return None
-        start = starts.tolist()
-        keep: list[int] = []
-        for p, idx in members.items():
-            if len(idx) > room[p]:
-                idx = sorted(idx, key=start.__getitem__)[: max(room[p], 0)]  # stable: ties keep their order
-            keep += idx
-        keep.sort()
-        return keep
 
     def _add_spontaneous(self, pair: int, t0: float, t1: float, root: bool) -> None:
         if self.counts[pair] >= self._pair_limit:
@@ -287,8 +280,8 @@ class AlarmSimulator:
         self._late_start = self._late_start or start > t1
         self._add_one(pair, start, -1, root=root)
 
-    def _add_one(self, pair: int, start: float, parent: int, root: bool) -> None:
-        """Add one alarm (Python scalars) and its candidate rows."""
+    def _add_one(self, pair: int, start: float, parent: int, root: bool, counted: bool = False) -> None:
+        """Add one alarm (Python scalars) and its candidate rows (``counted``: ``counts`` already has it)."""
         n, rows = self._n, self._n_rows
         lo, hi = self._tgt_ptr_list[pair], self._tgt_ptr_list[pair + 1]
         stop = rows + hi - lo
@@ -310,42 +303,59 @@ class AlarmSimulator:
         self._cand_end[rows:stop] = end
         self._cand_begin[rows:stop] = start
         self._n, self._n_rows = n + 1, stop
-        self.counts[pair] += 1
+        if not counted:
+            self.counts[pair] += 1
         if self.events is not None:
             self.events.append((np.array([pair]), np.array([start])))
 
-    def _add(self, pairs: np.ndarray, starts: np.ndarray, parents: np.ndarray, root: bool) -> None:
-        """Add alarms (arrays) and their candidate rows."""
+    def _add(
+        self, pairs: np.ndarray, starts: np.ndarray, parents: np.ndarray, root: bool, counted: bool = False
+    ) -> None:
+        """Add alarms (arrays) and their candidate rows (``counted``: ``counts`` already has them)."""
         n, k, rows = self._n, pairs.size, self._n_rows
         n_tgt = self._n_tgt[pairs]
-        cum = n_tgt.cumsum()
+        cum = np.add.accumulate(n_tgt)
         stop = rows + int(cum[-1])
-        row_stop = cum + rows
         self._reserve(n + k, stop)
         self._pair[n : n + k] = pairs
         self._start[n : n + k] = starts
         self._parent[n : n + k] = parents
         self._is_root[n : n + k] = root
-        self._row_stop[n : n + k] = row_stop
+        np.add(cum, self._row_offset(rows), out=self._row_stop[n : n + k])
         ends = self._end[n : n + k]
-        ends.fill(np.inf)
-        transient = self._transient[pairs]
-        if transient.any():
+        ends.fill(math.inf)
+        transient = self._transient[pairs].nonzero()[0]
+        if transient.size:  # a few per batch: their lifetimes in Python scalars
             m = self.model
-            life = np.maximum(m.transient_min, self.rng.exponential(m.transient_mean, size=int(transient.sum())))
-            ends[transient] = starts[transient] + life
-            self._next_expiry = min(self._next_expiry, float(ends.min()))
+            low = m.transient_min
+            life = self.rng.exponential(m.transient_mean, size=transient.size).tolist()
+            start = starts[transient].tolist()
+            end = [s + (x if x > low else low) for s, x in zip(start, life)]
+            ends[transient] = end
+            self._next_expiry = min(self._next_expiry, *end)
         if stop > rows:
             # Each new alarm's slice of the CSR target arrays, concatenated.
-            offs = np.arange(stop - rows) + (self._tgt_end[pairs] - cum).repeat(n_tgt)
-            self._cand_pair[rows:stop] = self._tgt_pair[offs]
-            self._cand_scale[rows:stop] = self._tgt_scale[offs]
-            self._cand_end[rows:stop] = ends.repeat(n_tgt)
+            offs = self._tgt_end[pairs]
+            offs -= cum
+            offs = offs.repeat(n_tgt)
+            offs += self._arange[: stop - rows]
+            self._tgt_pair.take(offs, out=self._cand_pair[rows:stop])
+            self._tgt_scale.take(offs, out=self._cand_scale[rows:stop])
+            if transient.size:
+                self._cand_end[rows:stop] = ends.repeat(n_tgt)
+            else:
+                self._cand_end[rows:stop] = math.inf
             self._cand_begin[rows:stop] = starts.repeat(n_tgt)
         self._n, self._n_rows = n + k, stop
-        np.add.at(self.counts, pairs, 1)
+        if not counted:
+            np.add.at(self.counts, pairs, 1)
         if self.events is not None:
             self.events.append((pairs.copy(), starts.copy()))
+
+    def _row_offset(self, rows: int) -> np.ndarray:
+        """``rows`` as a 0-d int64 array (array-array ufuncs skip the Python scalar conversion)."""
+        self._row_scalar[()] = rows
+        return self._row_scalar
 
     def _remove(self, dead: np.ndarray) -> int:
         """Remove the marked alarms and all their descendants, then compact the arrays and the table.
@@ -366,7 +376,7 @@ class AlarmSimulator:
         while True:  # one pass per generation of descendants
             newly = marked[parent]
             newly &= alive
-            if not newly.any():
+            if not np.count_nonzero(newly):
                 break
             marked[lo:n] |= newly
             alive ^= newly  # newly is a subset of alive
@@ -443,8 +453,10 @@ class AlarmSimulator:
     # ------------------------------------------------------------------ read-outs
     def oldest_start(self) -> np.ndarray:
         """Start of each pair's oldest live alarm (``inf`` for pairs with none)."""
-        out = np.full(self.n_pairs, np.inf)
-        np.minimum.at(out, self.pair, self.start)
+        out = np.empty(self.n_pairs)
+        out.fill(math.inf)
+        n = self._n
+        np.minimum.at(out, self._pair[:n], self._start[:n])
         return out
 
     def latest_start(self) -> np.ndarray:
@@ -533,17 +545,20 @@ class FaultAlarmEnv(gym.Env):
         return self._observation(), self._info(treated=None, n_removed=0)
 
     def step(self, action):
-        sim = self._require_sim()
+        sim = self._sim
+        if sim is None:
+            raise gym.error.ResetNeeded("call reset() before using the FaultAlarmRL env")
         a = int(action)
         if not 0 <= a < self._n_actions:
             raise ValueError(f"action {action!r} is outside Discrete({self.action_space.n})")
         m = self.model
-        m_t = sim.n_alarms - int(sim.counts[a])
-        n_removed = sim.treat(a)
-        if sim.n_alarms:  # a treatment that clears the network ends the episode before new alarms
+        held = int(sim.counts[a])
+        m_t = sim._n - held
+        n_removed = sim.treat(a) if held else 0
+        if sim._n:  # a treatment that clears the network ends the episode before new alarms
             sim.advance()
         self._steps += 1
-        m_t1 = sim.n_alarms
+        m_t1 = sim._n
         progress = 1.0 if m_t == 0 or m_t1 == 0 else (m_t - m_t1) / m_t
         reward = progress - m.step_penalty * self._steps
         if self.reward_decimals is not None:
@@ -682,9 +697,9 @@ class FaultAlarmEnv(gym.Env):
     def _observation(self) -> np.ndarray:
         sim = self._require_sim()
         counts = sim.counts
-        obs = np.zeros((sim.n_pairs, 2), dtype=np.float32)
-        obs[:, 0] = counts
-        if sim.n_alarms:
+        obs = np.zeros(2 * sim.n_pairs, dtype=np.float32)
+        obs[0::2] = counts
+        if sim._n:
             if self.obs_mode == "age":
                 active = counts.nonzero()[0]
                 feature = sim.oldest_start()[active]  # in place: -expm1(-(time - oldest) / scale)
@@ -692,16 +707,18 @@ class FaultAlarmEnv(gym.Env):
                 np.divide(feature, self._age_scale, out=feature)
                 np.expm1(feature, out=feature)
                 np.negative(feature, out=feature)
-                obs[active, 1] = feature
+                active *= 2
+                active += 1
+                obs[active] = feature
             else:
-                obs[:, 1] = sim.latest_start()
-        return obs.ravel()
+                obs[1::2] = sim.latest_start()
+        return obs
 
     def _info(self, treated: int | None, n_removed: int) -> dict[str, Any]:
         sim = self._require_sim()
         return {
-            "alarms": sim.n_alarms,
-            "roots_remaining": int(np.count_nonzero(sim.is_root)),
+            "alarms": sim._n,
+            "roots_remaining": int(np.count_nonzero(sim._is_root[: sim._n])),
             "treated_pair": None if treated is None else divmod(treated, self.n_types),
             "treated_alarms": n_removed,
             "steps": self._steps,
@@ -736,6 +753,23 @@ def _propagation_targets(model: AlarmModel) -> tuple[np.ndarray, np.ndarray, np.
     else:
         rate = sp.csr_array((n_pairs, n_pairs))
     return rate.indptr.astype(np.int64), rate.indices.astype(np.int64), 1.0 / rate.data
+
+
+def _earliest_per_pair(pairs: np.ndarray, starts: np.ndarray, room: np.ndarray) -> np.ndarray | None:
+    """Which of a generation's new alarms fit under the pair cap: per pair, the ``room`` earliest (ties in
+    generation order), in generation order; None when all of them fit. ``room[i]``: free places of
+    ``pairs[i]``'s pair."""
+    order = np.lexsort((starts, pairs))  # by pair, then start; stable, so ties keep generation order
+    grouped = pairs[order]
+    new_group = np.empty(grouped.size, dtype=bool)
+    new_group[0] = True
+    np.not_equal(grouped[1:], grouped[:-1], out=new_group[1:])
+    position = np.arange(grouped.size)
+    rank = position - np.maximum.accumulate(np.where(new_group, position, 0))  # place within the pair
+    fits = rank < room[order]
+    if fits.all():
+        return None
+    return np.sort(order[fits])
 
 
 def _n_logged(sim: AlarmSimulator) -> int:
