@@ -82,6 +82,7 @@ class AlarmSimulator:
         self._n_tgt = np.diff(self._tgt_ptr)
         self._rows_per_alarm = max(4, math.ceil(float(self._n_tgt.mean())))
         self._row_scalar = np.zeros((), dtype=np.int64)
+        self._time_scalar = np.zeros(())  # 0-d: array-array ufuncs skip the Python scalar conversion
         self._transient = model.transient.ravel()
         self._root_pairs = np.array([d * v + t for t in model.root_types for d in model.root_devices], dtype=np.int64)
         self._root_devices = np.asarray(model.root_devices, dtype=np.int64)
@@ -130,6 +131,8 @@ class AlarmSimulator:
                 buf[:used] = getattr(self, name)[:used]
             setattr(self, name, buf)
         self._arange = np.arange(row_capacity)
+        self._scratch = np.empty(row_capacity)  # per-row temporaries of a window
+        self._scratch_bool = np.empty(row_capacity, dtype=bool)
 
     def _reserve(self, n_alarms: int, n_rows: int) -> None:
         if n_alarms > self._pair.size or n_rows > self._cand_pair.size:
@@ -236,30 +239,39 @@ class AlarmSimulator:
         """Add the children that candidate rows ``first:last`` trigger inside [t0, t1) (and before a
         transient parent ends); return how many were added. Rows before ``own`` start their clock at
         ``t0``, the others at their parent's start (``_cand_begin``)."""
-        child_start = self.rng.standard_exponential(last - first)
+        k = last - first
+        child_start = self.rng.standard_exponential(k)
         child_start *= self._cand_scale[first:last]
         if own > first:
-            child_start[: own - first] += t0
+            self._time_scalar[()] = t0
+            child_start[: own - first] += self._time_scalar
         if last > own:
             child_start[own - first :] += self._cand_begin[own:last]
-        ok = (child_start < np.minimum(self._cand_end[first:last], t1)).nonzero()[0]
+        limit_time = self._scratch[:k]
+        self._time_scalar[()] = t1
+        np.minimum(self._cand_end[first:last], self._time_scalar, out=limit_time)
+        inside = self._scratch_bool[:k]
+        np.less(child_start, limit_time, out=inside)
+        ok = inside.nonzero()[0]
         if ok.size == 0:
             return 0
-        rows = ok + first
-        child_pair = self._cand_pair[rows]
-        child_start = child_start[ok]
-        child_parent = self._row_stop[: self._n].searchsorted(rows, side="right")
         counts, limit = self.counts, self._pair_limit
-        if ok.size == 1:  # the common case: one child, one check
-            p = int(child_pair[0])
+        if ok.size == 1:  # the common case: one child, in Python scalars
+            i = int(ok[0])
+            p = int(self._cand_pair[first + i])
             if counts[p] >= limit:
                 return 0
             counts[p] += 1
-            self._add_one(p, float(child_start[0]), int(child_parent[0]), root=False, counted=True)
+            parent = int(self._row_stop[: self._n].searchsorted(first + i, side="right"))
+            self._add_one(p, float(child_start[i]), parent, root=False, counted=True)
             return 1
-        room = limit - counts[child_pair]
-        if room.min() < ok.size:  # the pair cap may bind: keep the earliest per pair, ties in order
-            keep = _earliest_per_pair(child_pair, child_start, room)
+        child_start = child_start[ok]
+        ok += first
+        child_pair = self._cand_pair[ok]
+        child_parent = self._row_stop[: self._n].searchsorted(ok, side="right")
+        held = counts[child_pair]
+        if int(held[held.argmax()]) + ok.size > limit:  # the pair cap may bind: earliest per pair first
+            keep = _earliest_per_pair(child_pair, child_start, limit - held)
             if keep is not None:
                 child_pair, child_start, child_parent = child_pair[keep], child_start[keep], child_parent[keep]
         np.add.at(counts, child_pair, 1)
