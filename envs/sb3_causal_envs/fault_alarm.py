@@ -32,7 +32,8 @@ __all__ = ["AlarmLog", "AlarmSimulator", "FaultAlarmEnv"]
 
 OBS_MODES = ("age", "absolute_time")
 _PYTHON_TAIL = 32  # a removal whose compacted tail is at most this long runs in Python
-_SCALAR_ADDS = 6  # a generation of at most this many children is added alarm by alarm (Python scalars)
+_SCALAR_ADDS = 6
+_TWO_STAGE_ROWS = 512  # a generation with at least this many rows checks t1 first, parent ends after  # a generation of at most this many children is added alarm by alarm (Python scalars)
 
 
 @dataclass(frozen=True)
@@ -247,12 +248,20 @@ class AlarmSimulator:
             child_start[: own - first] += self._time_scalar
         if last > own:
             child_start[own - first :] += self._cand_begin[own:last]
-        limit_time = self._scratch[:k]
         self._time_scalar[()] = t1
-        np.minimum(self._cand_end[first:last], self._time_scalar, out=limit_time)
         inside = self._scratch_bool[:k]
-        np.less(child_start, limit_time, out=inside)
-        ok = inside.nonzero()[0]
+        if k < _TWO_STAGE_ROWS:
+            limit_time = self._scratch[:k]
+            np.minimum(self._cand_end[first:last], self._time_scalar, out=limit_time)
+            np.less(child_start, limit_time, out=inside)
+            ok = inside.nonzero()[0]
+        else:  # before t1 over all rows, then before the parent's end over the few that are
+            np.less(child_start, self._time_scalar, out=inside)
+            ok = inside.nonzero()[0]
+            if ok.size:
+                before_end = child_start[ok] < self._cand_end[first:last][ok]
+                if np.count_nonzero(before_end) < ok.size:
+                    ok = ok[before_end]
         if ok.size == 0:
             return 0
         counts, limit = self.counts, self._pair_limit
@@ -270,10 +279,18 @@ class AlarmSimulator:
         child_pair = self._cand_pair[ok]
         child_parent = self._row_stop[: self._n].searchsorted(ok, side="right")
         held = counts[child_pair]
-        if int(held[held.argmax()]) + ok.size > limit:  # the pair cap may bind: earliest per pair first
-            keep = _earliest_per_pair(child_pair, child_start, limit - held)
-            if keep is not None:
-                child_pair, child_start, child_parent = child_pair[keep], child_start[keep], child_parent[keep]
+        if int(held[held.argmax()]) + ok.size > limit:  # the pair cap may bind
+            # Children of full pairs go first (the common case once pairs fill up), then, if a pair
+            # still gets more children than it has room for, its earliest ones stay.
+            room = limit - held
+            fits = (room > 0).nonzero()[0]
+            if fits.size < ok.size:
+                child_pair, child_start, child_parent = child_pair[fits], child_start[fits], child_parent[fits]
+                room = room[fits]
+            if fits.size and int(room[room.argmin()]) < fits.size:
+                keep = _earliest_per_pair(child_pair, child_start, room)
+                if keep is not None:
+                    child_pair, child_start, child_parent = child_pair[keep], child_start[keep], child_parent[keep]
         np.add.at(counts, child_pair, 1)
         if child_pair.size <= _SCALAR_ADDS:
             for p, s, par in zip(child_pair.tolist(), child_start.tolist(), child_parent.tolist()):
