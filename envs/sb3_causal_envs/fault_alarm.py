@@ -350,7 +350,9 @@ class AlarmSimulator:
         self._start[n : n + k] = starts
         self._parent[n : n + k] = parents
         self._is_root[n : n + k] = root
-        np.add(cum, self._row_offset(rows), out=self._row_stop[n : n + k])
+        offset = self._row_scalar  # 0-d: array-array ufuncs skip the Python scalar conversion
+        offset[()] = rows
+        np.add(cum, offset, out=self._row_stop[n : n + k])
         ends = self._end[n : n + k]
         ends.fill(math.inf)
         transient = self._transient[pairs].nonzero()[0]
@@ -380,11 +382,6 @@ class AlarmSimulator:
             np.add.at(self.counts, pairs, 1)
         if self.events is not None:
             self.events.append((pairs.copy(), starts.copy()))
-
-    def _row_offset(self, rows: int) -> np.ndarray:
-        """``rows`` as a 0-d int64 array (array-array ufuncs skip the Python scalar conversion)."""
-        self._row_scalar[()] = rows
-        return self._row_scalar
 
     def _remove(self, dead: np.ndarray) -> int:
         """Remove the marked alarms and all their descendants, then compact the arrays and the table.
@@ -441,7 +438,9 @@ class AlarmSimulator:
         children, so one forward pass marks every descendant; the table's kept row runs move down."""
         n = self._n
         dead_tail = dead[lo:n].tolist()
-        pairs, parents, stops = (buf[lo:n].tolist() for buf in (self._pair, self._parent, self._row_stop))
+        pairs = self._pair[lo:n].tolist()
+        parents = self._parent[lo:n].tolist()
+        stops = self._row_stop[lo:n].tolist()
         counts = self.counts
         new_index = [0] * (n - lo)
         keep: list[int] = []
