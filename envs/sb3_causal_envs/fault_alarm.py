@@ -441,9 +441,13 @@ class AlarmSimulator:
         pairs = self._pair[lo:n].tolist()
         parents = self._parent[lo:n].tolist()
         stops = self._row_stop[lo:n].tolist()
+        ends = self._end[lo:n].tolist()
         counts = self.counts
+        expiry = self._next_expiry
+        expiry_left = False  # a removed alarm held the earliest end: recompute it
         new_index = [0] * (n - lo)
         keep: list[int] = []
+        kept_pair: list[int] = []
         kept_parent: list[int] = []
         kept_stop: list[int] = []
         read = write = prev_stop = int(self._row_stop[lo - 1]) if lo else 0
@@ -452,22 +456,29 @@ class AlarmSimulator:
             if dead_tail[j] or (par >= lo and dead_tail[par - lo]):
                 dead_tail[j] = True
                 counts[pairs[j]] -= 1
+                expiry_left = expiry_left or ends[j] <= expiry
                 write = self._move_rows(read, prev_stop, write)
                 read = stops[j]
             else:
                 new_index[j] = lo + len(keep)
                 keep.append(j)
+                kept_pair.append(pairs[j])
                 kept_parent.append(new_index[par - lo] if par >= lo else par)
                 kept_stop.append(stops[j] - read + write)
             prev_stop = stops[j]
         n_rows = self._move_rows(read, self._n_rows, write)
         k = lo + len(keep)
-        for buf in (self._pair, self._start, self._end, self._is_root):
-            buf[lo:k] = buf[lo:n][keep]
-        self._parent[lo:k] = kept_parent
-        self._row_stop[lo:k] = kept_stop
+        if k < n:
+            index = np.array(keep, dtype=np.intp)
+            index += lo
+            for buf in (self._start, self._end, self._is_root):
+                buf[lo:k] = buf[index]
+            self._pair[lo:k] = kept_pair
+            self._parent[lo:k] = kept_parent
+            self._row_stop[lo:k] = kept_stop
         self._n, self._n_rows = k, n_rows
-        self._next_expiry = float(np.minimum.reduce(self._end[:k])) if k else np.inf
+        if expiry_left:
+            self._next_expiry = float(np.minimum.reduce(self._end[:k])) if k else math.inf
         return n - k
 
     def _move_rows(self, first: int, last: int, to: int) -> int:
