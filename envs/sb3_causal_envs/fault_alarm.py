@@ -33,6 +33,7 @@ __all__ = ["AlarmLog", "AlarmSimulator", "FaultAlarmEnv"]
 OBS_MODES = ("age", "absolute_time")
 _PYTHON_TAIL = 32  # a removal whose compacted tail is at most this long runs in Python
 _SCALAR_ADDS = 6
+_PYTHON_ROWS = 24  # a generation with at most this many candidate rows is drawn in Python scalars
 _TWO_STAGE_ROWS = 512  # a generation with at least this many rows checks t1 first, parent ends after  # a generation of at most this many children is added alarm by alarm (Python scalars)
 
 
@@ -241,6 +242,8 @@ class AlarmSimulator:
         transient parent ends); return how many were added. Rows before ``own`` start their clock at
         ``t0``, the others at their parent's start (``_cand_begin``)."""
         k = last - first
+        if k <= _PYTHON_ROWS:
+            return self._trigger_few(first, own, last, t0, t1)
         child_start = self.rng.standard_exponential(k)
         child_start *= self._cand_scale[first:last]
         if own > first:
@@ -262,6 +265,25 @@ class AlarmSimulator:
                 before_end = child_start[ok] < self._cand_end[first:last][ok]
                 if np.count_nonzero(before_end) < ok.size:
                     ok = ok[before_end]
+        return self._add_children(first, ok, child_start)
+
+    def _trigger_few(self, first: int, own: int, last: int, t0: float, t1: float) -> int:
+        """``_trigger`` for a few rows, in Python scalars: the same draws and the same float operations
+        (product, then sum; compared with the smaller of the parent's end and ``t1``)."""
+        draws = self.rng.standard_exponential(last - first).tolist()
+        scale = self._cand_scale[first:last].tolist()
+        ends = self._cand_end[first:last].tolist()
+        n_t0 = max(own - first, 0)
+        begins = [t0] * n_t0 + self._cand_begin[first + n_t0 : last].tolist()
+        starts = [d * c + b for d, c, b in zip(draws, scale, begins)]
+        ok = [i for i, (x, e) in enumerate(zip(starts, ends)) if x < (e if e < t1 else t1)]
+        if not ok:
+            return 0
+        return self._add_children(first, np.array(ok, dtype=np.intp), np.array(starts))
+
+    def _add_children(self, first: int, ok: np.ndarray, child_start: np.ndarray) -> int:
+        """Add the children of rows ``first + ok`` (``child_start``: the start of every row's candidate
+        child from ``first`` on) that fit under the pair cap; return how many were added."""
         if ok.size == 0:
             return 0
         counts, limit = self.counts, self._pair_limit
