@@ -300,26 +300,36 @@ class AlarmSimulator:
         ok += first
         child_pair = self._cand_pair[ok]
         child_parent = self._row_stop[: self._n].searchsorted(ok, side="right")
-        held = counts[child_pair]
-        if int(held[held.argmax()]) + ok.size > limit:  # the pair cap may bind
-            # Children of full pairs go first (the common case once pairs fill up), then, if a pair
-            # still gets more children than it has room for, its earliest ones stay.
-            room = limit - held
-            fits = (room > 0).nonzero()[0]
-            if fits.size < ok.size:
-                child_pair, child_start, child_parent = child_pair[fits], child_start[fits], child_parent[fits]
-                room = room[fits]
-            if fits.size and int(room[room.argmin()]) < fits.size:
-                keep = _earliest_per_pair(child_pair, child_start, room)
-                if keep is not None:
-                    child_pair, child_start, child_parent = child_pair[keep], child_start[keep], child_parent[keep]
-        np.add.at(counts, child_pair, 1)
+        np.add.at(counts, child_pair, 1)  # counted first: pairs past the cap show up at once
+        over = (counts[child_pair] > limit).nonzero()[0]
+        if over.size:
+            drop = self._past_pair_cap(over, child_pair, child_start)
+            keep = np.ones(child_pair.size, dtype=bool)
+            keep[drop] = False
+            child_pair, child_start, child_parent = child_pair[keep], child_start[keep], child_parent[keep]
         if child_pair.size <= _SCALAR_ADDS:
             for p, s, par in zip(child_pair.tolist(), child_start.tolist(), child_parent.tolist()):
                 self._add_one(p, s, par, root=False, counted=True)
         else:
             self._add(child_pair, child_start, child_parent, root=False, counted=True)
         return int(child_pair.size)
+
+    def _past_pair_cap(self, over: np.ndarray, pairs: np.ndarray, starts: np.ndarray) -> list[int]:
+        """A generation's children ``over`` belong to pairs that its children (already counted) took
+        past the cap: per pair, keep the earliest that fit (ties in generation order), uncount and
+        return the others. A few children of a few pairs: a Python pass."""
+        limit, counts = self._pair_limit, self.counts
+        start = starts.tolist()
+        groups: dict[int, list[int]] = {}
+        for i, p in zip(over.tolist(), pairs[over].tolist()):
+            groups.setdefault(p, []).append(i)
+        drop: list[int] = []
+        for p, members in groups.items():
+            room = max(limit - (int(counts[p]) - len(members)), 0)
+            members.sort(key=start.__getitem__)  # stable: ties keep their order
+            drop += members[room:]
+            counts[p] -= len(members) - room
+        return drop
 
     def _add_spontaneous(self, pair: int, t0: float, t1: float, root: bool) -> None:
         if self.counts[pair] >= self._pair_limit:
@@ -814,23 +824,6 @@ def _propagation_targets(model: AlarmModel) -> tuple[np.ndarray, np.ndarray, np.
     else:
         rate = sp.csr_array((n_pairs, n_pairs))
     return rate.indptr.astype(np.int64), rate.indices.astype(np.int64), 1.0 / rate.data
-
-
-def _earliest_per_pair(pairs: np.ndarray, starts: np.ndarray, room: np.ndarray) -> np.ndarray | None:
-    """Which of a generation's new alarms fit under the pair cap: per pair, the ``room`` earliest (ties in
-    generation order), in generation order; None when all of them fit. ``room[i]``: free places of
-    ``pairs[i]``'s pair."""
-    order = np.lexsort((starts, pairs))  # by pair, then start; stable, so ties keep generation order
-    grouped = pairs[order]
-    new_group = np.empty(grouped.size, dtype=bool)
-    new_group[0] = True
-    np.not_equal(grouped[1:], grouped[:-1], out=new_group[1:])
-    position = np.arange(grouped.size)
-    rank = position - np.maximum.accumulate(np.where(new_group, position, 0))  # place within the pair
-    fits = rank < room[order]
-    if fits.all():
-        return None
-    return np.sort(order[fits])
 
 
 def _n_logged(sim: AlarmSimulator) -> int:
