@@ -10,6 +10,16 @@ target), so a window's first cascade generation is a handful of numpy calls on c
 and small generations are added alarm by alarm in Python. Its propagation table is built from the
 sparse hop weights of ``sb3_causal.topology.Topology``, so networks of thousands of devices build in
 about a second (5,000 devices: ~1 s CPU, ~2,200 steps/s; ``benchmarks/env_throughput.py``).
+
+Speed. A step costs about a hundred small numpy calls, each ~1-2 us whatever its size (a reduction
+or a ufunc with a Python float costs more), so the code counts calls rather than elements: the
+pair cap is checked after counting the children (pairs past it resolved in Python), generations
+of at most ``_PYTHON_ROWS`` rows and removals with short tails run in Python scalars, temporaries
+are preallocated, and the reset's ``rng.choice`` is the ``rng.integers`` draw it makes. Each of
+these draws the same random numbers in the same order and does the same float operations, so a
+seeded episode is bit-identical to the implementation of commit b6ccc6d (the digest test pins
+it). The reset's warm-up windows are not batched: each window's draws depend on the alarms the
+previous one left, so batching them would change the random stream.
 """
 
 from __future__ import annotations
@@ -32,9 +42,9 @@ __all__ = ["AlarmLog", "AlarmSimulator", "FaultAlarmEnv"]
 
 OBS_MODES = ("age", "absolute_time")
 _PYTHON_TAIL = 32  # a removal whose compacted tail is at most this long runs in Python
-_SCALAR_ADDS = 6
+_SCALAR_ADDS = 6  # a generation of at most this many children is added alarm by alarm (Python scalars)
 _PYTHON_ROWS = 24  # a generation with at most this many candidate rows is drawn in Python scalars
-_TWO_STAGE_ROWS = 512  # a generation with at least this many rows checks t1 first, parent ends after  # a generation of at most this many children is added alarm by alarm (Python scalars)
+_TWO_STAGE_ROWS = 512  # a generation with at least this many rows checks t1 first, parent ends after
 
 
 @dataclass(frozen=True)
