@@ -788,9 +788,7 @@ class FaultAlarmEnv(gym.Env):
                 np.divide(feature, self._age_scale, out=feature)
                 np.expm1(feature, out=feature)
                 np.negative(feature, out=feature)
-                active *= 2
-                active += 1
-                obs[active] = feature
+                obs[1::2][active] = feature
             else:
                 obs[1::2] = sim.latest_start()
         return obs
