@@ -741,21 +741,22 @@ class OnlineCausalLearner:
             kurtosis = np.nan_to_num((m4 - m2**2) / (4 * m1**2 * var + 2 * var**2), nan=1.0)
         kurtosis = np.clip(kurtosis, 1.0, None)
         deff = np.clip(self._design_effect.reshape(v, len(_CHANNELS), v), 1.0, None)  # [i, channel, j]
-        eye = np.eye(v + 1, dtype=bool)
         for j in range(v):
-            others = np.array([k for k in range(v) if k != j])
+            others = np.flatnonzero(ancestors[:, j] & (np.arange(v) != j))  # the covariates S (before leaving out i)
             cols = np.array([0, 1 + j, *(1 + v + others)])
             y = 1 + v + j
             sub = np.append(cols, y)
             grams = stratum_grams[:, sub[:, None], sub[None, :]]  # (strata, p + 1, p + 1)
-            control_grams = np.einsum("ki,kab->iab", strata[:, :, j].astype(np.float64), grams)
+            control_grams = (strata[:, :, j].T.astype(np.float64) @ grams.reshape(v + 1, -1)).reshape(
+                v, *grams.shape[1:]
+            )
             treated_grams = self._gram_intervened[:, sub[:, None], sub[None, :]]
-            keep = np.ones((v, v + 1), dtype=bool)  # [i, column]: intercept, lag, then the others
-            blocked = (others[None, :] == np.arange(v)[:, None]) | ~ancestors[others, j][None]
-            keep[:, 2:] = ~blocked
+            keep = np.ones((v, others.size + 2), dtype=bool)  # [i, column]: intercept, lag, then S
+            keep[:, 2:] = others[None, :] != np.arange(v)[:, None]
             mask = keep[:, :, None] & keep[:, None, :]
+            eye = np.eye(others.size + 2, dtype=bool)
             a = np.where(mask, control_grams[:, :-1, :-1], 0.0) + ~keep[:, :, None] * eye
-            ridge = 1e-9 * np.maximum(np.trace(a, axis1=1, axis2=2) / (v + 1), 1.0)
+            ridge = 1e-9 * np.maximum(np.trace(a, axis1=1, axis2=2) / (others.size + 2), 1.0)
             a_inv = np.linalg.inv(a + ridge[:, None, None] * eye)
             rhs = control_grams[:, :-1, -1] * keep
             beta = np.einsum("iab,ib->ia", a_inv, rhs)
