@@ -8,7 +8,8 @@ Sections (all speeds in CPU time, ``time.process_time``):
    episode statistics next to the authors' simulator (shared/reference/fault_alarm_rl.md).
 2. sizes: build time (model, env and first reset), memory (tracemalloc peak during the build, and what
    stays allocated) and steps/s under random-over-active at 50, 500 and 5,000 devices
-   (``AlarmModel.default(n_devices=...)``); the baseline where it builds in reasonable time.
+   (``AlarmModel.default(n_devices=...)``); the baseline where it builds in reasonable time, stepping
+   interleaved with this implementation in blocks of 500 steps.
 3. vectorised: steps/s of a DummyVecEnv / SubprocVecEnv set (this implementation only).
 4. thp: THP's F1 on a simulator log and on a historical-style log (``density=3``, integer timestamps).
 
@@ -183,35 +184,50 @@ def build(impl: tuple[ModuleType, ModuleType] | None, n_devices: int) -> tuple[A
     return env, time.process_time() - start
 
 
-def size_row(impl: tuple[ModuleType, ModuleType] | None, n_devices: int, n_steps: int) -> dict[str, float]:
+def size_build(impl: tuple[ModuleType, ModuleType] | None, n_devices: int) -> tuple[Any, dict[str, float]]:
+    """Build an env of ``n_devices``: memory (tracemalloc peak during a build, and what stays) and CPU
+    seconds (a second build, without tracemalloc's overhead)."""
     tracemalloc.start()
     env, _ = build(impl, n_devices)
     retained, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     del env
-    env, build_s = build(impl, n_devices)  # timed without tracemalloc's overhead
-    rng = np.random.default_rng(0)
+    env, build_s = build(impl, n_devices)
+    return env, {"build_s": build_s, "peak_mb": peak / 1e6, "retained_mb": retained / 1e6}
+
+
+def step_block(env: Any, rng: np.random.Generator, n_steps: int) -> float:
+    """CPU seconds of ``n_steps`` steps under random-over-active (resetting at episode ends)."""
     start = time.process_time()
     for _ in range(n_steps):
         _, _, term, trunc, _ = env.step(choose("active", env, rng))
         if term or trunc:
             env.reset()
-    return {
-        "build_s": build_s,
-        "peak_mb": peak / 1e6,
-        "retained_mb": retained / 1e6,
-        "steps_per_s": n_steps / (time.process_time() - start),
-    }
+    return time.process_time() - start
 
 
-def sizes_section(baseline: tuple[ModuleType, ModuleType], sizes: list[int], baseline_max: int, n_steps: int) -> dict:
+def sizes_section(
+    baseline: tuple[ModuleType, ModuleType], sizes: list[int], baseline_max: int, n_steps: int, block: int = 500
+) -> dict:
+    """Per size: build time and memory of each implementation, then steps/s with the two stepping in
+    interleaved blocks of ``block`` steps (order alternating)."""
     out: dict[str, dict[str, Any]] = {}
     print(f"{'devices':>7} {'impl':<8} {'build s':>8} {'peak MB':>8} {'kept MB':>8} {'steps/s':>8}")
     for n in sizes:
-        rows = {"new": size_row(None, n, n_steps)}
+        impls: dict[str, tuple[ModuleType, ModuleType] | None] = {"new": None}
         if n <= baseline_max:
-            rows["baseline"] = size_row(baseline, n, n_steps)
+            impls["baseline"] = baseline
+        envs, rows = {}, {}
+        for name, impl in impls.items():
+            envs[name], rows[name] = size_build(impl, n)
+        rngs = {name: np.random.default_rng(0) for name in impls}
+        seconds = dict.fromkeys(impls, 0.0)
+        n_blocks = max(1, n_steps // block)
+        for b in range(n_blocks):
+            for name in list(impls) if b % 2 == 0 else list(impls)[::-1]:
+                seconds[name] += step_block(envs[name], rngs[name], block)
         for name, r in rows.items():
+            r["steps_per_s"] = n_blocks * block / seconds[name]
             print(
                 f"{n:>7} {name:<8} {r['build_s']:>8.2f} {r['peak_mb']:>8.1f} {r['retained_mb']:>8.1f} "
                 f"{r['steps_per_s']:>8.0f}",
@@ -220,6 +236,7 @@ def sizes_section(baseline: tuple[ModuleType, ModuleType], sizes: list[int], bas
         if "baseline" in rows:
             rows["build_speedup"] = rows["baseline"]["build_s"] / rows["new"]["build_s"]
             rows["step_ratio"] = rows["new"]["steps_per_s"] / rows["baseline"]["steps_per_s"]
+            print(f"{n:>7} ratio    steps/s new / baseline {rows['step_ratio']:.2f}", flush=True)
         out[str(n)] = rows
     return out
 
