@@ -19,11 +19,14 @@ module name; no copy is kept. Both implementations run the same ``AlarmModel`` p
 one JSON line.
 
     python benchmarks/env_throughput.py [--quick] [--episodes 100] [--baseline git:73479ff] [--policies-only]
+    python benchmarks/env_throughput.py --identical 150 --baseline git:b6ccc6d  # same seeded episodes?
+    python benchmarks/env_throughput.py --profile nothing --episodes 300 --baseline git:b6ccc6d  # where time goes
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
 import json
 import platform
@@ -176,6 +179,80 @@ def policies_section(baseline: tuple[ModuleType, ModuleType], episodes: int, blo
     return out
 
 
+def episodes_digest(env: Any, policy: str, n_episodes: int) -> str:
+    """SHA-256 (first 12 hex digits) of seeded episodes 0..n-1 under ``policy``: every observation,
+    reward, end flag, info and action mask."""
+    digest = hashlib.sha256()
+    rng = np.random.default_rng(0)
+    for seed in range(n_episodes):
+        obs, info = env.reset(seed=seed)
+        digest.update(obs.tobytes() + repr(sorted(info.items())).encode())
+        done = False
+        while not done:
+            obs, reward, term, trunc, info = env.step(choose(policy, env, rng))
+            digest.update(obs.tobytes() + repr((reward, term, trunc, sorted(info.items()))).encode())
+            digest.update(env.action_masks().tobytes())
+            done = term or trunc
+    return digest.hexdigest()[:12]
+
+
+def identical_section(baseline: tuple[ModuleType, ModuleType], n_episodes: int) -> dict[str, bool]:
+    """Whether both implementations play the same seeded episodes, per policy, on the default network and
+    with ``pair_cap=2`` (the cap binds often), in both observation modes."""
+    fault_alarm, alarm_model = baseline
+    out = {}
+    for name, overrides in (("default", {}), ("pair_cap2", {"pair_cap": 2})):
+        model = AlarmModel.default(0, **overrides)
+        for obs_mode in ("age", "absolute_time"):
+            for policy in POLICIES:
+                new = FaultAlarmEnv(model=model, obs_mode=obs_mode)
+                old = fault_alarm.FaultAlarmEnv(
+                    model=alarm_model.AlarmModel.from_dict(model.to_dict()), obs_mode=obs_mode
+                )
+                same = episodes_digest(new, policy, n_episodes) == episodes_digest(old, policy, n_episodes)
+                out[f"{name}/{obs_mode}/{policy}"] = same
+                print(f"{name:<9} {obs_mode:<13} {policy:<8} {'identical' if same else 'DIFFERENT'}", flush=True)
+    return out
+
+
+def profile_section(
+    impl: tuple[ModuleType, ModuleType] | None, policy: str, episodes: int, interval: float = 0.001
+) -> dict[str, float]:
+    """Where a policy's episodes spend their CPU time: the stack is sampled every ``interval`` CPU seconds
+    (SIGPROF) and each simulator/env function on it counted once (inclusive shares; POSIX only)."""
+    import signal
+    from collections import Counter
+
+    env = make_env(impl, AlarmModel.default(0))
+    source = Path(sys.modules[type(env).__module__].__file__).resolve()
+    hits: Counter[str] = Counter()
+    samples = 0
+
+    def sample(signum: int, frame: Any) -> None:
+        nonlocal samples
+        samples += 1
+        seen = set()
+        while frame is not None:
+            if Path(frame.f_code.co_filename).resolve() == source and frame.f_code.co_name not in seen:
+                seen.add(frame.f_code.co_name)
+                hits[frame.f_code.co_name] += 1
+            frame = frame.f_back
+
+    previous = signal.signal(signal.SIGPROF, sample)
+    signal.setitimer(signal.ITIMER_PROF, interval, interval)
+    try:
+        run_episodes(env, policy, range(episodes))
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0, 0)
+        signal.signal(signal.SIGPROF, previous)
+    shares = {name: count / max(samples, 1) for name, count in hits.most_common()}
+    print(f"{samples} samples; inclusive share of CPU time per function of {source.name}:")
+    for name, share in shares.items():
+        if share >= 0.01:
+            print(f"  {100 * share:5.1f}% {name}")
+    return shares
+
+
 def build(impl: tuple[ModuleType, ModuleType] | None, n_devices: int) -> tuple[Any, float]:
     """Model, env and first reset; CPU seconds."""
     start = time.process_time()
@@ -305,12 +382,38 @@ def main() -> None:
     parser.add_argument("--thp-events", type=int, default=2000, help="events per THP log")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--policies-only", action="store_true", help="only the policies section (speed A/B)")
+    parser.add_argument(
+        "--identical",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only check that both implementations play the same N seeded episodes per policy and setting",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=POLICIES,
+        help="only profile this policy's episodes (--episodes of them), this implementation and the baseline",
+    )
     args = parser.parse_args()
     if args.quick:
         args.episodes, args.block = min(args.episodes, 10), min(args.block, 5)
         args.sizes, args.baseline_max_devices, args.size_steps = [50, 500], 50, 500
         args.vec_steps = min(args.vec_steps, 800)
     baseline = load_baseline(args.baseline)
+    if args.profile:
+        result = {}
+        for name, impl in (("new", None), ("baseline", baseline)):
+            print(f"== profile of {args.profile}, {args.episodes} episodes, {name} ==")
+            result[name] = profile_section(impl, args.profile, args.episodes)
+        print(json.dumps({"benchmark": "env_throughput", "baseline": args.baseline, "profile": result}))
+        return
+    if args.identical:
+        print(f"== same seeded episodes as {args.baseline}? {args.identical} per policy and setting ==")
+        same = identical_section(baseline, args.identical)
+        print(json.dumps({"benchmark": "env_throughput", "baseline": args.baseline, "identical": same}))
+        if not all(same.values()):
+            sys.exit(1)
+        return
 
     print(f"== policies, default network, {args.episodes} episodes each; [authors' simulator] ==")
     policies = policies_section(baseline, args.episodes, args.block, args.seed)
