@@ -30,6 +30,11 @@ How it is estimated here, from transitions ``(s_t, a_t, s_t+1)`` mapped through 
   control rows ``y1 ~ a + b * y0`` is fitted per (i, j); the effect is the mean treated residual.
   Everything comes from streaming sums (count, sum x, sum y, sum x^2, sum xy, sum y^2), so an
   update costs O(new transitions), never a re-scan of history.
+* **Conditional effects (single unit).** A weak cause of a variable with several causes changes a
+  small share of its total variance. So each pair is also tested given j's ancestors found so far
+  (``conditional_test``): the residual of j's regression on them, treated rows of i against control
+  rows, on its mean and its second moment. Valid because a non-ancestor of j is no ancestor of j's
+  ancestors; computed from the pruning stage's Gram matrices (see ``_conditional_tstats``).
 * **Standard errors.** Rows of nearby transitions are correlated (overlapping outcome windows,
   persistent state), so the variance of each mean (treated residuals, control fit) is the larger
   of the i.i.d. one and the cluster-robust one over blocks of ``cluster_size`` transitions, kept
