@@ -117,6 +117,7 @@ class CausalMask:
         self._targetable = np.zeros(u * v, dtype=bool)
         self._targetable[targets[self._action_ok]] = True
         self._pair_var = np.tile(np.arange(v), u)
+        self._value_index = layout.obs_index.ravel()  # flat observation index of pair u * v + w
         # counters (reset by reset_stats): calls x envs, lifted rows, rows that fell back to the env mask
         self.reset_stats()
         self.update_graph(graph)
@@ -144,25 +145,30 @@ class CausalMask:
         self.graph = graph
         self._ancestors = graph.ancestor_matrix().astype(np.float32)  # [v, w]: v is a strict ancestor of w
         self._rank = graph.upstream_rank()
+        self._pair_rank = self._rank[self._pair_var]
 
     # ------------------------------------------------------------------ masks
     def causal_pairs(self, observations: np.ndarray) -> np.ndarray:
         """``(batch, n_units * n_variables)`` bool: the kept top-``k`` (unit, variable) pairs of each state."""
         obs = np.asarray(observations)
-        values = self.layout.values(obs.reshape(obs.shape[0], -1))  # (B, U, V)
-        magnitude = np.abs(values)
+        batch = obs.shape[0]
+        u, v = self.layout.n_units, self.layout.n_variables
+        magnitude = np.abs(np.take(obs.reshape(batch, -1), self._value_index, axis=1))  # (B, U * V)
         active = magnitude > self.activity_threshold
-        upstream_active = np.matmul(active.astype(np.float32), self._ancestors)  # (B, m, w): an ancestor of w on m
-        dominated = np.matmul(self._reach, upstream_active) > 0  # (B, n, w): ... on a unit within reach of n
-        batch = values.shape[0]
-        candidates = (active & ~dominated).reshape(batch, -1) & self._targetable
-        magnitude = magnitude.reshape(batch, -1)
-        kept = np.zeros_like(candidates)
-        for b in range(batch):
-            idx = np.flatnonzero(candidates[b])
-            if idx.size > self.k:
-                idx = idx[np.lexsort((idx, -magnitude[b, idx], self._rank[self._pair_var[idx]]))[: self.k]]
-            kept[b, idx] = True
+        kept = np.zeros(active.shape, dtype=bool)
+        if not active.any():
+            return kept
+        upstream_active = np.matmul(active.reshape(batch, u, v).astype(np.float32), self._ancestors)  # (B, m, w)
+        dominated = np.matmul(self._reach, upstream_active) > 0  # (B, n, w): an active ancestor within reach
+        # (np.nonzero of a 2-d array is ~10x slower than flatnonzero and a divmod)
+        rows, pairs = np.divmod(np.flatnonzero(active & ~dominated.reshape(batch, -1) & self._targetable), u * v)
+        if rows.size:
+            # per row: upstream rank first, then |value| (bigger first), then flat index; the first k are kept
+            order = np.lexsort((pairs, -magnitude[rows, pairs], self._pair_rank[pairs], rows))
+            rows, pairs = rows[order], pairs[order]
+            first = np.searchsorted(rows, rows)  # where each row's candidates start
+            top = np.arange(rows.size) - first < self.k
+            kept[rows[top], pairs[top]] = True
         return kept
 
     def __call__(self, observations: np.ndarray, env_masks: np.ndarray | None, *, explore: bool = True) -> np.ndarray:
