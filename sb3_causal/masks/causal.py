@@ -43,7 +43,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from sb3_causal.graph import CausalGraph
-from sb3_causal.masks.base import combine_with_env_masks
+from sb3_causal.masks.base import check_action_masks, combine_with_env_masks
 from sb3_causal.variables import CausalVariables
 
 __all__ = ["DEFAULT_ACTIVITY_THRESHOLD", "DEFAULT_ETA", "DEFAULT_K", "CausalMask", "check_mask_parameters"]
@@ -118,6 +118,13 @@ class CausalMask:
         self._targetable[targets[self._action_ok]] = True
         self._pair_var = np.tile(np.arange(v), u)
         self._value_index = layout.obs_index.ravel()  # flat observation index of pair u * v + w
+        # the actions targeting each pair, -1 padded: row p of (n_pairs, most actions on one pair)
+        acting = np.flatnonzero(self._action_ok)
+        per_pair = np.bincount(targets[acting], minlength=u * v)
+        self._pair_actions = np.full((u * v, max(int(per_pair.max(initial=0)), 1)), -1, dtype=np.int64)
+        order = acting[np.argsort(targets[acting], kind="stable")]
+        slot = np.arange(order.size) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair)
+        self._pair_actions[targets[order], slot] = order
         # counters (reset by reset_stats): calls x envs, lifted rows, rows that fell back to the env mask
         self.reset_stats()
         self.update_graph(graph)
@@ -150,48 +157,79 @@ class CausalMask:
     # ------------------------------------------------------------------ masks
     def causal_pairs(self, observations: np.ndarray) -> np.ndarray:
         """``(batch, n_units * n_variables)`` bool: the kept top-``k`` (unit, variable) pairs of each state."""
+        batch, rows, pairs = self._kept_pairs(observations)
+        kept = np.zeros((batch, self._targetable.size), dtype=bool)
+        kept[rows, pairs] = True
+        return kept
+
+    def _kept_pairs(self, observations: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+        """``(batch, rows, pairs)``: the kept top-``k`` pairs as (row, flat pair index) entries, by row."""
         obs = np.asarray(observations)
         batch = obs.shape[0]
         u, v = self.layout.n_units, self.layout.n_variables
         magnitude = np.abs(np.take(obs.reshape(batch, -1), self._value_index, axis=1))  # (B, U * V)
         active = magnitude > self.activity_threshold
-        kept = np.zeros(active.shape, dtype=bool)
         if not active.any():
-            return kept
+            return batch, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         upstream_active = np.matmul(active.reshape(batch, u, v).astype(np.float32), self._ancestors)  # (B, m, w)
         dominated = np.matmul(self._reach, upstream_active) > 0  # (B, n, w): an active ancestor within reach
         # (np.nonzero of a 2-d array is ~10x slower than flatnonzero and a divmod)
         rows, pairs = np.divmod(np.flatnonzero(active & ~dominated.reshape(batch, -1) & self._targetable), u * v)
-        if rows.size:
+        if rows.size > self.k:
             # per row: upstream rank first, then |value| (bigger first), then flat index; the first k are kept
             order = np.lexsort((pairs, -magnitude[rows, pairs], self._pair_rank[pairs], rows))
             rows, pairs = rows[order], pairs[order]
             first = np.searchsorted(rows, rows)  # where each row's candidates start
             top = np.arange(rows.size) - first < self.k
-            kept[rows[top], pairs[top]] = True
-        return kept
+            rows, pairs = rows[top], pairs[top]
+        return batch, rows, pairs
 
     def __call__(self, observations: np.ndarray, env_masks: np.ndarray | None, *, explore: bool = True) -> np.ndarray:
         """Masks ``(batch, n_actions)``: the causal mask AND the env's (see the module doc for lifts and fallbacks).
+
+        The AND and the fallback are :func:`~sb3_causal.masks.base.combine_with_env_masks`'s rule, applied
+        here to the few (row, action) entries of the kept pairs rather than to dense ``(batch, n_actions)``
+        arrays.
 
         :param observations: raw observations ``(batch, *obs_shape)``
         :param env_masks: the env's ``(batch, n_actions)`` validity masks, or None
         :param explore: draw the ``eta`` lifts (collecting experience); False for ``predict``
         """
-        kept = self.causal_pairs(observations)
-        causal = kept[:, self._action_pair] & self._action_ok
-        batch = causal.shape[0]
+        batch, rows, pairs = self._kept_pairs(observations)
+        n_actions = self._action_pair.size
+        env = None if env_masks is None else check_action_masks(env_masks, batch, n_actions)
         lifted = np.zeros(batch, dtype=bool)
         if explore and self.eta > 0:
             lifted = self.rng.random(batch) < self.eta
-            causal[lifted] = self._lifted_rows(env_masks, lifted)
-        masks, fallback = combine_with_env_masks(causal, env_masks)
+        # the causal mask's entries: every action targeting a kept pair, in the rows not lifted, AND the env's
+        slots = self._pair_actions[pairs]
+        rows, actions = np.repeat(rows, slots.shape[1]), slots.ravel()
+        ok = (actions >= 0) & ~lifted[rows]
+        if env is not None:
+            ok[ok] = env[rows[ok], actions[ok]]
+        rows, actions = rows[ok], actions[ok]
+        masks = np.zeros((batch, n_actions), dtype=bool)
+        masks[rows, actions] = True
+        fallback = ~lifted  # rows whose AND is empty: the env mask alone
+        fallback[rows] = False
+        if fallback.any():
+            masks[fallback] = True if env is None else env[fallback]
+        if lifted.any():
+            masks[lifted] = self._lifted_masks(env, lifted)
         if explore:  # the statistics describe the masks acted with, not those of predict or a DQN target
             self.n_rows += batch
-            self.n_lifted += int(lifted.sum())
-            self.n_fallback += int((fallback & ~lifted).sum())
-            self.n_allowed += int(masks[~lifted].sum())
+            self.n_lifted += int(np.count_nonzero(lifted))
+            self.n_fallback += int(np.count_nonzero(fallback))
+            self.n_allowed += int(np.count_nonzero(masks[~lifted]))
         return masks
+
+    def _lifted_masks(self, env_masks: np.ndarray | None, lifted: np.ndarray) -> np.ndarray | bool:
+        """The masks of the lifted rows: the env's, or the chooser's targets AND the env's (empty AND: the env's)."""
+        own = self._lifted_rows(env_masks, lifted)
+        valid = None if env_masks is None else env_masks[lifted]
+        if own is True:
+            return True if valid is None else valid
+        return combine_with_env_masks(own, valid)[0]
 
     def _lifted_rows(self, env_masks: np.ndarray | None, lifted: np.ndarray) -> np.ndarray | bool:
         """What a lifted row allows before the AND with the env mask: everything, or the chooser's targets."""
