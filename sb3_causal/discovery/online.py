@@ -551,10 +551,14 @@ class OnlineCausalLearner:
         for start in range(0, x0.shape[0], self._chunk):
             u0 = np.ascontiguousarray(x0[start : start + self._chunk].transpose(1, 0, 2))
             u1 = np.ascontiguousarray(x1[start : start + self._chunk].transpose(1, 0, 2))
-            z = np.concatenate([_spread(op, u) for u in (u0, u1) for op in ops], axis=2).reshape(-1, 2 * h_max * v)
-            nonzero = z.any(axis=1)  # an all-zero row adds 1 to the intercept only
-            gram[0, 0] += np.count_nonzero(~nonzero)
-            _add_gram(gram, z[nonzero], self._row_weights(z[nonzero, :v]))
+            # feature blocks (units, B, V); hop 0 is the identity. Only the rows with a non-zero value are
+            # gathered (an all-zero row adds 1 to the intercept only): no (units * B, 2 * h_max * V) copy
+            blocks = [u if h == 0 else _spread(op, u) for u in (u0, u1) for h, op in enumerate(ops)]
+            nonzero = np.logical_or.reduce([block.any(axis=2) for block in blocks])
+            ku, kb = np.nonzero(nonzero)  # unit-major, the order of the rows of a (units * B) reshape
+            z = np.concatenate([block[ku, kb] for block in blocks], axis=1)
+            gram[0, 0] += nonzero.size - ku.size
+            _add_gram(gram, z, self._row_weights(z[:, :v]))
         n_rows = float(x0.shape[0] * x0.shape[1])
         scores = {}
         for n_hops in self.hop_candidates:
