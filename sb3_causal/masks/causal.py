@@ -33,7 +33,9 @@ units or hop reach (measured on the toy cascades: it keeps other variables than 
 states at k >= 2); the mask keeps only non-dominated pairs, vectorised here.
 
 Cost: per graph update, one ancestor matrix and upstream rank (networkx, milliseconds); per call,
-two small matrix products over ``(batch, units, variables)`` and a sort of the few candidates.
+two small matrix products over ``(batch, units, variables)``, one sort of the few candidates of all rows
+together, and the AND with the env mask on the kept (row, action) entries only (no Python loop over rows,
+no dense ``(batch, n_actions)`` intermediate).
 """
 
 from __future__ import annotations
