@@ -386,11 +386,18 @@ def timed_run(agent: str, causal: bool, steps: int, seed: int) -> dict[str, floa
         learner.update = _timed(learner.update, totals, "update")  # type: ignore[method-assign]
     else:
         model = algo("MlpPolicy", env, **kwargs)
+    totals["train"] = 0.0
+    model.train = _timed(model.train, totals, "train")  # type: ignore[method-assign]
     start = time.process_time()
     model.learn(steps)
     total = time.process_time() - start
     n = model.num_timesteps  # whole rollouts: may exceed ``steps``
-    out = {"cpu_ms_per_step": 1000 * total / n, "agent_cpu_ms_per_step": 1000 * (total - timed_env.seconds) / n}
+    out = {
+        "cpu_ms_per_step": 1000 * total / n,
+        "agent_cpu_ms_per_step": 1000 * (total - timed_env.seconds) / n,
+        "env_cpu_ms_per_step": 1000 * timed_env.seconds / n,
+        "train_cpu_ms_per_step": 1000 * totals.pop("train") / n,  # gradient steps (PPO epochs, DQN updates)
+    }
     if causal:
         totals["record"] -= totals["observe"] + totals["update"]  # flush() runs inside the callback's step
         for key, seconds in totals.items():
@@ -443,6 +450,9 @@ def overhead(steps: int, repeats: int, agents: list[str]) -> dict[str, Any]:
         for key in (*_MACHINERY, "machinery"):
             entry[f"{key}_us_per_step"] = _spread_of([r[f"{key}_us_per_step"] for r in causal_runs])
         entry["update_ms"] = _spread_of([r["update_ms"] for r in causal_runs])
+        for key in ("env_cpu_ms_per_step", "train_cpu_ms_per_step"):
+            entry[f"twin_{key}"] = _spread_of([r[key] for r in twin_runs])
+            entry[f"causal_{key}"] = _spread_of([r[key] for r in causal_runs])
         report[agent] = entry
     return report
 
