@@ -243,6 +243,21 @@ class CausalGraphCallback(BaseCallback):
         raw_new = self._vec_normalize.get_original_obs() if self._vec_normalize is not None else self.locals["new_obs"]
         raw_new = np.asarray(raw_new)
         finite_new = _finite_rows(raw_new)
+        prev = self._prev_obs
+        if (
+            prev is not None
+            and prev.shape == raw_new.shape
+            and not dones.any()
+            and self._prev_finite is not None
+            and self._prev_finite.all()
+            and finite_new.all()
+        ):  # the common step: every env's transition is recorded as it is
+            self._record(prev, np.asarray(self.locals["actions"]).reshape(-1), raw_new, None)
+            np.copyto(prev, raw_new)
+            self._prev_finite = finite_new
+            if self._n_buffered >= self.update_freq:
+                self.flush()
+            return True
         next_obs, finite_next = raw_new, finite_new
         valid = np.ones(dones.size, dtype=bool)
         if dones.any():
@@ -257,7 +272,6 @@ class CausalGraphCallback(BaseCallback):
                     terminal = self._vec_normalize.unnormalize_obs(terminal)
                 next_obs[i] = terminal
                 finite_next[i] = bool(np.isfinite(next_obs[i]).all())
-        prev = self._prev_obs
         if prev is None or prev.shape != raw_new.shape:
             valid[:] = False
         else:
@@ -281,9 +295,9 @@ class CausalGraphCallback(BaseCallback):
             self.flush()
         return True
 
-    def _record(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, valid: np.ndarray) -> None:
-        """Append the ``valid`` rows of one step to the pending transitions (copied into the buffer)."""
-        n, k = self._n_buffered, int(np.count_nonzero(valid))
+    def _record(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, valid: np.ndarray | None) -> None:
+        """Append the ``valid`` rows (None: all) of one step to the pending transitions (copied into the buffer)."""
+        n, k = self._n_buffered, obs.shape[0] if valid is None else int(np.count_nonzero(valid))
         if k == 0:
             return
         buffer = self._buffer
@@ -299,7 +313,7 @@ class CausalGraphCallback(BaseCallback):
                     new[:n] = old[:n]
             buffer = self._buffer = grown
         b_obs, b_actions, b_next = buffer
-        if k == valid.size:
+        if valid is None or k == valid.size:
             b_obs[n : n + k], b_actions[n : n + k], b_next[n : n + k] = obs, actions, next_obs
         else:
             b_obs[n : n + k], b_actions[n : n + k], b_next[n : n + k] = obs[valid], actions[valid], next_obs[valid]

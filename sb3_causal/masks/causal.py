@@ -204,9 +204,13 @@ class CausalMask:
         if explore and self.eta > 0:
             lifted = self.rng.random(batch) < self.eta
         # the causal mask's entries: every action targeting a kept pair, in the rows not lifted, AND the env's
-        slots = self._pair_actions[pairs]
-        rows, actions = np.repeat(rows, slots.shape[1]), slots.ravel()
-        ok = (actions >= 0) & ~lifted[rows]
+        if self._pair_actions.shape[1] == 1:  # one action per pair (the usual layout)
+            actions = self._pair_actions[pairs, 0]
+            ok = ~lifted[rows]
+        else:
+            slots = self._pair_actions[pairs]
+            rows, actions = np.repeat(rows, slots.shape[1]), slots.ravel()
+            ok = (actions >= 0) & ~lifted[rows]
         if env is not None:
             ok[ok] = env[rows[ok], actions[ok]]
         rows, actions = rows[ok], actions[ok]
