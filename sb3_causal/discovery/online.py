@@ -388,8 +388,9 @@ class OnlineCausalLearner:
         actions = np.asarray(actions)
         for start in range(0, obs.shape[0], self._chunk):  # bounded working set: large batches stay fast
             part = slice(start, start + self._chunk)
-            x0 = self.layout.values(obs[part]).astype(np.float64)
-            x1 = self.layout.values(next_obs[part]).astype(np.float64)
+            # (B, units, V) views of unit-major float64 copies: observe_values works unit-major, without another copy
+            x0 = self.layout.values(obs[part]).transpose(1, 0, 2).astype(np.float64, order="C").transpose(1, 0, 2)
+            x1 = self.layout.values(next_obs[part]).transpose(1, 0, 2).astype(np.float64, order="C").transpose(1, 0, 2)
             self.observe_values(x0, actions[part], x1)
 
     def _warn_if_swamped(self, values: np.ndarray) -> None:
