@@ -44,7 +44,9 @@ count). Per pair: the ratio of CPU time per env step (``cpu_ratio``), the same w
 the env's step/reset (``agent_cpu_ratio``: the agents act differently, so their episodes cost the env
 differently), and twin + causal machinery over twin (``machinery_ratio``); the median and range over
 repeats, and the machinery's microseconds per step: the mask, recording transitions, the learner's
-``observe`` and its graph ``update``. ``--overhead-only`` runs just this.
+``observe`` and its graph ``update``. ``--overhead-only`` runs just this. ``--fingerprint STEPS`` prints hashes of
+the masks, graphs and learner statistics of a fixed run, to compare two implementations (run the script with
+``PYTHONPATH`` at each checkout).
 
     python benchmarks/fault_alarm_agents.py --quick   # 5 agents x model seeds 1, 2 x 5000 steps, 10 eval episodes
     python benchmarks/fault_alarm_agents.py           # 9 agents x model seeds 1, 2, 3 x 15000 steps, 20 eval episodes
@@ -457,6 +459,51 @@ def overhead(steps: int, repeats: int, agents: list[str]) -> dict[str, Any]:
     return report
 
 
+def fingerprint(agent: str, steps: int) -> dict[str, Any]:
+    """Hashes of a small fixed causal run (random initial graph, a graph update every 500 steps, seed 3): every
+    mask the provider returned, every learned graph, and the learner's statistics. Run this script with
+    ``PYTHONPATH`` at two checkouts: equal hashes mean the two implementations act and learn identically."""
+    import hashlib
+
+    th.set_num_threads(1)
+    causal_cls, twin, _, _ = OVERHEAD_PAIRS[agent]
+    env: gym.Env = Monitor(gym.make(ENV_ID))
+    if issubclass(twin, MaskableDQN):
+        env = RecordTerminalActionMask(env)
+        model = causal_cls("MlpPolicy", env, initial_graph="random", graph_update_freq=500, learning_starts=200, seed=3)
+    else:
+        model = causal_cls("MlpPolicy", env, initial_graph="random", graph_update_freq=500, n_steps=256, seed=3)
+    learner, provider = model.causal_learner, model.mask_provider
+    masks, graphs = hashlib.sha256(), hashlib.sha256()
+    calls = [0]
+
+    def recorded(obs: np.ndarray, env_masks: Any, *, explore: bool = True) -> np.ndarray:
+        out = provider(obs, env_masks, explore=explore)
+        masks.update(np.ascontiguousarray(out).tobytes() + bytes([explore]))
+        calls[0] += 1
+        return out
+
+    recorded.update_graph = provider.update_graph  # type: ignore[attr-defined]
+    model.mask_provider = recorded  # type: ignore[assignment]
+    model.graph_callback.on_update.append(lambda g: graphs.update(g.to_json().encode()))
+    model.learn(steps)
+    state = learner.state_dict()
+    stats = hashlib.sha256()
+    for key in ("gram", "gram_intervened", "n_rows_intervened"):
+        stats.update(np.ascontiguousarray(state[key]).tobytes())
+    for part in ("treated", "control"):
+        for _, value in sorted(state[part].items()):
+            stats.update(np.ascontiguousarray(value).tobytes())
+    return {
+        "masks": masks.hexdigest()[:16],
+        "mask_calls": calls[0],
+        "graphs": graphs.hexdigest()[:16],
+        "graph_updates": learner.n_updates,
+        "statistics": stats.hexdigest()[:16],
+        "n_hops": learner.n_hops,
+    }
+
+
 # ---------------------------------------------------------------------- main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -490,6 +537,13 @@ def main() -> None:
         default=["ppo"],
         help="causal agents the overhead compares with their twins (ppo: MaskablePPO, dqn: MaskableDQN)",
     )
+    parser.add_argument(
+        "--fingerprint",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="only print hashes of a fixed STEPS-step run per --overhead-agents (masks, graphs, learner statistics)",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/fault_alarm_agents"))
     args = parser.parse_args()
     # --quick changes the defaults only: a flag given explicitly wins
@@ -504,6 +558,10 @@ def main() -> None:
         parser.error(f"unknown agents {unknown}; choose from {list(AGENTS)}")
     if args.seeds < 1 or args.eval_episodes < 1 or args.steps < 1:
         parser.error("--seeds, --eval-episodes and --steps must be >= 1")
+    if args.fingerprint > 0:
+        prints = {agent: fingerprint(agent, args.fingerprint) for agent in args.overhead_agents}
+        print(json.dumps({"benchmark": "fault_alarm_agents", "fingerprint": prints}))
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if args.overhead_only:
