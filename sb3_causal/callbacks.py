@@ -244,20 +244,25 @@ class CausalGraphCallback(BaseCallback):
         raw_new = np.asarray(raw_new)
         finite_new = _finite_rows(raw_new)
         prev = self._prev_obs
-        if (
-            prev is not None
-            and prev.shape == raw_new.shape
-            and not dones.any()
-            and self._prev_finite is not None
-            and self._prev_finite.all()
-            and finite_new.all()
-        ):  # the common step: every env's transition is recorded as it is
-            self._record(prev, np.asarray(self.locals["actions"]).reshape(-1), raw_new, None)
+        if prev is not None and prev.shape == raw_new.shape:
+            actions = np.asarray(self.locals["actions"]).reshape(-1)
+            if not dones.any() and self._prev_finite is not None and self._prev_finite.all() and finite_new.all():
+                self._record(prev, actions, raw_new, None)  # the common step: every env's transition as it is
+            else:
+                self._record(prev, actions, *self._checked_transitions(raw_new, finite_new, dones))
             np.copyto(prev, raw_new)
-            self._prev_finite = finite_new
-            if self._n_buffered >= self.update_freq:
-                self.flush()
-            return True
+        else:  # no previous observation of this shape: nothing to pair with
+            self._prev_obs = raw_new.copy()
+        self._prev_finite = finite_new
+        if self._n_buffered >= self.update_freq:
+            self.flush()
+        return True
+
+    def _checked_transitions(
+        self, raw_new: np.ndarray, finite_new: np.ndarray, dones: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(next_obs, valid)`` of a step with an episode end or a non-finite value: the terminal observation
+        is the next one at an episode end (none: the row is left out), and rows with NaN/inf are skipped."""
         next_obs, finite_next = raw_new, finite_new
         valid = np.ones(dones.size, dtype=bool)
         if dones.any():
@@ -272,28 +277,16 @@ class CausalGraphCallback(BaseCallback):
                     terminal = self._vec_normalize.unnormalize_obs(terminal)
                 next_obs[i] = terminal
                 finite_next[i] = bool(np.isfinite(next_obs[i]).all())
-        if prev is None or prev.shape != raw_new.shape:
-            valid[:] = False
-        else:
-            finite = self._prev_finite & finite_next
-            if not finite.all():
-                if not self.n_skipped:
-                    warnings.warn(
-                        "CausalGraphCallback: skipping transitions with NaN/inf observations "
-                        "(counted in causal/skipped_transitions)",
-                        stacklevel=2,
-                    )
-                self.n_skipped += int((~finite & valid).sum())
-            valid &= finite
-            self._record(prev, np.asarray(self.locals["actions"]).reshape(-1), next_obs, valid)
-        if prev is not None and prev.shape == raw_new.shape:
-            np.copyto(prev, raw_new)
-        else:
-            self._prev_obs = raw_new.copy()
-        self._prev_finite = finite_new
-        if self._n_buffered >= self.update_freq:
-            self.flush()
-        return True
+        finite = self._prev_finite & finite_next
+        if not finite.all():
+            if not self.n_skipped:
+                warnings.warn(
+                    "CausalGraphCallback: skipping transitions with NaN/inf observations "
+                    "(counted in causal/skipped_transitions)",
+                    stacklevel=4,
+                )
+            self.n_skipped += int((~finite & valid).sum())
+        return next_obs, valid & finite
 
     def _record(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, valid: np.ndarray | None) -> None:
         """Append the ``valid`` rows (None: all) of one step to the pending transitions (copied into the buffer)."""
