@@ -200,6 +200,8 @@ class CausalMask:
         batch, rows, pairs = self._kept_pairs(observations)
         n_actions = self._action_pair.size
         env = None if env_masks is None else check_action_masks(env_masks, batch, n_actions)
+        if batch == 1:
+            return self._single_row(pairs, env, explore)
         lifted = np.zeros(batch, dtype=bool)
         if explore and self.eta > 0:
             lifted = self.rng.random(batch) < self.eta
@@ -227,6 +229,35 @@ class CausalMask:
             self.n_lifted += int(np.count_nonzero(lifted))
             self.n_fallback += int(np.count_nonzero(fallback))
             self.n_allowed += int(np.count_nonzero(masks[~lifted]))
+        return masks
+
+    def _single_row(self, pairs: np.ndarray, env: np.ndarray | None, explore: bool) -> np.ndarray:
+        """:meth:`__call__` for one observation (a single env acting): the same rule, the same generator draws,
+        with Python scalars where arrays of one row would only add calls."""
+        n_actions = self._action_pair.size
+        lifted = bool(explore and self.eta > 0 and self.rng.random(1)[0] < self.eta)
+        fallback = False
+        if lifted:
+            masks = np.empty((1, n_actions), dtype=bool)
+            masks[:] = self._lifted_masks(env, np.ones(1, dtype=bool))
+        else:
+            actions = self._pair_actions[pairs].ravel()
+            if self._pair_actions.shape[1] > 1:
+                actions = actions[actions >= 0]
+            if env is not None:
+                actions = actions[env[0, actions]]
+            if actions.size:
+                masks = np.zeros((1, n_actions), dtype=bool)
+                masks[0, actions] = True
+            else:  # the AND is empty: the env mask alone
+                fallback = True
+                masks = np.ones((1, n_actions), dtype=bool) if env is None else env.copy()
+        if explore:
+            self.n_rows += 1
+            self.n_lifted += int(lifted)
+            self.n_fallback += int(fallback)
+            if not lifted:
+                self.n_allowed += int(np.count_nonzero(masks)) if fallback else int(actions.size)
         return masks
 
     def _lifted_masks(self, env_masks: np.ndarray | None, lifted: np.ndarray) -> np.ndarray | bool:
