@@ -178,7 +178,7 @@ class CausalGraphCallback(BaseCallback):
         self._buffer: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._n_buffered = 0
         self._prev_obs: np.ndarray | None = None
-        self._prev_finite: np.ndarray | None = None  # which rows of _prev_obs are finite
+        self._prev_all_finite = True  # _prev_obs holds no NaN/inf
         self._vec_normalize: VecNormalize | None = None
 
     # ------------------------------------------------------------------ public
@@ -236,37 +236,37 @@ class CausalGraphCallback(BaseCallback):
             self._prev_obs = np.array(self._vec_normalize.get_original_obs(), copy=True)
         else:
             self._prev_obs = np.array(self.model._last_obs, copy=True)
-        self._prev_finite = _finite_rows(self._prev_obs)
+        self._prev_all_finite = bool(np.isfinite(self._prev_obs).all())
 
     def _on_step(self) -> bool:
         dones = np.asarray(self.locals["dones"], dtype=bool)
         raw_new = self._vec_normalize.get_original_obs() if self._vec_normalize is not None else self.locals["new_obs"]
         raw_new = np.asarray(raw_new)
-        finite_new = _finite_rows(raw_new)
+        all_finite = bool(np.isfinite(raw_new).all())
         prev = self._prev_obs
         if prev is not None and prev.shape == raw_new.shape:
             actions = np.asarray(self.locals["actions"]).reshape(-1)
-            if not dones.any() and self._prev_finite is not None and self._prev_finite.all() and finite_new.all():
+            if self._prev_all_finite and all_finite and not dones.any():
                 self._record(prev, actions, raw_new, None)  # the common step: every env's transition as it is
             else:
-                self._record(prev, actions, *self._checked_transitions(raw_new, finite_new, dones))
+                self._record(prev, actions, *self._checked_transitions(prev, raw_new, dones))
             np.copyto(prev, raw_new)
         else:  # no previous observation of this shape: nothing to pair with
             self._prev_obs = raw_new.copy()
-        self._prev_finite = finite_new
+        self._prev_all_finite = all_finite
         if self._n_buffered >= self.update_freq:
             self.flush()
         return True
 
     def _checked_transitions(
-        self, raw_new: np.ndarray, finite_new: np.ndarray, dones: np.ndarray
+        self, prev: np.ndarray, raw_new: np.ndarray, dones: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(next_obs, valid)`` of a step with an episode end or a non-finite value: the terminal observation
         is the next one at an episode end (none: the row is left out), and rows with NaN/inf are skipped."""
-        next_obs, finite_next = raw_new, finite_new
+        next_obs, finite_next = raw_new, _finite_rows(raw_new)
         valid = np.ones(dones.size, dtype=bool)
         if dones.any():
-            next_obs, finite_next = raw_new.copy(), finite_new.copy()
+            next_obs = raw_new.copy()
             infos = self.locals["infos"]
             for i in np.flatnonzero(dones):
                 terminal = infos[i].get("terminal_observation")
@@ -277,7 +277,7 @@ class CausalGraphCallback(BaseCallback):
                     terminal = self._vec_normalize.unnormalize_obs(terminal)
                 next_obs[i] = terminal
                 finite_next[i] = bool(np.isfinite(next_obs[i]).all())
-        finite = self._prev_finite & finite_next
+        finite = _finite_rows(prev) & finite_next
         if not finite.all():
             if not self.n_skipped:
                 warnings.warn(
