@@ -8,7 +8,8 @@ Sections (all speeds in CPU time, ``time.process_time``):
    episode statistics next to the authors' simulator (shared/reference/fault_alarm_rl.md).
 2. sizes: build time (model, env and first reset), memory (tracemalloc peak during the build, and what
    stays allocated) and steps/s under random-over-active at 50, 500 and 5,000 devices
-   (``AlarmModel.default(n_devices=...)``); the baseline where it builds in reasonable time.
+   (``AlarmModel.default(n_devices=...)``); the baseline where it builds in reasonable time, stepping
+   interleaved with this implementation in blocks of 500 steps.
 3. vectorised: steps/s of a DummyVecEnv / SubprocVecEnv set (this implementation only).
 4. thp: THP's F1 on a simulator log and on a historical-style log (``density=3``, integer timestamps).
 
@@ -18,11 +19,14 @@ module name; no copy is kept. Both implementations run the same ``AlarmModel`` p
 one JSON line.
 
     python benchmarks/env_throughput.py [--quick] [--episodes 100] [--baseline git:73479ff] [--policies-only]
+    python benchmarks/env_throughput.py --identical 150 --baseline git:b6ccc6d  # same seeded episodes?
+    python benchmarks/env_throughput.py --profile nothing --episodes 300 --baseline git:b6ccc6d  # where time goes
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
 import json
 import platform
@@ -107,7 +111,7 @@ def choose(policy: str, env: Any, rng: np.random.Generator) -> int:
     if policy == "active":
         active = mask.nonzero()[0]
         return int(active[rng.integers(active.size)])  # rng.choice(active)'s draw, without its ~15 us of overhead
-    return int(np.argmin(mask))  # "nothing": treat a pair with no alarm
+    return int(mask.argmin())  # "nothing": treat a pair with no alarm
 
 
 def run_episodes(env: Any, policy: str, seeds: range) -> dict[str, Any]:
@@ -175,6 +179,80 @@ def policies_section(baseline: tuple[ModuleType, ModuleType], episodes: int, blo
     return out
 
 
+def episodes_digest(env: Any, policy: str, n_episodes: int) -> str:
+    """SHA-256 (first 12 hex digits) of seeded episodes 0..n-1 under ``policy``: every observation,
+    reward, end flag, info and action mask."""
+    digest = hashlib.sha256()
+    rng = np.random.default_rng(0)
+    for seed in range(n_episodes):
+        obs, info = env.reset(seed=seed)
+        digest.update(obs.tobytes() + repr(sorted(info.items())).encode())
+        done = False
+        while not done:
+            obs, reward, term, trunc, info = env.step(choose(policy, env, rng))
+            digest.update(obs.tobytes() + repr((reward, term, trunc, sorted(info.items()))).encode())
+            digest.update(env.action_masks().tobytes())
+            done = term or trunc
+    return digest.hexdigest()[:12]
+
+
+def identical_section(baseline: tuple[ModuleType, ModuleType], n_episodes: int) -> dict[str, bool]:
+    """Whether both implementations play the same seeded episodes, per policy, on the default network and
+    with ``pair_cap=2`` (the cap binds often), in both observation modes."""
+    fault_alarm, alarm_model = baseline
+    out = {}
+    for name, overrides in (("default", {}), ("pair_cap2", {"pair_cap": 2})):
+        model = AlarmModel.default(0, **overrides)
+        for obs_mode in ("age", "absolute_time"):
+            for policy in POLICIES:
+                new = FaultAlarmEnv(model=model, obs_mode=obs_mode)
+                old = fault_alarm.FaultAlarmEnv(
+                    model=alarm_model.AlarmModel.from_dict(model.to_dict()), obs_mode=obs_mode
+                )
+                same = episodes_digest(new, policy, n_episodes) == episodes_digest(old, policy, n_episodes)
+                out[f"{name}/{obs_mode}/{policy}"] = same
+                print(f"{name:<9} {obs_mode:<13} {policy:<8} {'identical' if same else 'DIFFERENT'}", flush=True)
+    return out
+
+
+def profile_section(
+    impl: tuple[ModuleType, ModuleType] | None, policy: str, episodes: int, interval: float = 0.001
+) -> dict[str, float]:
+    """Where a policy's episodes spend their CPU time: the stack is sampled every ``interval`` CPU seconds
+    (SIGPROF) and each simulator/env function on it counted once (inclusive shares; POSIX only)."""
+    import signal
+    from collections import Counter
+
+    env = make_env(impl, AlarmModel.default(0))
+    source = Path(sys.modules[type(env).__module__].__file__).resolve()
+    hits: Counter[str] = Counter()
+    samples = 0
+
+    def sample(signum: int, frame: Any) -> None:
+        nonlocal samples
+        samples += 1
+        seen = set()
+        while frame is not None:
+            if Path(frame.f_code.co_filename).resolve() == source and frame.f_code.co_name not in seen:
+                seen.add(frame.f_code.co_name)
+                hits[frame.f_code.co_name] += 1
+            frame = frame.f_back
+
+    previous = signal.signal(signal.SIGPROF, sample)
+    signal.setitimer(signal.ITIMER_PROF, interval, interval)
+    try:
+        run_episodes(env, policy, range(episodes))
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0, 0)
+        signal.signal(signal.SIGPROF, previous)
+    shares = {name: count / max(samples, 1) for name, count in hits.most_common()}
+    print(f"{samples} samples; inclusive share of CPU time per function of {source.name}:")
+    for name, share in shares.items():
+        if share >= 0.01:
+            print(f"  {100 * share:5.1f}% {name}")
+    return shares
+
+
 def build(impl: tuple[ModuleType, ModuleType] | None, n_devices: int) -> tuple[Any, float]:
     """Model, env and first reset; CPU seconds."""
     start = time.process_time()
@@ -183,35 +261,50 @@ def build(impl: tuple[ModuleType, ModuleType] | None, n_devices: int) -> tuple[A
     return env, time.process_time() - start
 
 
-def size_row(impl: tuple[ModuleType, ModuleType] | None, n_devices: int, n_steps: int) -> dict[str, float]:
+def size_build(impl: tuple[ModuleType, ModuleType] | None, n_devices: int) -> tuple[Any, dict[str, float]]:
+    """Build an env of ``n_devices``: memory (tracemalloc peak during a build, and what stays) and CPU
+    seconds (a second build, without tracemalloc's overhead)."""
     tracemalloc.start()
     env, _ = build(impl, n_devices)
     retained, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     del env
-    env, build_s = build(impl, n_devices)  # timed without tracemalloc's overhead
-    rng = np.random.default_rng(0)
+    env, build_s = build(impl, n_devices)
+    return env, {"build_s": build_s, "peak_mb": peak / 1e6, "retained_mb": retained / 1e6}
+
+
+def step_block(env: Any, rng: np.random.Generator, n_steps: int) -> float:
+    """CPU seconds of ``n_steps`` steps under random-over-active (resetting at episode ends)."""
     start = time.process_time()
     for _ in range(n_steps):
         _, _, term, trunc, _ = env.step(choose("active", env, rng))
         if term or trunc:
             env.reset()
-    return {
-        "build_s": build_s,
-        "peak_mb": peak / 1e6,
-        "retained_mb": retained / 1e6,
-        "steps_per_s": n_steps / (time.process_time() - start),
-    }
+    return time.process_time() - start
 
 
-def sizes_section(baseline: tuple[ModuleType, ModuleType], sizes: list[int], baseline_max: int, n_steps: int) -> dict:
+def sizes_section(
+    baseline: tuple[ModuleType, ModuleType], sizes: list[int], baseline_max: int, n_steps: int, block: int = 500
+) -> dict:
+    """Per size: build time and memory of each implementation, then steps/s with the two stepping in
+    interleaved blocks of ``block`` steps (order alternating)."""
     out: dict[str, dict[str, Any]] = {}
     print(f"{'devices':>7} {'impl':<8} {'build s':>8} {'peak MB':>8} {'kept MB':>8} {'steps/s':>8}")
     for n in sizes:
-        rows = {"new": size_row(None, n, n_steps)}
+        impls: dict[str, tuple[ModuleType, ModuleType] | None] = {"new": None}
         if n <= baseline_max:
-            rows["baseline"] = size_row(baseline, n, n_steps)
+            impls["baseline"] = baseline
+        envs, rows = {}, {}
+        for name, impl in impls.items():
+            envs[name], rows[name] = size_build(impl, n)
+        rngs = {name: np.random.default_rng(0) for name in impls}
+        seconds = dict.fromkeys(impls, 0.0)
+        n_blocks = max(1, n_steps // block)
+        for b in range(n_blocks):
+            for name in list(impls) if b % 2 == 0 else list(impls)[::-1]:
+                seconds[name] += step_block(envs[name], rngs[name], block)
         for name, r in rows.items():
+            r["steps_per_s"] = n_blocks * block / seconds[name]
             print(
                 f"{n:>7} {name:<8} {r['build_s']:>8.2f} {r['peak_mb']:>8.1f} {r['retained_mb']:>8.1f} "
                 f"{r['steps_per_s']:>8.0f}",
@@ -220,6 +313,7 @@ def sizes_section(baseline: tuple[ModuleType, ModuleType], sizes: list[int], bas
         if "baseline" in rows:
             rows["build_speedup"] = rows["baseline"]["build_s"] / rows["new"]["build_s"]
             rows["step_ratio"] = rows["new"]["steps_per_s"] / rows["baseline"]["steps_per_s"]
+            print(f"{n:>7} ratio    steps/s new / baseline {rows['step_ratio']:.2f}", flush=True)
         out[str(n)] = rows
     return out
 
@@ -288,12 +382,38 @@ def main() -> None:
     parser.add_argument("--thp-events", type=int, default=2000, help="events per THP log")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--policies-only", action="store_true", help="only the policies section (speed A/B)")
+    parser.add_argument(
+        "--identical",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only check that both implementations play the same N seeded episodes per policy and setting",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=POLICIES,
+        help="only profile this policy's episodes (--episodes of them), this implementation and the baseline",
+    )
     args = parser.parse_args()
     if args.quick:
         args.episodes, args.block = min(args.episodes, 10), min(args.block, 5)
         args.sizes, args.baseline_max_devices, args.size_steps = [50, 500], 50, 500
         args.vec_steps = min(args.vec_steps, 800)
     baseline = load_baseline(args.baseline)
+    if args.profile:
+        result = {}
+        for name, impl in (("new", None), ("baseline", baseline)):
+            print(f"== profile of {args.profile}, {args.episodes} episodes, {name} ==")
+            result[name] = profile_section(impl, args.profile, args.episodes)
+        print(json.dumps({"benchmark": "env_throughput", "baseline": args.baseline, "profile": result}))
+        return
+    if args.identical:
+        print(f"== same seeded episodes as {args.baseline}? {args.identical} per policy and setting ==")
+        same = identical_section(baseline, args.identical)
+        print(json.dumps({"benchmark": "env_throughput", "baseline": args.baseline, "identical": same}))
+        if not all(same.values()):
+            sys.exit(1)
+        return
 
     print(f"== policies, default network, {args.episodes} episodes each; [authors' simulator] ==")
     policies = policies_section(baseline, args.episodes, args.block, args.seed)

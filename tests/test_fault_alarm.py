@@ -358,9 +358,30 @@ def seeded_rollouts_digest(model: AlarmModel) -> str:
 )
 def test_seeded_rollouts_match_the_recorded_dynamics(overrides, expected):
     """Speed work must not change a seeded episode: digests recorded from the implementation of
-    commit 607100a (issue 13's dynamics), loaded from git the way benchmarks/env_throughput.py does.
-    pair_cap=2 makes the pair cap bind often."""
+    commit 607100a (issue 13's dynamics), loaded from git the way benchmarks/env_throughput.py does;
+    the later speed work (b6ccc6d, then the scalar paths of 'env final') keeps them. pair_cap=2 makes
+    the pair cap bind often."""
     assert seeded_rollouts_digest(AlarmModel.default(0, **overrides)) == expected
+
+
+@pytest.mark.parametrize(
+    "thresholds",
+    [
+        {"_PYTHON_ROWS": 0, "_TWO_STAGE_ROWS": 10**9, "_PYTHON_TAIL": 0, "_SCALAR_ADDS": 1},
+        {"_PYTHON_ROWS": 10**9, "_TWO_STAGE_ROWS": 0, "_PYTHON_TAIL": 10**9, "_SCALAR_ADDS": 10**9},
+    ],
+    ids=["numpy_paths", "scalar_paths"],
+)
+def test_scalar_and_numpy_paths_give_the_same_episodes(monkeypatch, thresholds):
+    """The simulator's Python-scalar and numpy paths draw the same numbers and do the same float
+    operations: forcing every generation, removal and addition down one kind of path leaves the
+    seeded episodes (and the pinned digests) unchanged."""
+    import sb3_causal_envs.fault_alarm as fault_alarm
+
+    for name, value in thresholds.items():
+        monkeypatch.setattr(fault_alarm, name, value)
+    assert seeded_rollouts_digest(AlarmModel.default(0)) == "2d6b550ec907341c"
+    assert seeded_rollouts_digest(AlarmModel.default(0, pair_cap=2)) == "1711c8e95ea50808"
 
 
 def test_default_model_is_deterministic_in_its_seed():

@@ -10,6 +10,16 @@ target), so a window's first cascade generation is a handful of numpy calls on c
 and small generations are added alarm by alarm in Python. Its propagation table is built from the
 sparse hop weights of ``sb3_causal.topology.Topology``, so networks of thousands of devices build in
 about a second (5,000 devices: ~1 s CPU, ~2,200 steps/s; ``benchmarks/env_throughput.py``).
+
+Speed. A step costs about a hundred small numpy calls, each ~1-2 us whatever its size (a reduction
+or a ufunc with a Python float costs more), so the code counts calls rather than elements: the
+pair cap is checked after counting the children (pairs past it resolved in Python), generations
+of at most ``_PYTHON_ROWS`` rows and removals with short tails run in Python scalars, temporaries
+are preallocated, and the reset's ``rng.choice`` is the ``rng.integers`` draw it makes. Each of
+these draws the same random numbers in the same order and does the same float operations, so a
+seeded episode is bit-identical to the implementation of commit b6ccc6d (the digest test pins
+it). The reset's warm-up windows are not batched: each window's draws depend on the alarms the
+previous one left, so batching them would change the random stream.
 """
 
 from __future__ import annotations
@@ -33,6 +43,8 @@ __all__ = ["AlarmLog", "AlarmSimulator", "FaultAlarmEnv"]
 OBS_MODES = ("age", "absolute_time")
 _PYTHON_TAIL = 32  # a removal whose compacted tail is at most this long runs in Python
 _SCALAR_ADDS = 6  # a generation of at most this many children is added alarm by alarm (Python scalars)
+_PYTHON_ROWS = 24  # a generation with at most this many candidate rows is drawn in Python scalars
+_TWO_STAGE_ROWS = 512  # a generation with at least this many rows checks t1 first, parent ends after
 
 
 @dataclass(frozen=True)
@@ -81,9 +93,14 @@ class AlarmSimulator:
         self._tgt_end = self._tgt_ptr[1:]  # one past each pair's last target
         self._n_tgt = np.diff(self._tgt_ptr)
         self._rows_per_alarm = max(4, math.ceil(float(self._n_tgt.mean())))
+        self._row_scalar = np.zeros((), dtype=np.int64)
+        self._time_scalar = np.zeros(())  # 0-d: array-array ufuncs skip the Python scalar conversion
         self._transient = model.transient.ravel()
         self._root_pairs = np.array([d * v + t for t in model.root_types for d in model.root_devices], dtype=np.int64)
-        self._root_devices = np.asarray(model.root_devices)
+        self._root_devices = np.asarray(model.root_devices, dtype=np.int64)
+        self._initial_types = np.resize(np.asarray(model.root_types, dtype=np.int64), model.n_initial_roots)
+        self._initial_starts = np.zeros(model.n_initial_roots)
+        self._initial_parents = np.full(model.n_initial_roots, -1, dtype=np.int64)
         noise_devices = np.setdiff1d(np.arange(n), model.root_devices)
         noise_types = np.setdiff1d(np.arange(v), model.root_types)
         self._noise_pairs = (noise_devices[:, None] * v + noise_types[None, :]).ravel()
@@ -125,6 +142,9 @@ class AlarmSimulator:
             if used:
                 buf[:used] = getattr(self, name)[:used]
             setattr(self, name, buf)
+        self._arange = np.arange(row_capacity)
+        self._scratch = np.empty(row_capacity)  # per-row temporaries of a window
+        self._scratch_bool = np.empty(row_capacity, dtype=bool)
 
     def _reserve(self, n_alarms: int, n_rows: int) -> None:
         if n_alarms > self._pair.size or n_rows > self._cand_pair.size:
@@ -165,12 +185,16 @@ class AlarmSimulator:
     def reset(self) -> None:
         """Place the initial root alarms, then simulate until enough alarms are active."""
         self.clear()
-        m, v = self.model, self.model.n_types
-        types = np.resize(np.asarray(m.root_types), m.n_initial_roots)
-        devices = self.rng.choice(self._root_devices, size=m.n_initial_roots)
-        self._add(devices * v + types, np.zeros(m.n_initial_roots), np.full(m.n_initial_roots, -1), root=True)
+        m = self.model
+        # rng.choice(root_devices, size) with replacement, without its Python overhead (the same draws)
+        chosen = self.rng.integers(0, self._root_devices.size, size=m.n_initial_roots, dtype=np.int64)
+        pairs = self._root_devices[chosen]
+        pairs *= m.n_types
+        pairs += self._initial_types
+        self._add(pairs, self._initial_starts, self._initial_parents, root=True)
+        need = m.min_initial_alarms
         for _ in range(10_000):
-            if self._n >= m.min_initial_alarms:
+            if self._n >= need:
                 return
             self.advance()
         raise RuntimeError(
@@ -227,55 +251,95 @@ class AlarmSimulator:
         """Add the children that candidate rows ``first:last`` trigger inside [t0, t1) (and before a
         transient parent ends); return how many were added. Rows before ``own`` start their clock at
         ``t0``, the others at their parent's start (``_cand_begin``)."""
-        child_start = self.rng.standard_exponential(last - first)
+        k = last - first
+        if k <= _PYTHON_ROWS:
+            return self._trigger_few(first, own, last, t0, t1)
+        child_start = self.rng.standard_exponential(k)
         child_start *= self._cand_scale[first:last]
         if own > first:
-            child_start[: own - first] += t0
+            self._time_scalar[()] = t0
+            child_start[: own - first] += self._time_scalar
         if last > own:
             child_start[own - first :] += self._cand_begin[own:last]
-        ok = (child_start < np.minimum(self._cand_end[first:last], t1)).nonzero()[0]
+        self._time_scalar[()] = t1
+        inside = self._scratch_bool[:k]
+        if k < _TWO_STAGE_ROWS:
+            limit_time = self._scratch[:k]
+            np.minimum(self._cand_end[first:last], self._time_scalar, out=limit_time)
+            np.less(child_start, limit_time, out=inside)
+            ok = inside.nonzero()[0]
+        else:  # before t1 over all rows, then before the parent's end over the few that are
+            np.less(child_start, self._time_scalar, out=inside)
+            ok = inside.nonzero()[0]
+            if ok.size:
+                before_end = child_start[ok] < self._cand_end[first:last][ok]
+                if np.count_nonzero(before_end) < ok.size:
+                    ok = ok[before_end]
+        return self._add_children(first, ok, child_start)
+
+    def _trigger_few(self, first: int, own: int, last: int, t0: float, t1: float) -> int:
+        """``_trigger`` for a few rows, in Python scalars: the same draws and the same float operations
+        (product, then sum; compared with the smaller of the parent's end and ``t1``)."""
+        draws = self.rng.standard_exponential(last - first).tolist()
+        scale = self._cand_scale[first:last].tolist()
+        ends = self._cand_end[first:last].tolist()
+        n_t0 = max(own - first, 0)
+        begins = [t0] * n_t0 + self._cand_begin[first + n_t0 : last].tolist()
+        starts = [d * c + b for d, c, b in zip(draws, scale, begins)]
+        ok = [i for i, (x, e) in enumerate(zip(starts, ends)) if x < (e if e < t1 else t1)]
+        if not ok:
+            return 0
+        return self._add_children(first, np.array(ok, dtype=np.intp), np.array(starts))
+
+    def _add_children(self, first: int, ok: np.ndarray, child_start: np.ndarray) -> int:
+        """Add the children of rows ``first + ok`` (``child_start``: the start of every row's candidate
+        child from ``first`` on) that fit under the pair cap; return how many were added."""
         if ok.size == 0:
             return 0
-        rows = ok + first
-        child_pair = self._cand_pair[rows]
+        counts, limit = self.counts, self._pair_limit
+        if ok.size == 1:  # the common case: one child, in Python scalars
+            i = int(ok[0])
+            p = int(self._cand_pair[first + i])
+            if counts[p] >= limit:
+                return 0
+            counts[p] += 1
+            parent = int(self._row_stop[: self._n].searchsorted(first + i, side="right"))
+            self._add_one(p, float(child_start[i]), parent, root=False, counted=True)
+            return 1
         child_start = child_start[ok]
-        child_parent = self._row_stop[: self._n].searchsorted(rows, side="right")
-        keep = self._under_pair_cap(child_pair, child_start)
-        if keep is not None:
+        ok += first
+        child_pair = self._cand_pair[ok]
+        child_parent = self._row_stop[: self._n].searchsorted(ok, side="right")
+        np.add.at(counts, child_pair, 1)  # counted first: pairs past the cap show up at once
+        over = (counts[child_pair] > limit).nonzero()[0]
+        if over.size:
+            drop = self._past_pair_cap(over, child_pair, child_start)
+            keep = np.ones(child_pair.size, dtype=bool)
+            keep[drop] = False
             child_pair, child_start, child_parent = child_pair[keep], child_start[keep], child_parent[keep]
         if child_pair.size <= _SCALAR_ADDS:
             for p, s, par in zip(child_pair.tolist(), child_start.tolist(), child_parent.tolist()):
-                self._add_one(p, s, par, root=False)
+                self._add_one(p, s, par, root=False, counted=True)
         else:
-            self._add(child_pair, child_start, child_parent, root=False)
+            self._add(child_pair, child_start, child_parent, root=False, counted=True)
         return int(child_pair.size)
 
-    def _under_pair_cap(self, pairs: np.ndarray, starts: np.ndarray) -> list[int] | None:
-        """Which new alarms fit under the pair cap (earliest first per pair; ties in order); None when
-        all of them do. A handful of new alarms per generation: a Python pass over them."""
-        limit = self._pair_limit
-        if pairs.size == 1:
-            return None if self.counts[pairs[0]] < limit else []
-        room: dict[int, int] = {}
-        members: dict[int, list[int]] = {}
-        overflow = False
-        for i, (p, held) in enumerate(zip(pairs.tolist(), self.counts[pairs].tolist())):
-            if p in members:
-                members[p].append(i)
-            else:
-                members[p] = [i]
-                room[p] = limit - held
-            overflow = overflow or len(members[p]) > room[p]
-        if not overflow:
-            return None
+    def _past_pair_cap(self, over: np.ndarray, pairs: np.ndarray, starts: np.ndarray) -> list[int]:
+        """A generation's children ``over`` belong to pairs that its children (already counted) took
+        past the cap: per pair, keep the earliest that fit (ties in generation order), uncount and
+        return the others. A few children of a few pairs: a Python pass."""
+        limit, counts = self._pair_limit, self.counts
         start = starts.tolist()
-        keep: list[int] = []
-        for p, idx in members.items():
-            if len(idx) > room[p]:
-                idx = sorted(idx, key=start.__getitem__)[: max(room[p], 0)]  # stable: ties keep their order
-            keep += idx
-        keep.sort()
-        return keep
+        groups: dict[int, list[int]] = {}
+        for i, p in zip(over.tolist(), pairs[over].tolist()):
+            groups.setdefault(p, []).append(i)
+        drop: list[int] = []
+        for p, members in groups.items():
+            room = max(limit - (int(counts[p]) - len(members)), 0)
+            members.sort(key=start.__getitem__)  # stable: ties keep their order
+            drop += members[room:]
+            counts[p] -= len(members) - room
+        return drop
 
     def _add_spontaneous(self, pair: int, t0: float, t1: float, root: bool) -> None:
         if self.counts[pair] >= self._pair_limit:
@@ -287,8 +351,8 @@ class AlarmSimulator:
         self._late_start = self._late_start or start > t1
         self._add_one(pair, start, -1, root=root)
 
-    def _add_one(self, pair: int, start: float, parent: int, root: bool) -> None:
-        """Add one alarm (Python scalars) and its candidate rows."""
+    def _add_one(self, pair: int, start: float, parent: int, root: bool, counted: bool = False) -> None:
+        """Add one alarm (Python scalars) and its candidate rows (``counted``: ``counts`` already has it)."""
         n, rows = self._n, self._n_rows
         lo, hi = self._tgt_ptr_list[pair], self._tgt_ptr_list[pair + 1]
         stop = rows + hi - lo
@@ -310,40 +374,54 @@ class AlarmSimulator:
         self._cand_end[rows:stop] = end
         self._cand_begin[rows:stop] = start
         self._n, self._n_rows = n + 1, stop
-        self.counts[pair] += 1
+        if not counted:
+            self.counts[pair] += 1
         if self.events is not None:
             self.events.append((np.array([pair]), np.array([start])))
 
-    def _add(self, pairs: np.ndarray, starts: np.ndarray, parents: np.ndarray, root: bool) -> None:
-        """Add alarms (arrays) and their candidate rows."""
+    def _add(
+        self, pairs: np.ndarray, starts: np.ndarray, parents: np.ndarray, root: bool, counted: bool = False
+    ) -> None:
+        """Add alarms (arrays) and their candidate rows (``counted``: ``counts`` already has them)."""
         n, k, rows = self._n, pairs.size, self._n_rows
         n_tgt = self._n_tgt[pairs]
-        cum = n_tgt.cumsum()
+        cum = np.add.accumulate(n_tgt)
         stop = rows + int(cum[-1])
-        row_stop = cum + rows
         self._reserve(n + k, stop)
         self._pair[n : n + k] = pairs
         self._start[n : n + k] = starts
         self._parent[n : n + k] = parents
         self._is_root[n : n + k] = root
-        self._row_stop[n : n + k] = row_stop
+        offset = self._row_scalar  # 0-d: array-array ufuncs skip the Python scalar conversion
+        offset[()] = rows
+        np.add(cum, offset, out=self._row_stop[n : n + k])
         ends = self._end[n : n + k]
-        ends.fill(np.inf)
-        transient = self._transient[pairs]
-        if transient.any():
+        ends.fill(math.inf)
+        transient = self._transient[pairs].nonzero()[0]
+        if transient.size:  # a few per batch: their lifetimes in Python scalars
             m = self.model
-            life = np.maximum(m.transient_min, self.rng.exponential(m.transient_mean, size=int(transient.sum())))
-            ends[transient] = starts[transient] + life
-            self._next_expiry = min(self._next_expiry, float(ends.min()))
+            low = m.transient_min
+            life = self.rng.exponential(m.transient_mean, size=transient.size).tolist()
+            start = starts[transient].tolist()
+            end = [s + (x if x > low else low) for s, x in zip(start, life)]
+            ends[transient] = end
+            self._next_expiry = min(self._next_expiry, *end)
         if stop > rows:
             # Each new alarm's slice of the CSR target arrays, concatenated.
-            offs = np.arange(stop - rows) + (self._tgt_end[pairs] - cum).repeat(n_tgt)
-            self._cand_pair[rows:stop] = self._tgt_pair[offs]
-            self._cand_scale[rows:stop] = self._tgt_scale[offs]
-            self._cand_end[rows:stop] = ends.repeat(n_tgt)
+            offs = self._tgt_end[pairs]
+            offs -= cum
+            offs = offs.repeat(n_tgt)
+            offs += self._arange[: stop - rows]
+            self._tgt_pair.take(offs, out=self._cand_pair[rows:stop])
+            self._tgt_scale.take(offs, out=self._cand_scale[rows:stop])
+            if transient.size:
+                self._cand_end[rows:stop] = ends.repeat(n_tgt)
+            else:
+                self._cand_end[rows:stop] = math.inf
             self._cand_begin[rows:stop] = starts.repeat(n_tgt)
         self._n, self._n_rows = n + k, stop
-        np.add.at(self.counts, pairs, 1)
+        if not counted:
+            np.add.at(self.counts, pairs, 1)
         if self.events is not None:
             self.events.append((pairs.copy(), starts.copy()))
 
@@ -366,7 +444,7 @@ class AlarmSimulator:
         while True:  # one pass per generation of descendants
             newly = marked[parent]
             newly &= alive
-            if not newly.any():
+            if not np.count_nonzero(newly):
                 break
             marked[lo:n] |= newly
             alive ^= newly  # newly is a subset of alive
@@ -402,10 +480,16 @@ class AlarmSimulator:
         children, so one forward pass marks every descendant; the table's kept row runs move down."""
         n = self._n
         dead_tail = dead[lo:n].tolist()
-        pairs, parents, stops = (buf[lo:n].tolist() for buf in (self._pair, self._parent, self._row_stop))
+        pairs = self._pair[lo:n].tolist()
+        parents = self._parent[lo:n].tolist()
+        stops = self._row_stop[lo:n].tolist()
+        ends = self._end[lo:n].tolist()
         counts = self.counts
+        expiry = self._next_expiry
+        expiry_left = False  # a removed alarm held the earliest end: recompute it
         new_index = [0] * (n - lo)
         keep: list[int] = []
+        kept_pair: list[int] = []
         kept_parent: list[int] = []
         kept_stop: list[int] = []
         read = write = prev_stop = int(self._row_stop[lo - 1]) if lo else 0
@@ -414,22 +498,29 @@ class AlarmSimulator:
             if dead_tail[j] or (par >= lo and dead_tail[par - lo]):
                 dead_tail[j] = True
                 counts[pairs[j]] -= 1
+                expiry_left = expiry_left or ends[j] <= expiry
                 write = self._move_rows(read, prev_stop, write)
                 read = stops[j]
             else:
                 new_index[j] = lo + len(keep)
                 keep.append(j)
+                kept_pair.append(pairs[j])
                 kept_parent.append(new_index[par - lo] if par >= lo else par)
                 kept_stop.append(stops[j] - read + write)
             prev_stop = stops[j]
         n_rows = self._move_rows(read, self._n_rows, write)
         k = lo + len(keep)
-        for buf in (self._pair, self._start, self._end, self._is_root):
-            buf[lo:k] = buf[lo:n][keep]
-        self._parent[lo:k] = kept_parent
-        self._row_stop[lo:k] = kept_stop
+        if k < n:
+            index = np.array(keep, dtype=np.intp)
+            index += lo
+            for buf in (self._start, self._end, self._is_root):
+                buf[lo:k] = buf[index]
+            self._pair[lo:k] = kept_pair
+            self._parent[lo:k] = kept_parent
+            self._row_stop[lo:k] = kept_stop
         self._n, self._n_rows = k, n_rows
-        self._next_expiry = float(np.minimum.reduce(self._end[:k])) if k else np.inf
+        if expiry_left:
+            self._next_expiry = float(np.minimum.reduce(self._end[:k])) if k else math.inf
         return n - k
 
     def _move_rows(self, first: int, last: int, to: int) -> int:
@@ -443,8 +534,10 @@ class AlarmSimulator:
     # ------------------------------------------------------------------ read-outs
     def oldest_start(self) -> np.ndarray:
         """Start of each pair's oldest live alarm (``inf`` for pairs with none)."""
-        out = np.full(self.n_pairs, np.inf)
-        np.minimum.at(out, self.pair, self.start)
+        out = np.empty(self.n_pairs)
+        out.fill(math.inf)
+        n = self._n
+        np.minimum.at(out, self._pair[:n], self._start[:n])
         return out
 
     def latest_start(self) -> np.ndarray:
@@ -533,17 +626,20 @@ class FaultAlarmEnv(gym.Env):
         return self._observation(), self._info(treated=None, n_removed=0)
 
     def step(self, action):
-        sim = self._require_sim()
+        sim = self._sim
+        if sim is None:
+            raise gym.error.ResetNeeded("call reset() before using the FaultAlarmRL env")
         a = int(action)
         if not 0 <= a < self._n_actions:
             raise ValueError(f"action {action!r} is outside Discrete({self.action_space.n})")
         m = self.model
-        m_t = sim.n_alarms - int(sim.counts[a])
-        n_removed = sim.treat(a)
-        if sim.n_alarms:  # a treatment that clears the network ends the episode before new alarms
+        held = int(sim.counts[a])
+        m_t = sim._n - held
+        n_removed = sim.treat(a) if held else 0
+        if sim._n:  # a treatment that clears the network ends the episode before new alarms
             sim.advance()
         self._steps += 1
-        m_t1 = sim.n_alarms
+        m_t1 = sim._n
         progress = 1.0 if m_t == 0 or m_t1 == 0 else (m_t - m_t1) / m_t
         reward = progress - m.step_penalty * self._steps
         if self.reward_decimals is not None:
@@ -682,9 +778,9 @@ class FaultAlarmEnv(gym.Env):
     def _observation(self) -> np.ndarray:
         sim = self._require_sim()
         counts = sim.counts
-        obs = np.zeros((sim.n_pairs, 2), dtype=np.float32)
-        obs[:, 0] = counts
-        if sim.n_alarms:
+        obs = np.zeros(2 * sim.n_pairs, dtype=np.float32)
+        obs[0::2] = counts
+        if sim._n:
             if self.obs_mode == "age":
                 active = counts.nonzero()[0]
                 feature = sim.oldest_start()[active]  # in place: -expm1(-(time - oldest) / scale)
@@ -692,16 +788,16 @@ class FaultAlarmEnv(gym.Env):
                 np.divide(feature, self._age_scale, out=feature)
                 np.expm1(feature, out=feature)
                 np.negative(feature, out=feature)
-                obs[active, 1] = feature
+                obs[1::2][active] = feature
             else:
-                obs[:, 1] = sim.latest_start()
-        return obs.ravel()
+                obs[1::2] = sim.latest_start()
+        return obs
 
     def _info(self, treated: int | None, n_removed: int) -> dict[str, Any]:
         sim = self._require_sim()
         return {
-            "alarms": sim.n_alarms,
-            "roots_remaining": int(np.count_nonzero(sim.is_root)),
+            "alarms": sim._n,
+            "roots_remaining": int(np.count_nonzero(sim._is_root[: sim._n])),
             "treated_pair": None if treated is None else divmod(treated, self.n_types),
             "treated_alarms": n_removed,
             "steps": self._steps,
