@@ -52,15 +52,21 @@ class DesignHistoryExtractor(BaseFeaturesExtractor):
     :param n_heads: attention heads (must divide ``embed_dim``)
     :param ff_dim: hidden width of each attention layer's feed-forward block
     :param dropout: dropout inside the attention layers (0 keeps training deterministic given a seed)
+
+    The defaults are sized for CPU training: one SAC update (batch 32, d = 10, 60 history rows, 1 torch
+    thread) costs about 0.34 s of CPU with them, against 1.35 s at ``embed_dim=32, n_layers=2, n_heads=4,
+    ff_dim=64`` and 0.17 s at ``embed_dim=8, n_layers=1, n_heads=1, ff_dim=16`` (measured on the loaded
+    2-core machine; most of it is the sample-axis attention over 32 x 10 sequences of 60 rows). The paper
+    uses 8 layer pairs of width 32 on accelerators.
     """
 
     def __init__(
         self,
         observation_space: spaces.Box,
-        embed_dim: int = 32,
-        n_layers: int = 2,
-        n_heads: int = 4,
-        ff_dim: int = 64,
+        embed_dim: int = 16,
+        n_layers: int = 1,
+        n_heads: int = 2,
+        ff_dim: int = 32,
         dropout: float = 0.0,
     ) -> None:
         _, d = _history_shape(observation_space)
@@ -184,7 +190,8 @@ class DesignCritic(ContinuousCritic):
 class DesignSACPolicy(SACPolicy):
     """SB3 ``SACPolicy`` for design histories: :class:`DesignHistoryExtractor` + per-variable heads.
 
-    :param net_arch: hidden sizes of the per-variable actor and critic heads (list, or dict with ``pi``/``qf``)
+    :param net_arch: hidden sizes of the per-variable actor and critic heads (list, or dict with ``pi``/``qf``;
+        default ``[32, 32]``)
     :param features_extractor_kwargs: arguments of :class:`DesignHistoryExtractor` (``embed_dim``, ``n_layers``...)
     """
 
@@ -202,7 +209,7 @@ class DesignSACPolicy(SACPolicy):
             observation_space,
             action_space,
             lr_schedule,
-            net_arch=[64, 64] if net_arch is None else net_arch,
+            net_arch=[32, 32] if net_arch is None else net_arch,
             features_extractor_class=features_extractor_class,
             **kwargs,
         )
