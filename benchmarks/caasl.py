@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch as th
 from stable_baselines3 import SAC
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 
 from sb3_causal.design import (
     DesignSACPolicy,
@@ -153,6 +154,7 @@ def train(
     bc_updates: int = 2000,
     freeze_steps: int = 500,
     save_bc: str | None = None,
+    checkpoint: tuple[int, str] | None = None,
 ) -> tuple[SAC, float]:
     """SAC on CausalDesign-v0; with ``teacher``: behaviour cloning, a prefilled buffer, a frozen-actor warm-up."""
     model = SAC(
@@ -174,16 +176,22 @@ def train(
         },
     )
     start = time.process_time()
-    callback = None
+    callbacks: list[BaseCallback] = []
+    if checkpoint is not None:
+        callbacks.append(CheckpointCallback(checkpoint[0], checkpoint[1], name_prefix="caasl_sac"))
     if teacher is not None:
         losses = behaviour_clone(model, teacher, n_updates=bc_updates, seed=seed)
-        print(f"behaviour cloning: loss {np.mean(losses[:50]):.3f} -> {np.mean(losses[-50:]):.3f}", flush=True)
+        print(
+            f"behaviour cloning: loss {np.mean(losses[:50]):.3f} -> {np.mean(losses[-50:]):.3f} in "
+            f"{time.process_time() - start:.0f} s CPU",
+            flush=True,
+        )
         if save_bc:
             model.save(save_bc)
         prefill_replay_buffer(model, teacher)
-        callback = FreezeActorCallback(freeze_steps)
+        callbacks.append(FreezeActorCallback(freeze_steps))
     if steps > 0:
-        model.learn(steps, callback=callback)
+        model.learn(steps, callback=callbacks)
     return model, time.process_time() - start
 
 
@@ -299,6 +307,8 @@ def main() -> None:
     parser.add_argument("--teacher-episodes", type=int, default=200, help="info-gain teacher episodes (seeds 0..)")
     parser.add_argument("--bc-updates", type=int, default=2000)
     parser.add_argument("--freeze-steps", type=int, default=500, help="env steps before the actor is released")
+    parser.add_argument("--checkpoint-every", type=int, default=0, help="save checkpoints every N env steps")
+    parser.add_argument("--checkpoint-dir", type=str, default="logs/caasl_checkpoints")
     parser.add_argument("--save-bc", type=str, default=None, help="save the behaviour-cloned model (before SAC)")
     parser.add_argument(
         "--chooser-online",
@@ -349,7 +359,15 @@ def main() -> None:
                     "return": ci(teacher.rewards.reshape(args.teacher_episodes, -1).sum(axis=1).tolist()),
                 }
                 print("teacher", result["teacher"], flush=True)
-        model, train_cpu = train(steps, args.seed, teacher, args.bc_updates, args.freeze_steps, args.save_bc)
+        model, train_cpu = train(
+            steps,
+            args.seed,
+            teacher,
+            args.bc_updates,
+            args.freeze_steps,
+            args.save_bc,
+            (args.checkpoint_every, args.checkpoint_dir) if args.checkpoint_every else None,
+        )
         if args.save:
             model.save(args.save)
     result["training"] = {"env_steps": steps if not args.load else None, "cpu_seconds": round(train_cpu, 1)}
