@@ -235,7 +235,9 @@ def t_ci(values: list[float]) -> dict[str, float]:
     return {"mean": round(float(a.mean()), 4), "ci95_t": round(float(half), 4), "n": len(a)}
 
 
-def chooser_online(model_seeds: list[int], steps: int, update_freq: int, n_variables: int = 8) -> dict[str, Any]:
+def chooser_online(
+    model_seeds: list[int], steps: int, update_freq: int, refresh_every: int | None = None, n_variables: int = 8
+) -> dict[str, Any]:
     """CausalDQN on FactoredSCM-v0 (linear-Gaussian, do(x = 0)): uniform eta lifts vs the information-gain chooser.
 
     The online learner's F1 against the true graph after every graph update; per model seed, the mean over the
@@ -261,7 +263,10 @@ def chooser_online(model_seeds: list[int], steps: int, update_freq: int, n_varia
             f1: list[float] = []
             model.graph_callback.on_update.append(lambda graph, f1=f1, truth=truth: f1.append(graph.compare(truth).f1))
             start = time.process_time()
-            model.learn(steps, callback=DesignDataCallback(chooser) if chooser is not None else None)
+            model.learn(
+                steps,
+                callback=DesignDataCallback(chooser, refresh_every=refresh_every) if chooser is not None else None,
+            )
             cpu[name] += time.process_time() - start
             curves[name].append(f1)
             print(f"chooser online: model seed {model_seed} {name}: mean F1 {np.mean(f1):.3f}, final {f1[-1]:.3f}")
@@ -277,6 +282,7 @@ def chooser_online(model_seeds: list[int], steps: int, update_freq: int, n_varia
             "agent": "CausalDQN (eta 0.2)",
             "steps": steps,
             "graph_update_freq": update_freq,
+            "refresh_every": refresh_every,
             "model_seeds": model_seeds,
         },
         "f1_curve_uniform": np.round(un.mean(axis=0), 4).tolist(),
@@ -318,6 +324,7 @@ def main() -> None:
         "comma-separated model seeds",
     )
     parser.add_argument("--chooser-steps", type=int, default=3000)
+    parser.add_argument("--chooser-refresh", type=int, default=None, help="recompute the gains every N samples")
     parser.add_argument("--zero-shot", type=str, default=None, help="comma list of zero-shot settings (default all)")
     parser.add_argument("--n-zero-shot", type=int, default=None, help="SCMs per zero-shot setting")
     parser.add_argument("--no-chooser-loop", action="store_true", help="skip the info gain vs uniform loop")
@@ -327,7 +334,7 @@ def main() -> None:
     t0 = time.time()
     if args.chooser_online:
         seeds = [int(seed) for seed in args.chooser_online.split(",")]
-        block = chooser_online(seeds, args.chooser_steps, update_freq=250)
+        block = chooser_online(seeds, args.chooser_steps, update_freq=250, refresh_every=args.chooser_refresh)
         print(json.dumps({"chooser_online": block, "wall_seconds": round(time.time() - t0, 1)}))
         return
     quick = args.quick

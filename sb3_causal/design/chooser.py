@@ -241,12 +241,21 @@ class DesignDataCallback(BaseCallback):
 
     :param chooser: the chooser to feed
     :param layout: the env's ``CausalVariables`` (default: read from the training env)
+    :param refresh_every: also recompute the chooser's gains every this many new samples (``None``: only at
+        the graph updates, when the agent calls ``chooser.update``). Between two computations every lifted
+        row goes to the same variable, so a long graph-update period concentrates the lifts.
     """
 
-    def __init__(self, chooser: InformationGainChooser, layout: Any = None, verbose: int = 0) -> None:
+    def __init__(
+        self, chooser: InformationGainChooser, layout: Any = None, refresh_every: int | None = None, verbose: int = 0
+    ) -> None:
         super().__init__(verbose)
+        if refresh_every is not None and refresh_every < 1:
+            raise ValueError(f"refresh_every must be >= 1 or None, got {refresh_every}")
         self.chooser = chooser
         self.layout = layout
+        self.refresh_every = refresh_every
+        self._last_refresh = 0
 
     def _init_callback(self) -> None:
         if self.layout is None:
@@ -268,4 +277,7 @@ class DesignDataCallback(BaseCallback):
         actions = np.asarray(self.locals["actions"]).reshape(-1)
         if valid.any():
             self.chooser.observe_transitions(self.layout, actions[valid], next_obs[valid])
+        if self.refresh_every is not None and self.chooser.n_rows - self._last_refresh >= self.refresh_every:
+            self.chooser.update()
+            self._last_refresh = self.chooser.n_rows
         return True
