@@ -201,8 +201,10 @@ def test_chooser_keeps_the_samples_of_factored_transitions() -> None:
         chooser.observe(np.full((1, 3), np.nan), np.zeros((1, 3), dtype=bool))
 
 
-def test_chooser_fed_by_callback_drives_causal_dqn_lifts() -> None:
-    """CausalDQN + DesignDataCallback on FactoredSCM-v0: the chooser gets every step's sample and scores."""
+@pytest.mark.parametrize(("update_freq", "refresh_every"), [(50, None), (1000, 40)])
+def test_chooser_fed_by_callback_drives_causal_dqn_lifts(update_freq: int, refresh_every: int | None) -> None:
+    """CausalDQN + DesignDataCallback on FactoredSCM-v0: the chooser gets every step's sample and scores
+    (at the agent's graph updates, or every ``refresh_every`` samples when the graph never updates)."""
     import gymnasium as gym
 
     from sb3_causal import CausalDQN
@@ -210,7 +212,7 @@ def test_chooser_fed_by_callback_drives_causal_dqn_lifts() -> None:
 
     env = gym.make("FactoredSCM-v0", n_variables=4, model_seed=1, max_steps=20)
     chooser = InformationGainChooser(4, n_outcomes=1, value_scale=0.0, seed=0)
-    model = CausalDQN("MlpPolicy", env, graph_update_freq=50, chooser=chooser, learning_starts=20, seed=0)
-    model.learn(120, callback=DesignDataCallback(chooser))
+    model = CausalDQN("MlpPolicy", env, graph_update_freq=update_freq, chooser=chooser, learning_starts=20, seed=0)
+    model.learn(120, callback=DesignDataCallback(chooser, refresh_every=refresh_every))
     assert chooser.n_rows == 120
     assert chooser.gains is not None and np.all(np.isfinite(chooser.gains))
