@@ -155,6 +155,7 @@ def train(
     freeze_steps: int = 500,
     save_bc: str | None = None,
     checkpoint: tuple[int, str] | None = None,
+    relative_targets: bool = False,
 ) -> tuple[SAC, float]:
     """SAC on CausalDesign-v0; with ``teacher``: behaviour cloning, a prefilled buffer, a frozen-actor warm-up."""
     model = SAC(
@@ -173,6 +174,7 @@ def train(
         policy_kwargs={
             "net_arch": [32, 32],
             "features_extractor_kwargs": {"embed_dim": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 32},
+            "relative_targets": relative_targets,
         },
     )
     start = time.process_time()
@@ -315,6 +317,9 @@ def main() -> None:
     parser.add_argument("--freeze-steps", type=int, default=500, help="env steps before the actor is released")
     parser.add_argument("--checkpoint-every", type=int, default=0, help="save checkpoints every N env steps")
     parser.add_argument("--checkpoint-dir", type=str, default="logs/caasl_checkpoints")
+    parser.add_argument(
+        "--relative-targets", action="store_true", help="DesignSACPolicy(relative_targets=True) (not the paper's)"
+    )
     parser.add_argument("--save-bc", type=str, default=None, help="save the behaviour-cloned model (before SAC)")
     parser.add_argument(
         "--chooser-online",
@@ -377,6 +382,7 @@ def main() -> None:
             args.freeze_steps,
             args.save_bc,
             (args.checkpoint_every, args.checkpoint_dir) if args.checkpoint_every else None,
+            args.relative_targets,
         )
         if args.save:
             model.save(args.save)

@@ -110,6 +110,12 @@ class DesignActor(Actor):
     """SAC actor with one MLP per variable (shared weights) giving the (mean, log std) of its two entries.
 
     ``net_arch`` is the head's hidden sizes. The action is ``[targets (d), values (d)]``.
+
+    With ``relative_targets`` the target means are the head's target logits minus their maximum over the
+    variables plus a learned offset ``c`` (initially 1): the deterministic action intervenes on the variables
+    whose logit is within ``c`` of the largest (exactly one while ``c`` is below the gap to the runner-up, none
+    once ``c < 0``). Independent per-variable means (the default) cannot express "the single best variable"
+    when the choice is uncertain: each entry then sits below 0 and the deterministic action never intervenes.
     """
 
     def __init__(
@@ -120,6 +126,7 @@ class DesignActor(Actor):
         features_extractor: DesignHistoryExtractor,
         features_dim: int,
         activation_fn: type[nn.Module] = nn.ReLU,
+        relative_targets: bool = False,
         **kwargs: Any,
     ) -> None:
         _, d = _history_shape(observation_space)
@@ -132,10 +139,16 @@ class DesignActor(Actor):
         self.net_arch = list(net_arch)
         self.head = nn.Sequential(*create_mlp(features_extractor.embed_dim, 4, self.net_arch, activation_fn))
         del self.mu, self.log_std  # replaced by the per-variable head
+        self.relative_targets = bool(relative_targets)
+        if self.relative_targets:
+            self.target_offset = nn.Parameter(th.ones(()))
 
     def get_action_dist_params(self, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor, dict[str, th.Tensor]]:
         out = self.head(self.features_extractor.per_variable(obs.float()))  # (b, d, 4)
-        mean = th.cat([out[..., 0], out[..., 1]], dim=1)
+        targets = out[..., 0]
+        if self.relative_targets:
+            targets = targets - targets.max(dim=1, keepdim=True).values + self.target_offset
+        mean = th.cat([targets, out[..., 1]], dim=1)
         log_std = th.cat([out[..., 2], out[..., 3]], dim=1).clamp(LOG_STD_MIN, LOG_STD_MAX)
         return mean, log_std, {}
 
@@ -193,6 +206,8 @@ class DesignSACPolicy(SACPolicy):
     :param net_arch: hidden sizes of the per-variable actor and critic heads (list, or dict with ``pi``/``qf``;
         default ``[32, 32]``)
     :param features_extractor_kwargs: arguments of :class:`DesignHistoryExtractor` (``embed_dim``, ``n_layers``...)
+    :param relative_targets: target means relative to the best variable's (:class:`DesignActor`; a departure
+        from the paper, off by default)
     """
 
     def __init__(
@@ -202,9 +217,11 @@ class DesignSACPolicy(SACPolicy):
         lr_schedule: Any,
         net_arch: list[int] | dict[str, list[int]] | None = None,
         features_extractor_class: type[BaseFeaturesExtractor] = DesignHistoryExtractor,
+        relative_targets: bool = False,
         **kwargs: Any,
     ) -> None:
         _history_shape(observation_space)
+        self._relative_targets = bool(relative_targets)  # read by make_actor, which super().__init__ calls
         super().__init__(
             observation_space,
             action_space,
@@ -216,7 +233,12 @@ class DesignSACPolicy(SACPolicy):
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> DesignActor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return DesignActor(**actor_kwargs).to(self.device)
+        return DesignActor(**actor_kwargs, relative_targets=self._relative_targets).to(self.device)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data["relative_targets"] = self._relative_targets
+        return data
 
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> DesignCritic:
         critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
