@@ -119,7 +119,7 @@ class CausalDesignEnv(gym.Env):
         self.noise = noise
         self.intervention = intervention
         self.value_scale = float(value_scale)
-        self.posterior = ExactPosterior(self.n_variables, max_indegree=max_indegree, score=score)  # validates d, cap, score
+        self.posterior = ExactPosterior(self.n_variables, max_indegree=max_indegree, score=score)  # checks d, the cap
         d, n = self.n_variables, self.n_observational + self.n_steps
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(n, d, 2), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(2 * d,), dtype=np.float32)
