@@ -17,6 +17,11 @@
    noise, weight mean 0.1, shift interventions), against ``random_random`` and ``observational``.
 5. Beyond the paper: F1 per step of greedy information gain vs a uniformly random single target on a sparser
    linear-Gaussian problem (d = 10, expected degree 1.5, 20 observational rows, 20 steps).
+6. ``--warm-start teacher.npz`` (a departure from the paper): behaviour cloning of the greedy
+   information-gain teacher, its transitions in the replay buffer, the actor frozen for ``--freeze-steps``,
+   then SAC; ``--save-bc`` keeps the clone for the ablation; ``--relative-targets`` for the policy option.
+7. ``--chooser-online SEEDS``: only CausalDQN on FactoredSCM-v0 with uniform eta lifts vs the
+   information-gain chooser fed by ``DesignDataCallback`` (the online learner's F1 per graph update).
 
 The last line printed is one JSON object (keys per strategy: ``return``, ``f1``, ``shd``, ``auprc``, each
 ``{"mean", "ci95", "n"}``; ``ms_per_reward``; ``paired``; ``zero_shot``; ``info_gain_vs_uniform``).
