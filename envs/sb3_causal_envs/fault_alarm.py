@@ -155,7 +155,7 @@ class AlarmSimulator:
         self._n = 0
         self._n_rows = 0
         self._next_expiry = np.inf  # earliest end among live transient alarms
-        self._late_start = False  # an alarm starts after its window (see advance)
+        self._late_start = False  # a live alarm starts at or after ``time`` (see advance and oldest_age)
         self.counts = np.zeros(self.n_pairs, dtype=np.int64)
 
     @property
@@ -192,6 +192,7 @@ class AlarmSimulator:
         pairs *= m.n_types
         pairs += self._initial_types
         self._add(pairs, self._initial_starts, self._initial_parents, root=True)
+        self._late_start = True  # they start at time 0
         need = m.min_initial_alarms
         for _ in range(10_000):
             if self._n >= need:
@@ -348,7 +349,7 @@ class AlarmSimulator:
         t = pair % self.model.n_types
         u = self.rng.random()
         start = t0 + -math.log1p(-u * self._spont_mass_list[t]) / self._mu_list[t]
-        self._late_start = self._late_start or start > t1
+        self._late_start = self._late_start or start >= t1
         self._add_one(pair, start, -1, root=root)
 
     def _add_one(self, pair: int, start: float, parent: int, root: bool, counted: bool = False) -> None:
@@ -540,6 +541,38 @@ class AlarmSimulator:
         np.minimum.at(out, self._pair[:n], self._start[:n])
         return out
 
+    def oldest_age(self, scale: float, out: np.ndarray) -> np.ndarray:
+        """``1 - exp(-age / scale)`` of each pair's oldest live alarm (0 for pairs with none), into ``out``.
+
+        The same float operations as ``-expm1((oldest_start() - time) / scale)`` over the active pairs,
+        computed over all pairs at once: a pair with no alarm takes ``time`` as its oldest start, so
+        its feature is ``0 - expm1(0) = +0``. That needs every live alarm to start before ``time`` (so
+        the minimum with ``time`` changes nothing and no active pair's feature is ``-0``); when one
+        does not (right after reset, or a spontaneous alarm at or past its window's end), it takes
+        the long way over the active pairs.
+        """
+        n = self._n
+        if self._late_start:
+            out.fill(0.0)
+            active = self.counts.nonzero()[0]
+            feature = self.oldest_start()[active]
+            np.subtract(feature, self.time, out=feature)
+            np.divide(feature, scale, out=feature)
+            np.expm1(feature, out=feature)
+            np.negative(feature, out=feature)
+            out[active] = feature
+            return out
+        now = self._time_scalar  # 0-d: array-array ufuncs skip the Python scalar conversion
+        now[()] = self.time
+        out.fill(self.time)
+        np.minimum.at(out, self._pair[:n], self._start[:n])
+        np.subtract(out, now, out=out)
+        now[()] = scale
+        np.divide(out, now, out=out)
+        np.expm1(out, out=out)
+        now[()] = 0.0
+        return np.subtract(now, out, out=out)
+
     def latest_start(self) -> np.ndarray:
         """Start of each pair's latest live alarm (0 for pairs with none)."""
         out = np.zeros(self.n_pairs)
@@ -610,6 +643,7 @@ class FaultAlarmEnv(gym.Env):
         high = float(m.pair_cap + 1) if obs_mode == "age" else np.inf
         self.observation_space = spaces.Box(0.0, high, shape=(m.n_pairs * 2,), dtype=np.float32)
         self._age_scale = 10.0 * m.time_per_step
+        self._feature = np.empty(m.n_pairs)  # the time feature of every pair, rebuilt per observation
         self._causal_graph = m.type_graph
         self._type_rank = self._causal_graph.upstream_rank().tolist()
         self._sim: AlarmSimulator | None = None
@@ -778,19 +812,14 @@ class FaultAlarmEnv(gym.Env):
     def _observation(self) -> np.ndarray:
         sim = self._require_sim()
         counts = sim.counts
-        obs = np.zeros(2 * sim.n_pairs, dtype=np.float32)
+        obs = np.empty(2 * sim.n_pairs, dtype=np.float32)
         obs[0::2] = counts
-        if sim._n:
-            if self.obs_mode == "age":
-                active = counts.nonzero()[0]
-                feature = sim.oldest_start()[active]  # in place: -expm1(-(time - oldest) / scale)
-                np.subtract(feature, sim.time, out=feature)
-                np.divide(feature, self._age_scale, out=feature)
-                np.expm1(feature, out=feature)
-                np.negative(feature, out=feature)
-                obs[1::2][active] = feature
-            else:
-                obs[1::2] = sim.latest_start()
+        if not sim._n:
+            obs[1::2] = 0.0
+        elif self.obs_mode == "age":
+            obs[1::2] = sim.oldest_age(self._age_scale, self._feature)
+        else:
+            obs[1::2] = sim.latest_start()
         return obs
 
     def _info(self, treated: int | None, n_removed: int) -> dict[str, Any]:
