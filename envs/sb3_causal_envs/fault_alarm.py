@@ -307,13 +307,21 @@ class AlarmSimulator:
             parent = int(self._row_stop[: self._n].searchsorted(first + i, side="right"))
             self._add_one(p, float(child_start[i]), parent, root=False, counted=True)
             return 1
+        rows = ok + first
+        child_pair = self._cand_pair[rows]
+        # Children of pairs already at the cap never fit (in a long do-nothing episode, a quarter of a
+        # big generation): dropped first, in a few calls, so the Python pass below rarely runs.
+        free = counts[child_pair] < limit
+        n_free = np.count_nonzero(free)
+        if n_free < ok.size:
+            if not n_free:
+                return 0
+            ok, rows, child_pair = ok[free], rows[free], child_pair[free]
         child_start = child_start[ok]
-        ok += first
-        child_pair = self._cand_pair[ok]
-        child_parent = self._row_stop[: self._n].searchsorted(ok, side="right")
+        child_parent = self._row_stop[: self._n].searchsorted(rows, side="right")
         np.add.at(counts, child_pair, 1)  # counted first: pairs past the cap show up at once
-        over = (counts[child_pair] > limit).nonzero()[0]
-        if over.size:
+        # Counts never pass the cap outside a generation (initial roots may: then each generation looks).
+        if counts.max() > limit and (over := (counts[child_pair] > limit).nonzero()[0]).size:
             drop = self._past_pair_cap(over, child_pair, child_start)
             keep = np.ones(child_pair.size, dtype=bool)
             keep[drop] = False
