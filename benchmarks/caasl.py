@@ -17,6 +17,11 @@
    noise, weight mean 0.1, shift interventions), against ``random_random`` and ``observational``.
 5. Beyond the paper: F1 per step of greedy information gain vs a uniformly random single target on a sparser
    linear-Gaussian problem (d = 10, expected degree 1.5, 20 observational rows, 20 steps).
+6. ``--warm-start teacher.npz`` (a departure from the paper): behaviour cloning of the greedy
+   information-gain teacher, its transitions in the replay buffer, the actor frozen for ``--freeze-steps``,
+   then SAC; ``--save-bc`` keeps the clone for the ablation; ``--relative-targets`` for the policy option.
+7. ``--chooser-online SEEDS``: only CausalDQN on FactoredSCM-v0 with uniform eta lifts vs the
+   information-gain chooser fed by ``DesignDataCallback`` (the online learner's F1 per graph update).
 
 The last line printed is one JSON object (keys per strategy: ``return``, ``f1``, ``shd``, ``auprc``, each
 ``{"mean", "ci95", "n"}``; ``ms_per_reward``; ``paired``; ``zero_shot``; ``info_gain_vs_uniform``).
@@ -36,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch as th
 from stable_baselines3 import SAC
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 
 from sb3_causal.design import (
     DesignSACPolicy,
@@ -43,6 +49,13 @@ from sb3_causal.design import (
     edge_metrics,
     expected_correct_entries,
     information_gain,
+)
+from sb3_causal.design.warmstart import (
+    FreezeActorCallback,
+    TeacherData,
+    behaviour_clone,
+    collect_teacher_episodes,
+    prefill_replay_buffer,
 )
 from sb3_causal_envs.causal_design import CausalDesignEnv
 
@@ -139,26 +152,53 @@ def ms_per_reward(d: int, reps: int) -> float:
     return 1000 * (time.process_time() - start) / reps
 
 
-def train(steps: int, seed: int) -> tuple[SAC, float]:
+def train(
+    steps: int,
+    seed: int,
+    teacher: TeacherData | None = None,
+    bc_updates: int = 2000,
+    freeze_steps: int = 500,
+    save_bc: str | None = None,
+    checkpoint: tuple[int, str] | None = None,
+    relative_targets: bool = False,
+) -> tuple[SAC, float]:
+    """SAC on CausalDesign-v0; with ``teacher``: behaviour cloning, a prefilled buffer, a frozen-actor warm-up."""
     model = SAC(
         DesignSACPolicy,
         CausalDesignEnv(),
         learning_rate=3e-4,
-        buffer_size=max(steps, 1000),
-        learning_starts=min(200, steps // 2),
-        batch_size=32,
+        buffer_size=max(steps, 1000) + (len(teacher) if teacher is not None else 0),
+        learning_starts=0 if teacher is not None else min(200, steps // 2),
+        batch_size=16,
         tau=0.005,
         gamma=0.9,
         train_freq=1,
         gradient_steps=1,
+        ent_coef="auto_0.1",
         seed=seed,
         policy_kwargs={
             "net_arch": [32, 32],
             "features_extractor_kwargs": {"embed_dim": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 32},
+            "relative_targets": relative_targets,
         },
     )
     start = time.process_time()
-    model.learn(steps)
+    callbacks: list[BaseCallback] = []
+    if checkpoint is not None:
+        callbacks.append(CheckpointCallback(checkpoint[0], checkpoint[1], name_prefix="caasl_sac"))
+    if teacher is not None:
+        losses = behaviour_clone(model, teacher, n_updates=bc_updates, seed=seed)
+        print(
+            f"behaviour cloning: loss {np.mean(losses[:50]):.3f} -> {np.mean(losses[-50:]):.3f} in "
+            f"{time.process_time() - start:.0f} s CPU",
+            flush=True,
+        )
+        if save_bc:
+            model.save(save_bc)
+        prefill_replay_buffer(model, teacher)
+        callbacks.append(FreezeActorCallback(freeze_steps))
+    if steps > 0:
+        model.learn(steps, callback=callbacks)
     return model, time.process_time() - start
 
 
@@ -193,6 +233,75 @@ def ig_vs_uniform(n_scms: int, n_outcomes: int) -> dict[str, Any]:
     }
 
 
+def t_ci(values: list[float]) -> dict[str, float]:
+    """Mean and 95% Student-t half-width (for a handful of seeds)."""
+    from scipy.stats import t as student_t
+
+    a = np.asarray(values, dtype=np.float64)
+    half = student_t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / np.sqrt(len(a)) if len(a) > 1 else float("nan")
+    return {"mean": round(float(a.mean()), 4), "ci95_t": round(float(half), 4), "n": len(a)}
+
+
+def chooser_online(
+    model_seeds: list[int], steps: int, update_freq: int, refresh_every: int | None = None, n_variables: int = 8
+) -> dict[str, Any]:
+    """CausalDQN on FactoredSCM-v0 (linear-Gaussian, do(x = 0)): uniform eta lifts vs the information-gain chooser.
+
+    The online learner's F1 against the true graph after every graph update; per model seed, the mean over the
+    updates (F1 per step, the area under the curve over the steps) and the final F1; paired differences.
+    """
+    import gymnasium as gym
+
+    from sb3_causal import CausalDQN
+    from sb3_causal.design import DesignDataCallback, InformationGainChooser
+
+    curves: dict[str, list[list[float]]] = {"uniform": [], "info_gain": []}
+    cpu: dict[str, float] = {"uniform": 0.0, "info_gain": 0.0}
+    for model_seed in model_seeds:
+        for name in curves:
+            env = gym.make("FactoredSCM-v0", n_variables=n_variables, family="gaussian0", model_seed=model_seed)
+            truth = env.unwrapped.causal_graph
+            chooser = (
+                InformationGainChooser(n_variables, n_outcomes=3, value_scale=0.0, seed=model_seed)
+                if name == "info_gain"
+                else None
+            )
+            model = CausalDQN("MlpPolicy", env, graph_update_freq=update_freq, chooser=chooser, seed=model_seed)
+            f1: list[float] = []
+            model.graph_callback.on_update.append(lambda graph, f1=f1, truth=truth: f1.append(graph.compare(truth).f1))
+            start = time.process_time()
+            model.learn(
+                steps,
+                callback=DesignDataCallback(chooser, refresh_every=refresh_every) if chooser is not None else None,
+            )
+            cpu[name] += time.process_time() - start
+            curves[name].append(f1)
+            print(f"chooser online: model seed {model_seed} {name}: mean F1 {np.mean(f1):.3f}, final {f1[-1]:.3f}")
+    n = min(len(c) for runs in curves.values() for c in runs)
+    ig = np.array([c[:n] for c in curves["info_gain"]])
+    un = np.array([c[:n] for c in curves["uniform"]])
+    return {
+        "setting": {
+            "env": "FactoredSCM-v0",
+            "n_variables": n_variables,
+            "family": "gaussian0",
+            "intervention": "zero",
+            "agent": "CausalDQN (eta 0.2)",
+            "steps": steps,
+            "graph_update_freq": update_freq,
+            "refresh_every": refresh_every,
+            "model_seeds": model_seeds,
+        },
+        "f1_curve_uniform": np.round(un.mean(axis=0), 4).tolist(),
+        "f1_curve_info_gain": np.round(ig.mean(axis=0), 4).tolist(),
+        "mean_f1_uniform": t_ci(un.mean(axis=1).tolist()),
+        "mean_f1_info_gain": t_ci(ig.mean(axis=1).tolist()),
+        "mean_f1_gain": t_ci((ig - un).mean(axis=1).tolist()),
+        "final_f1_gain": t_ci((ig[:, -1] - un[:, -1]).tolist()),
+        "cpu_seconds": {key: round(value, 1) for key, value in cpu.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short training, fewer SCMs for the slow parts")
@@ -201,17 +310,50 @@ def main() -> None:
     parser.add_argument("--save", type=str, default=None, help="save the trained SAC model to this zip")
     parser.add_argument("--load", type=str, default=None, help="evaluate this saved model instead of training")
     parser.add_argument("--strategies", type=str, default=None, help="comma list: evaluate only these strategies")
+    parser.add_argument(
+        "--warm-start",
+        type=str,
+        default=None,
+        help="teacher transitions (.npz; collected with --teacher-episodes if missing): behaviour cloning, "
+        "prefilled buffer, frozen-actor warm-up before SAC (a departure from the paper)",
+    )
+    parser.add_argument("--teacher-episodes", type=int, default=200, help="info-gain teacher episodes (seeds 0..)")
+    parser.add_argument("--bc-updates", type=int, default=2000)
+    parser.add_argument("--freeze-steps", type=int, default=500, help="env steps before the actor is released")
+    parser.add_argument("--checkpoint-every", type=int, default=0, help="save checkpoints every N env steps")
+    parser.add_argument("--checkpoint-dir", type=str, default="logs/caasl_checkpoints")
+    parser.add_argument(
+        "--relative-targets", action="store_true", help="DesignSACPolicy(relative_targets=True) (not the paper's)"
+    )
+    parser.add_argument("--save-bc", type=str, default=None, help="save the behaviour-cloned model (before SAC)")
+    parser.add_argument(
+        "--chooser-online",
+        type=str,
+        default=None,
+        help="only run CausalDQN on FactoredSCM-v0 with uniform lifts vs the info-gain chooser, on these "
+        "comma-separated model seeds",
+    )
+    parser.add_argument("--chooser-steps", type=int, default=3000)
+    parser.add_argument("--chooser-refresh", type=int, default=None, help="recompute the gains every N samples")
+    parser.add_argument("--zero-shot", type=str, default=None, help="comma list of zero-shot settings (default all)")
+    parser.add_argument("--n-zero-shot", type=int, default=None, help="SCMs per zero-shot setting")
+    parser.add_argument("--no-chooser-loop", action="store_true", help="skip the info gain vs uniform loop")
     parser.add_argument("--in-distribution-only", action="store_true", help="skip zero-shot and the chooser loop")
     args = parser.parse_args()
     th.set_num_threads(1)
     t0 = time.time()
+    if args.chooser_online:
+        seeds = [int(seed) for seed in args.chooser_online.split(",")]
+        block = chooser_online(seeds, args.chooser_steps, update_freq=250, refresh_every=args.chooser_refresh)
+        print(json.dumps({"chooser_online": block, "wall_seconds": round(time.time() - t0, 1)}))
+        return
     quick = args.quick
     n_eval = 100
     n_ig = 20 if quick else 100
-    n_shift = 20 if quick else 100
+    n_shift = args.n_zero_shot or (20 if quick else 100)
     n_beyond = 8 if quick else 40
     n_outcomes = 3
-    steps = args.train_steps or (300 if quick else 4000)
+    steps = args.train_steps if args.train_steps is not None else (300 if quick else 4000)
     result: dict[str, Any] = {}
 
     result["ms_per_reward"] = round(ms_per_reward(10, 20), 2)
@@ -221,7 +363,32 @@ def main() -> None:
     if args.load:
         model, train_cpu = SAC.load(args.load), 0.0
     else:
-        model, train_cpu = train(steps, args.seed)
+        teacher = None
+        if args.warm_start:
+            try:
+                teacher = TeacherData.load(args.warm_start)
+            except FileNotFoundError:
+                start = time.process_time()
+                teacher = collect_teacher_episodes(
+                    CausalDesignEnv(), args.teacher_episodes, seed=0, n_outcomes=n_outcomes
+                )
+                teacher.save(args.warm_start)
+                result["teacher"] = {
+                    "episodes": args.teacher_episodes,
+                    "cpu_seconds": round(time.process_time() - start, 1),
+                    "return": ci(teacher.rewards.reshape(args.teacher_episodes, -1).sum(axis=1).tolist()),
+                }
+                print("teacher", result["teacher"], flush=True)
+        model, train_cpu = train(
+            steps,
+            args.seed,
+            teacher,
+            args.bc_updates,
+            args.freeze_steps,
+            args.save_bc,
+            (args.checkpoint_every, args.checkpoint_dir) if args.checkpoint_every else None,
+            args.relative_targets,
+        )
         if args.save:
             model.save(args.save)
     result["training"] = {"env_steps": steps if not args.load else None, "cpu_seconds": round(train_cpu, 1)}
@@ -263,6 +430,8 @@ def main() -> None:
         return
     result["zero_shot"] = {}
     zero_shot = [name for name in ("policy", "policy_stochastic", "random_random", "observational") if name in selected]
+    if args.zero_shot:
+        shifted = {name: shifted[name] for name in args.zero_shot.split(",")}
     for setting, kwargs in shifted.items():
         runs = {name: run_episodes(chosen[name], kwargs, n_shift, EVAL_SEED) for name in zero_shot}
         block: dict[str, Any] = {
@@ -277,8 +446,9 @@ def main() -> None:
         result["zero_shot"][setting] = block
         print(setting, {name: values["return"]["mean"] for name, values in block.items()}, flush=True)
 
-    result["info_gain_vs_uniform"] = ig_vs_uniform(n_beyond, n_outcomes)
-    print("info gain vs uniform", result["info_gain_vs_uniform"]["mean_f1_gain_per_step"], flush=True)
+    if not args.no_chooser_loop:
+        result["info_gain_vs_uniform"] = ig_vs_uniform(n_beyond, n_outcomes)
+        print("info gain vs uniform", result["info_gain_vs_uniform"]["mean_f1_gain_per_step"], flush=True)
     result["quick"] = quick
     result["wall_seconds"] = round(time.time() - t0, 1)
     print(json.dumps(result))

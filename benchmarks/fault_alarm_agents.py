@@ -37,11 +37,16 @@ run that never reaches it counts as the whole budget, and ``reached_*`` says how
 speed-up against MaskablePPO, and the final graph F1. It is printed as a table and as one JSON line
 (also ``summary.json``; every episode in ``runs.json``).
 
-Overhead (``--overhead-steps``): CausalMaskablePPO (THP) against MaskablePPO with *identical* PPO
-settings, runs alternating so other load on the machine hits both alike; the median wall time per env
-step of each, their ratio (and the ratio of each back-to-back pair), the same ratios without the time
-spent inside the env's step/reset (the agents act differently, so their episodes cost the env
-differently), and the causal mask's microseconds per step. ``--overhead-only`` runs just this.
+Overhead (``--overhead-steps``): CausalMaskablePPO (THP) against MaskablePPO, and with ``--overhead-agents
+ppo dqn`` also CausalDQN (THP) against MaskableDQN, with *identical* settings, back-to-back pairs in one
+process (the order alternating), timed in CPU time (``time.process_time``: other jobs on the machine do not
+count). Per pair: the ratio of CPU time per env step (``cpu_ratio``), the same without the CPU time inside
+the env's step/reset (``agent_cpu_ratio``: the agents act differently, so their episodes cost the env
+differently), and twin + causal machinery over twin (``machinery_ratio``); the median and range over
+repeats, and the machinery's microseconds per step: the mask, recording transitions, the learner's
+``observe`` and its graph ``update``. ``--overhead-only`` runs just this. ``--fingerprint STEPS`` prints hashes of
+the masks, graphs and learner statistics of a fixed run, to compare two implementations (run the script with
+``PYTHONPATH`` at each checkout).
 
     python benchmarks/fault_alarm_agents.py --quick   # 5 agents x model seeds 1, 2 x 5000 steps, 10 eval episodes
     python benchmarks/fault_alarm_agents.py           # 9 agents x model seeds 1, 2, 3 x 15000 steps, 20 eval episodes
@@ -334,62 +339,168 @@ def plot(results: list[dict[str, Any]], oracle: dict[str, float], steps: int, ou
 
 
 # ---------------------------------------------------------------------- overhead
-def timed_run(causal: bool, steps: int, seed: int) -> dict[str, float]:
+#: agent -> (causal class, its non-causal twin, shared settings, causal-only settings)
+OVERHEAD_PAIRS: dict[str, tuple[type, type, dict[str, Any], dict[str, Any]]] = {
+    "ppo": (CausalMaskablePPO, MaskablePPO, {**PPO_COMMON, "n_steps": 256}, {"eta": 0.3}),
+    "dqn": (CausalDQN, MaskableDQN, DQN_COMMON, {"eta": 0.2}),
+}
+_MACHINERY = ("mask", "record", "observe", "update")  # what the causal agent adds per step (see timed_run)
+
+
+def _timed(function: Callable[..., Any], totals: dict[str, float], key: str) -> Callable[..., Any]:
+    """``function`` adding its CPU seconds to ``totals[key]``."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.process_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            totals[key] += time.process_time() - start
+
+    return wrapper
+
+
+def timed_run(agent: str, causal: bool, steps: int, seed: int) -> dict[str, float]:
+    """CPU time per env step of one training run (``time.process_time``: the process's own CPU, not the
+    other jobs on the machine), in total, inside the env, and (causal agent) in each piece of the causal
+    machinery: the mask (``mask``, acting and the DQN's TD targets), recording transitions in the graph
+    callback (``record``), the learner's ``observe`` and its graph ``update``."""
     th.set_num_threads(1)
-    env = TimedEnv(Monitor(gym.make(ENV_ID)))
-    kwargs = {**PPO_COMMON, "n_steps": 256, **NET, "seed": seed}
+    causal_cls, twin, settings, causal_settings = OVERHEAD_PAIRS[agent]
+    algo = causal_cls if causal else twin
+    env: gym.Env = TimedEnv(Monitor(gym.make(ENV_ID)), clock=time.process_time)
+    timed_env = env
+    if issubclass(algo, MaskableDQN):
+        env = RecordTerminalActionMask(env)
+    kwargs = {**settings, **NET, "seed": seed}
+    totals = dict.fromkeys(_MACHINERY, 0.0)
     if causal:
-        model = CausalMaskablePPO("MlpPolicy", env, eta=0.3, initial_graph="thp", **CAUSAL, **kwargs)
-        _ = model.causal_graph  # the initial graph (THP, ~1 s) is set-up cost, not per-step cost
-        mask_seconds = [0.0]
+        model = algo("MlpPolicy", env, initial_graph="thp", **causal_settings, **CAUSAL, **kwargs)
+        learner = model.causal_learner  # the initial graph (THP, ~1 s) is set-up cost, not per-step cost
         provider = model.mask_provider
-        assert provider is not None
-
-        def timed_provider(obs: np.ndarray, env_masks: Any, *, explore: bool = True) -> np.ndarray:
-            start = time.perf_counter()
-            out = provider(obs, env_masks, explore=explore)
-            mask_seconds[0] += time.perf_counter() - start
-            return out
-
+        assert provider is not None and model.graph_callback is not None
+        timed_provider = _timed(provider, totals, "mask")
         timed_provider.update_graph = provider.update_graph  # type: ignore[attr-defined]
         model.mask_provider = timed_provider  # type: ignore[assignment]
+        callback = model.graph_callback
+        callback._on_step = _timed(callback._on_step, totals, "record")  # type: ignore[method-assign]
+        learner.observe = _timed(learner.observe, totals, "observe")  # type: ignore[method-assign]
+        learner.update = _timed(learner.update, totals, "update")  # type: ignore[method-assign]
     else:
-        model = MaskablePPO("MlpPolicy", env, **kwargs)
-    start = time.perf_counter()
+        model = algo("MlpPolicy", env, **kwargs)
+    totals["train"] = 0.0
+    model.train = _timed(model.train, totals, "train")  # type: ignore[method-assign]
+    start = time.process_time()
     model.learn(steps)
-    total = time.perf_counter() - start
+    total = time.process_time() - start
     n = model.num_timesteps  # whole rollouts: may exceed ``steps``
-    out = {"per_step_ms": 1000 * total / n, "agent_per_step_ms": 1000 * (total - env.seconds) / n}
+    out = {
+        "cpu_ms_per_step": 1000 * total / n,
+        "agent_cpu_ms_per_step": 1000 * (total - timed_env.seconds) / n,
+        "env_cpu_ms_per_step": 1000 * timed_env.seconds / n,
+        "train_cpu_ms_per_step": 1000 * totals.pop("train") / n,  # gradient steps (PPO epochs, DQN updates)
+    }
     if causal:
-        out["mask_us_per_step"] = 1e6 * mask_seconds[0] / n
-        learner = model.causal_learner
+        totals["record"] -= totals["observe"] + totals["update"]  # flush() runs inside the callback's step
+        for key, seconds in totals.items():
+            out[f"{key}_us_per_step"] = 1e6 * seconds / n
+        out["machinery_us_per_step"] = sum(out[f"{key}_us_per_step"] for key in _MACHINERY)
         out["graph_updates"] = learner.n_updates
+        out["update_ms"] = 1000 * totals["update"] / max(learner.n_updates, 1)
     return out
 
 
-def overhead(steps: int, repeats: int) -> dict[str, Any]:
-    runs: dict[bool, list[dict[str, float]]] = {True: [], False: []}
-    for rep in range(repeats):
-        for causal in (False, True):
-            runs[causal].append(timed_run(causal, steps, seed=100 + rep))
-            print(f"  overhead repeat {rep} {'causal' if causal else 'maskable'}: {runs[causal][-1]}", flush=True)
-
-    def median(causal: bool, key: str) -> float:
-        return float(statistics.median(r[key] for r in runs[causal]))
-
-    def paired(key: str) -> list[float]:  # repeat by repeat: the two runs ran back to back
-        return [round(c[key] / m[key], 3) for c, m in zip(runs[True], runs[False])]
-
+def _spread_of(values: list[float]) -> dict[str, Any]:
     return {
-        "steps": steps,
-        "repeats": repeats,
-        "maskable_ppo_ms_per_step": round(median(False, "per_step_ms"), 3),
-        "causal_ppo_ms_per_step": round(median(True, "per_step_ms"), 3),
-        "wall_ratio": round(median(True, "per_step_ms") / median(False, "per_step_ms"), 3),
-        "agent_side_ratio": round(median(True, "agent_per_step_ms") / median(False, "agent_per_step_ms"), 3),
-        "paired_wall_ratios": paired("per_step_ms"),
-        "paired_agent_side_ratios": paired("agent_per_step_ms"),
-        "mask_us_per_step": round(median(True, "mask_us_per_step"), 1),
+        "median": round(float(statistics.median(values)), 3),
+        "range": [round(min(values), 3), round(max(values), 3)],
+        "per_repeat": [round(v, 3) for v in values],
+    }
+
+
+def overhead(steps: int, repeats: int, agents: list[str]) -> dict[str, Any]:
+    """Causal agent vs its twin, ``repeats`` back-to-back pairs in this process (the order alternating, so
+    warm-up and load hit both alike); CPU-time ratios per pair, their median and range."""
+    report: dict[str, Any] = {"steps": steps, "repeats": repeats}
+    for agent in agents:
+        pairs = []
+        for rep in range(repeats):
+            order = (False, True) if rep % 2 == 0 else (True, False)
+            pair = {causal: timed_run(agent, causal, steps, seed=100 + rep) for causal in order}
+            pairs.append(pair)
+            for causal in order:
+                name = "causal" if causal else "twin"
+                print(f"  overhead {agent} repeat {rep} {name}: {json.dumps(pair[causal])}", flush=True)
+        causal_runs = [p[True] for p in pairs]
+        twin_runs = [p[False] for p in pairs]
+        entry: dict[str, Any] = {
+            "twin_cpu_ms_per_step": _spread_of([r["cpu_ms_per_step"] for r in twin_runs]),
+            "causal_cpu_ms_per_step": _spread_of([r["cpu_ms_per_step"] for r in causal_runs]),
+            # the whole run, env included (the agents act differently, so their episodes cost the env differently)
+            "cpu_ratio": _spread_of(
+                [c["cpu_ms_per_step"] / t["cpu_ms_per_step"] for c, t in zip(causal_runs, twin_runs)]
+            ),
+            # without the CPU time inside the env's step / reset
+            "agent_cpu_ratio": _spread_of(
+                [c["agent_cpu_ms_per_step"] / t["agent_cpu_ms_per_step"] for c, t in zip(causal_runs, twin_runs)]
+            ),
+            # twin + the causal machinery, over twin: the cost the machinery adds at equal env and network work
+            "machinery_ratio": _spread_of(
+                [1 + c["machinery_us_per_step"] / (1000 * t["cpu_ms_per_step"]) for c, t in zip(causal_runs, twin_runs)]
+            ),
+        }
+        for key in (*_MACHINERY, "machinery"):
+            entry[f"{key}_us_per_step"] = _spread_of([r[f"{key}_us_per_step"] for r in causal_runs])
+        entry["update_ms"] = _spread_of([r["update_ms"] for r in causal_runs])
+        for key in ("env_cpu_ms_per_step", "train_cpu_ms_per_step"):
+            entry[f"twin_{key}"] = _spread_of([r[key] for r in twin_runs])
+            entry[f"causal_{key}"] = _spread_of([r[key] for r in causal_runs])
+        report[agent] = entry
+    return report
+
+
+def fingerprint(agent: str, steps: int) -> dict[str, Any]:
+    """Hashes of a small fixed causal run (random initial graph, a graph update every 500 steps, seed 3): every
+    mask the provider returned, every learned graph, and the learner's statistics. Run this script with
+    ``PYTHONPATH`` at two checkouts: equal hashes mean the two implementations act and learn identically."""
+    import hashlib
+
+    th.set_num_threads(1)
+    causal_cls, twin, _, _ = OVERHEAD_PAIRS[agent]
+    env: gym.Env = Monitor(gym.make(ENV_ID))
+    if issubclass(twin, MaskableDQN):
+        env = RecordTerminalActionMask(env)
+        model = causal_cls("MlpPolicy", env, initial_graph="random", graph_update_freq=500, learning_starts=200, seed=3)
+    else:
+        model = causal_cls("MlpPolicy", env, initial_graph="random", graph_update_freq=500, n_steps=256, seed=3)
+    learner, provider = model.causal_learner, model.mask_provider
+    masks, graphs = hashlib.sha256(), hashlib.sha256()
+    calls = [0]
+
+    def recorded(obs: np.ndarray, env_masks: Any, *, explore: bool = True) -> np.ndarray:
+        out = provider(obs, env_masks, explore=explore)
+        masks.update(np.ascontiguousarray(out).tobytes() + bytes([explore]))
+        calls[0] += 1
+        return out
+
+    recorded.update_graph = provider.update_graph  # type: ignore[attr-defined]
+    model.mask_provider = recorded  # type: ignore[assignment]
+    model.graph_callback.on_update.append(lambda g: graphs.update(g.to_json().encode()))
+    model.learn(steps)
+    state = learner.state_dict()
+    stats = hashlib.sha256()
+    for key in ("gram", "gram_intervened", "n_rows_intervened"):
+        stats.update(np.ascontiguousarray(state[key]).tobytes())
+    for part in ("treated", "control"):
+        for _, value in sorted(state[part].items()):
+            stats.update(np.ascontiguousarray(value).tobytes())
+    return {
+        "masks": masks.hexdigest()[:16],
+        "mask_calls": calls[0],
+        "graphs": graphs.hexdigest()[:16],
+        "graph_updates": learner.n_updates,
+        "statistics": stats.hexdigest()[:16],
+        "n_hops": learner.n_hops,
     }
 
 
@@ -419,6 +530,20 @@ def main() -> None:
     parser.add_argument("--overhead-repeats", type=int, default=None, help="overhead pairs (default 3, quick 1)")
     parser.add_argument("--jobs", type=int, default=2, help="parallel training processes")
     parser.add_argument("--overhead-only", action="store_true", help="only the side-by-side overhead measurement")
+    parser.add_argument(
+        "--overhead-agents",
+        nargs="+",
+        choices=list(OVERHEAD_PAIRS),
+        default=["ppo"],
+        help="causal agents the overhead compares with their twins (ppo: MaskablePPO, dqn: MaskableDQN)",
+    )
+    parser.add_argument(
+        "--fingerprint",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="only print hashes of a fixed STEPS-step run per --overhead-agents (masks, graphs, learner statistics)",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/fault_alarm_agents"))
     args = parser.parse_args()
     # --quick changes the defaults only: a flag given explicitly wins
@@ -433,11 +558,15 @@ def main() -> None:
         parser.error(f"unknown agents {unknown}; choose from {list(AGENTS)}")
     if args.seeds < 1 or args.eval_episodes < 1 or args.steps < 1:
         parser.error("--seeds, --eval-episodes and --steps must be >= 1")
+    if args.fingerprint > 0:
+        prints = {agent: fingerprint(agent, args.fingerprint) for agent in args.overhead_agents}
+        print(json.dumps({"benchmark": "fault_alarm_agents", "fingerprint": prints}))
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if args.overhead_only:
-        print("overhead: CausalMaskablePPO vs MaskablePPO, identical PPO settings", flush=True)
-        measured = overhead(args.overhead_steps, args.overhead_repeats)
+        print("overhead: causal agents vs their twins, identical settings, CPU time", flush=True)
+        measured = overhead(args.overhead_steps, args.overhead_repeats, args.overhead_agents)
         print(json.dumps({"benchmark": "fault_alarm_agents", "overhead": measured}))
         return
 
@@ -489,8 +618,8 @@ def main() -> None:
             for t in args.thresholds
         }
     if args.overhead_steps > 0:
-        print("overhead: CausalMaskablePPO vs MaskablePPO, identical PPO settings", flush=True)
-        record["overhead"] = overhead(args.overhead_steps, args.overhead_repeats)
+        print("overhead: causal agents vs their twins, identical settings, CPU time", flush=True)
+        record["overhead"] = overhead(args.overhead_steps, args.overhead_repeats, args.overhead_agents)
     record["wall_seconds"] = round(time.perf_counter() - start, 1)
 
     print(f"\noracle on the evaluation episodes: return {reference['return']:.2f}, {reference['length']:.1f} steps")

@@ -3,7 +3,11 @@
 Collects FaultAlarmRL transitions under random-over-active treatments once, then times
 ``observe`` + ``update`` of this branch's :class:`OnlineCausalLearner` and of the learner module of
 a reference checkout (``--reference``, default /work/main), alternately (A/B/A/B), in CPU time.
-Both get the hop reach declared (2) so that the same work is compared. Ends with one JSON line.
+Both get the same hop reach: declared (``--n-hops 2``, default) or chosen from data (``--n-hops data``,
+FaultAlarmRL's own layout: the first 2,000 transitions are buffered, the reach chosen, then replayed).
+Reports microseconds per transition of ``observe`` and of ``update`` (amortised over ``--update-every``
+transitions), and the per-repeat ratios this branch / reference with their median and range. Ends with
+one JSON line.
 
     python benchmarks/learner_cost.py --steps 5000 --repeats 3
 """
@@ -49,15 +53,24 @@ def collect(env: FaultAlarmEnv, n_steps: int, seed: int) -> tuple[np.ndarray, np
     return np.array(o), np.array(a), np.array(n)
 
 
-def run(cls, layout, data, update_every: int) -> float:
+def run(cls, layout, data, update_every: int) -> tuple[float, float]:
+    """CPU seconds per transition of ``observe`` and of ``update``."""
     obs, actions, next_obs = data
     learner = cls(layout)
-    start = time.process_time()
+    observe = update = 0.0
     for lo in range(0, len(actions), update_every):
         part = slice(lo, lo + update_every)
+        start = time.process_time()
         learner.observe(obs[part], actions[part], next_obs[part])
+        observe += time.process_time() - start
+        start = time.process_time()
         learner.update()
-    return (time.process_time() - start) / len(actions)
+        update += time.process_time() - start
+    return observe / len(actions), update / len(actions)
+
+
+def spread(values: list[float]) -> dict[str, object]:
+    return {"median": round(float(np.median(values)), 3), "range": [round(min(values), 3), round(max(values), 3)]}
 
 
 def main() -> None:
@@ -66,31 +79,35 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--update-every", type=int, default=1000)
     parser.add_argument("--reference", default="/work/main")
+    parser.add_argument(
+        "--n-hops", default="2", help="hop reach of both learners: an int, or 'data' (chosen from data)"
+    )
     parser.add_argument("--quick", action="store_true", help="1000 steps, 1 repeat")
     args = parser.parse_args()
     if args.quick:
         args.steps, args.repeats = 1000, 1
     env = FaultAlarmEnv(model_seed=0)
-    layout = dataclasses.replace(env.causal_variables, n_hops=2)
+    n_hops = None if args.n_hops == "data" else int(args.n_hops)
+    layout = dataclasses.replace(env.causal_variables, n_hops=n_hops)
     data = collect(env, args.steps, seed=0)
     reference = load_reference(args.reference)
     ours, theirs = [], []
     for r in range(args.repeats):
         theirs.append(run(reference, layout, data, args.update_every))
         ours.append(run(OnlineCausalLearner, layout, data, args.update_every))
-        print(f"repeat {r}: reference {1e6 * theirs[-1]:.0f} us, this branch {1e6 * ours[-1]:.0f} us per transition")
-    ratio = float(np.median(np.array(ours) / np.array(theirs)))
-    print(
-        json.dumps(
-            {
-                "benchmark": "learner_cost",
-                "steps": args.steps,
-                "reference_us_per_transition": 1e6 * float(np.median(theirs)),
-                "us_per_transition": 1e6 * float(np.median(ours)),
-                "ratio": ratio,
-            }
+        print(
+            f"repeat {r}: observe / update per transition: reference {1e6 * theirs[-1][0]:.0f} / "
+            f"{1e6 * theirs[-1][1]:.0f} us, this branch {1e6 * ours[-1][0]:.0f} / {1e6 * ours[-1][1]:.0f} us",
+            flush=True,
         )
-    )
+    record: dict[str, object] = {"benchmark": "learner_cost", "steps": args.steps, "n_hops": args.n_hops}
+    for i, name in enumerate(("observe", "update")):
+        record[f"reference_{name}_us_per_transition"] = spread([1e6 * t[i] for t in theirs])
+        record[f"{name}_us_per_transition"] = spread([1e6 * t[i] for t in ours])
+    record["reference_us_per_transition"] = spread([1e6 * sum(t) for t in theirs])
+    record["us_per_transition"] = spread([1e6 * sum(t) for t in ours])
+    record["ratio"] = spread([sum(o) / sum(t) for o, t in zip(ours, theirs)])
+    print(json.dumps(record))
 
 
 if __name__ == "__main__":

@@ -173,9 +173,12 @@ class CausalGraphCallback(BaseCallback):
         self.true_graph: CausalGraph | None = None
         self.on_update: list[Callable[[CausalGraph], None]] = []  # called with each new graph
         self.n_skipped = 0
-        self._buffer: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        # Pending transitions, written in place into preallocated arrays (obs, actions, next obs): no
+        # per-step allocation; they grow only when a step brings more rows than they hold.
+        self._buffer: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._n_buffered = 0
         self._prev_obs: np.ndarray | None = None
+        self._prev_all_finite = True  # _prev_obs holds no NaN/inf
         self._vec_normalize: VecNormalize | None = None
 
     # ------------------------------------------------------------------ public
@@ -212,10 +215,10 @@ class CausalGraphCallback(BaseCallback):
         """Feed buffered transitions to the learner, re-estimate the graph and log it."""
         assert self.learner is not None
         start = time.perf_counter()
-        if self._buffer:
-            obs, actions, next_obs = (np.concatenate(parts) for parts in zip(*self._buffer))
-            self._buffer, self._n_buffered = [], 0
-            self.learner.observe(obs, actions, next_obs)
+        if self._n_buffered and self._buffer is not None:
+            n, (obs, actions, next_obs) = self._n_buffered, self._buffer
+            self._n_buffered = 0
+            self.learner.observe(obs[:n], actions[:n], next_obs[:n])
         graph = self.learner.update()
         seconds = time.perf_counter() - start
         self._log(graph, seconds)
@@ -233,45 +236,81 @@ class CausalGraphCallback(BaseCallback):
             self._prev_obs = np.array(self._vec_normalize.get_original_obs(), copy=True)
         else:
             self._prev_obs = np.array(self.model._last_obs, copy=True)
+        self._prev_all_finite = bool(np.isfinite(self._prev_obs).all())
 
     def _on_step(self) -> bool:
-        new_obs = self.locals["new_obs"]
-        actions = np.asarray(self.locals["actions"]).reshape(-1)
         dones = np.asarray(self.locals["dones"], dtype=bool)
-        infos = self.locals["infos"]
-        raw_new = self._vec_normalize.get_original_obs() if self._vec_normalize is not None else new_obs
+        raw_new = self._vec_normalize.get_original_obs() if self._vec_normalize is not None else self.locals["new_obs"]
         raw_new = np.asarray(raw_new)
-        next_obs = raw_new.copy()
-        valid = np.ones(dones.size, dtype=bool)
-        for i in np.flatnonzero(dones):
-            terminal = infos[i].get("terminal_observation")
-            if terminal is None:
-                valid[i] = False  # no terminal observation: never pair with the next episode's start
-                continue
-            if self._vec_normalize is not None:
-                terminal = self._vec_normalize.unnormalize_obs(terminal)
-            next_obs[i] = terminal
+        all_finite = bool(np.isfinite(raw_new).all())
         prev = self._prev_obs
-        if prev is None or prev.shape != raw_new.shape:
-            valid[:] = False
-        else:
-            finite = np.isfinite(prev).all(axis=1) & np.isfinite(next_obs).all(axis=1)
-            if not finite.all():
-                if not self.n_skipped:
-                    warnings.warn(
-                        "CausalGraphCallback: skipping transitions with NaN/inf observations "
-                        "(counted in causal/skipped_transitions)",
-                        stacklevel=2,
-                    )
-                self.n_skipped += int((~finite & valid).sum())
-            valid &= finite
-        if valid.any() and prev is not None:
-            self._buffer.append((prev[valid].copy(), actions[valid].copy(), next_obs[valid]))
-            self._n_buffered += int(valid.sum())
-        self._prev_obs = raw_new.copy()
+        if prev is not None and prev.shape == raw_new.shape:
+            actions = np.asarray(self.locals["actions"]).reshape(-1)
+            if self._prev_all_finite and all_finite and not dones.any():
+                self._record(prev, actions, raw_new, None)  # the common step: every env's transition as it is
+            else:
+                self._record(prev, actions, *self._checked_transitions(prev, raw_new, dones))
+            np.copyto(prev, raw_new)
+        else:  # no previous observation of this shape: nothing to pair with
+            self._prev_obs = raw_new.copy()
+        self._prev_all_finite = all_finite
         if self._n_buffered >= self.update_freq:
             self.flush()
         return True
+
+    def _checked_transitions(
+        self, prev: np.ndarray, raw_new: np.ndarray, dones: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(next_obs, valid)`` of a step with an episode end or a non-finite value: the terminal observation
+        is the next one at an episode end (none: the row is left out), and rows with NaN/inf are skipped."""
+        next_obs, finite_next = raw_new, _finite_rows(raw_new)
+        valid = np.ones(dones.size, dtype=bool)
+        if dones.any():
+            next_obs = raw_new.copy()
+            infos = self.locals["infos"]
+            for i in np.flatnonzero(dones):
+                terminal = infos[i].get("terminal_observation")
+                if terminal is None:
+                    valid[i] = False  # no terminal observation: never pair with the next episode's start
+                    continue
+                if self._vec_normalize is not None:
+                    terminal = self._vec_normalize.unnormalize_obs(terminal)
+                next_obs[i] = terminal
+                finite_next[i] = bool(np.isfinite(next_obs[i]).all())
+        finite = _finite_rows(prev) & finite_next
+        if not finite.all():
+            if not self.n_skipped:
+                warnings.warn(
+                    "CausalGraphCallback: skipping transitions with NaN/inf observations "
+                    "(counted in causal/skipped_transitions)",
+                    stacklevel=4,
+                )
+            self.n_skipped += int((~finite & valid).sum())
+        return next_obs, valid & finite
+
+    def _record(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, valid: np.ndarray | None) -> None:
+        """Append the ``valid`` rows (None: all) of one step to the pending transitions (copied into the buffer)."""
+        n, k = self._n_buffered, obs.shape[0] if valid is None else int(np.count_nonzero(valid))
+        if k == 0:
+            return
+        buffer = self._buffer
+        if buffer is None or buffer[0].shape[1:] != obs.shape[1:] or buffer[0].shape[0] < n + k:
+            capacity = max(self.update_freq + obs.shape[0], 2 * (n + k))
+            grown = (
+                np.empty((capacity, *obs.shape[1:]), dtype=obs.dtype),
+                np.empty(capacity, dtype=actions.dtype),
+                np.empty((capacity, *obs.shape[1:]), dtype=obs.dtype),
+            )
+            if buffer is not None and n:
+                for new, old in zip(grown, buffer):
+                    new[:n] = old[:n]
+            buffer = self._buffer = grown
+        b_obs, b_actions, b_next = buffer
+        if valid is None or k == valid.size:
+            b_obs[n : n + k], b_actions[n : n + k], b_next[n : n + k] = obs, actions, next_obs
+        else:
+            b_obs[n : n + k], b_actions[n : n + k], b_next[n : n + k] = obs[valid], actions[valid], next_obs[valid]
+        self._n_buffered = n + k
 
     # ------------------------------------------------------------------ logging
     def _log(self, graph: CausalGraph, seconds: float) -> None:
@@ -291,6 +330,11 @@ class CausalGraphCallback(BaseCallback):
             line += f", F1 {m.f1:.3f} (precision {m.precision:.3f}, recall {m.recall:.3f}, SHD {m.shd})"
         if self.verbose >= 1:
             print(f"{line} after {self.learner.n_transitions} transitions ({seconds:.2f}s)")
+
+
+def _finite_rows(obs: np.ndarray) -> np.ndarray:
+    """``(n_envs,)`` bool: which observations hold only finite values."""
+    return np.isfinite(obs.reshape(obs.shape[0], -1)).all(axis=1)
 
 
 def _true_graph(env: VecEnv, names: tuple[str, ...]) -> CausalGraph | None:

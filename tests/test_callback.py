@@ -164,3 +164,39 @@ def test_subproc_env_without_causal_attributes_keeps_its_workers() -> None:
         assert env.env_method("reset")  # the workers are still alive
     finally:
         env.close()
+
+
+@pytest.mark.parametrize("n_hops", [2, None])
+def test_learner_statistics_do_not_depend_on_how_transitions_are_batched(n_hops):
+    """The callback hands the learner blocks of consecutive transitions (a next state is mostly the
+    following transition's state, which the learner spreads once); small or shuffled-free blocks agree."""
+    rng = np.random.default_rng(3)
+    n_units, names = 6, ("a", "b", "c")
+    topo = np.zeros((n_units, n_units), dtype=bool)
+    for u in range(n_units - 1):
+        topo[u, u + 1] = topo[u + 1, u] = True
+    layout = CausalVariables(
+        names=names,
+        obs_index=np.arange(n_units * 3).reshape(n_units, 3),
+        action_target=np.arange(n_units * 3),
+        topology=topo,
+        n_hops=n_hops,
+        intervenes_when_inactive=False,
+    )
+    states = (rng.random((401, n_units * 3)) < 0.2) * rng.integers(1, 4, size=(401, n_units * 3))
+    obs, next_obs = states[:-1].astype(np.float32), states[1:].astype(np.float32)
+    next_obs[::37] = rng.integers(0, 3, size=next_obs[::37].shape)  # episode ends: the next state is elsewhere
+    actions = rng.integers(0, layout.n_actions, size=400)
+    kwargs = {"hop_selection_rows": 1200, "cluster_size": 10}
+    whole, pieces = OnlineCausalLearner(layout, **kwargs), OnlineCausalLearner(layout, **kwargs)
+    whole.observe(obs, actions, next_obs)
+    for lo in range(0, 400, 7):
+        pieces.observe(obs[lo : lo + 7], actions[lo : lo + 7], next_obs[lo : lo + 7])
+    assert whole.n_hops == pieces.n_hops is not None
+    a, b = whole.state_dict(), pieces.state_dict()
+    for key in ("gram", "gram_intervened", "n_rows_intervened"):
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-10, atol=1e-9)
+    for part in ("treated", "control"):
+        for key, value in a[part].items():
+            np.testing.assert_allclose(value, b[part][key], rtol=1e-10, atol=1e-9, err_msg=f"{part}/{key}")
+    assert whole.update() == pieces.update()

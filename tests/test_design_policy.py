@@ -98,3 +98,19 @@ def test_learns_a_few_steps() -> None:
     sac.learn(16)
     after = list(sac.policy.actor.head.parameters())
     assert any(not th.equal(a, b) for a, b in zip(after, before))
+
+
+def test_relative_targets_stay_equivariant_and_round_trip(tmp_path) -> None:
+    env = CausalDesignEnv(n_variables=4, n_observational=6, n_steps=3)
+    kwargs = {**POLICY_KWARGS, "relative_targets": True}
+    relative = SAC(DesignSACPolicy, env, policy_kwargs=kwargs, seed=0, learning_starts=10_000, buffer_size=100)
+    obs = history(0)
+    mean, _ = actor_params(relative, obs)
+    assert float(mean[:4].max()) == pytest.approx(1.0)  # the best variable sits at the offset (initially 1)
+    perm = np.array([2, 0, 3, 1])
+    both = np.concatenate([perm, 4 + perm])
+    th.testing.assert_close(actor_params(relative, obs[:, perm])[0], mean[both], atol=1e-5, rtol=1e-5)
+    relative.save(tmp_path / "relative.zip")
+    loaded = SAC.load(tmp_path / "relative.zip")
+    assert loaded.policy.actor.relative_targets
+    np.testing.assert_allclose(design_action(loaded.policy, obs), design_action(relative.policy, obs), atol=1e-6)

@@ -229,3 +229,83 @@ def test_the_mask_generator_state_round_trips() -> None:
     other = CausalMask(ONE_UNIT, CHAIN, k=1, eta=0.5, seed=99)
     other.load_state_dict(state)
     np.testing.assert_array_equal(other.rng.random(5), expected)
+
+
+class _ReferenceMask:
+    """The mask as written before its vectorisation (b6ccc6d): a loop over rows, dense AND with the env mask.
+
+    Kept here as the specification the fast :class:`CausalMask` must reproduce exactly (masks, statistics
+    and generator draws)."""
+
+    def __init__(self, mask: CausalMask) -> None:
+        self.m = mask
+
+    def causal_pairs(self, obs: np.ndarray) -> np.ndarray:
+        m = self.m
+        values = m.layout.values(obs.reshape(obs.shape[0], -1))
+        magnitude = np.abs(values)
+        active = magnitude > m.activity_threshold
+        upstream_active = np.matmul(active.astype(np.float32), m._ancestors)
+        dominated = np.matmul(m._reach, upstream_active) > 0
+        batch = values.shape[0]
+        candidates = (active & ~dominated).reshape(batch, -1) & m._targetable
+        magnitude = magnitude.reshape(batch, -1)
+        kept = np.zeros_like(candidates)
+        for b in range(batch):
+            idx = np.flatnonzero(candidates[b])
+            if idx.size > m.k:
+                idx = idx[np.lexsort((idx, -magnitude[b, idx], m._rank[m._pair_var[idx]]))[: m.k]]
+            kept[b, idx] = True
+        return kept
+
+    def __call__(self, obs: np.ndarray, env_masks: np.ndarray | None, explore: bool) -> tuple[np.ndarray, tuple]:
+        m = self.m
+        causal = self.causal_pairs(obs)[:, m._action_pair] & m._action_ok
+        lifted = np.zeros(causal.shape[0], dtype=bool)
+        if explore and m.eta > 0:
+            lifted = m.rng.random(causal.shape[0]) < m.eta
+            causal[lifted] = m._lifted_rows(env_masks, lifted)
+        masks, fallback = combine_with_env_masks(causal, env_masks)
+        stats = (int(lifted.sum()), int((fallback & ~lifted).sum()), int(masks[~lifted].sum()))
+        return masks, stats
+
+
+@pytest.mark.parametrize("chooser", [None, "uniform", "least"])
+@pytest.mark.parametrize("layout_kind", ["one_unit", "line", "fault_alarm"])
+def test_masks_equal_the_reference_implementation(layout_kind: str, chooser: str | None) -> None:
+    from sb3_causal.discovery.choosers import LeastEvidenceChooser, UniformChooser
+
+    rng = np.random.default_rng(7)
+    if layout_kind == "one_unit":
+        layout, density = ONE_UNIT, 0.5
+    elif layout_kind == "line":
+        layout, density = line_layout(6, names=tuple("abcde"), n_hops=2), 0.15
+    else:
+        layout, density = gym.make("FaultAlarmRL-v0").unwrapped.causal_variables, 0.03
+    v = layout.n_variables
+    for trial in range(4):
+        adjacency = np.triu(rng.random((v, v)) < 0.3, 1)
+        graph = CausalGraph(layout.names, [(layout.names[i], layout.names[j]) for i, j in zip(*np.nonzero(adjacency))])
+        make = {None: lambda: None, "uniform": UniformChooser, "least": lambda: LeastEvidenceChooser(v)}[chooser]
+        kwargs = {"k": int(rng.integers(1, 6)), "eta": 0.3, "activity_threshold": float(rng.choice([0.0, 1.0]))}
+        fast = CausalMask(layout, graph, seed=trial, chooser=make(), n_hops=int(rng.integers(1, 3)), **kwargs)
+        slow = CausalMask(layout, graph, seed=trial, chooser=make(), n_hops=fast.n_hops, **kwargs)
+        reference = _ReferenceMask(slow)
+        for batch in (1, 1, 3, 64):
+            obs = np.zeros((batch, layout.obs_size), dtype=np.float32)
+            on = rng.random((batch, layout.n_units, v)) < density
+            counts = np.where(on, rng.integers(1, 4, size=on.shape), 0)
+            obs[:, layout.obs_index] = counts.reshape(batch, layout.n_units, v)
+            env_masks = None
+            if rng.random() < 0.7:
+                env_masks = rng.random((batch, layout.n_actions)) < 0.5
+                env_masks[np.arange(batch), rng.integers(0, layout.n_actions, size=batch)] = True
+            explore = bool(rng.random() < 0.7)
+            np.testing.assert_array_equal(fast.causal_pairs(obs), reference.causal_pairs(obs))
+            before = (fast.n_lifted, fast.n_fallback, fast.n_allowed)
+            got = fast(obs, env_masks, explore=explore)
+            expected, stats = reference(obs, env_masks, explore)
+            np.testing.assert_array_equal(got, expected)
+            if explore:
+                assert (fast.n_lifted - before[0], fast.n_fallback - before[1], fast.n_allowed - before[2]) == stats
+            assert fast.rng.bit_generator.state == slow.rng.bit_generator.state

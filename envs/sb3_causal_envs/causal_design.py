@@ -15,7 +15,7 @@ channel 0 the value and channel 1 the flag (1: set by an intervention, 0: not); 
 are padding, marked by value 0 and flag -1.
 
 Reward: the increase of the expected number of correctly classified off-diagonal adjacency entries under
-the exact posterior over DAGs given the data so far (``sb3_causal.design.posterior``: BGe score,
+the exact posterior over DAGs given the data so far (``sb3_causal.design.posterior``: BGe or BIC score,
 Koivisto-Sood order DP, Eaton-Murphy handling of interventions), so the return telescopes to final minus
 initial score. ``info`` carries the score (``expected_correct``).
 """
@@ -80,6 +80,7 @@ class CausalDesignEnv(gym.Env):
     :param intervention: ``"hard"`` (``do``) or ``"shift"`` (adds the value to the mechanism)
     :param value_scale: intervention values are ``value_scale`` times the action's value entries
     :param max_indegree: in-degree cap of the posterior (``None``: ``d - 1``, exact over all DAGs)
+    :param score: the posterior's local score, ``"bge"`` or ``"bic"`` (:class:`ExactPosterior`)
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
@@ -96,6 +97,7 @@ class CausalDesignEnv(gym.Env):
         intervention: str = "hard",
         value_scale: float = 2.0,
         max_indegree: int | None = None,
+        score: str = "bge",
     ) -> None:
         super().__init__()
         if graph_prior not in GRAPH_PRIORS:
@@ -117,7 +119,7 @@ class CausalDesignEnv(gym.Env):
         self.noise = noise
         self.intervention = intervention
         self.value_scale = float(value_scale)
-        self.posterior = ExactPosterior(self.n_variables, max_indegree=max_indegree)  # validates d and the cap
+        self.posterior = ExactPosterior(self.n_variables, max_indegree=max_indegree, score=score)  # checks d, the cap
         d, n = self.n_variables, self.n_observational + self.n_steps
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(n, d, 2), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(2 * d,), dtype=np.float32)

@@ -15,11 +15,12 @@ Speed. A step costs about a hundred small numpy calls, each ~1-2 us whatever its
 or a ufunc with a Python float costs more), so the code counts calls rather than elements: the
 pair cap is checked after counting the children (pairs past it resolved in Python), generations
 of at most ``_PYTHON_ROWS`` rows and removals with short tails run in Python scalars, temporaries
-are preallocated, and the reset's ``rng.choice`` is the ``rng.integers`` draw it makes. Each of
-these draws the same random numbers in the same order and does the same float operations, so a
-seeded episode is bit-identical to the implementation of commit b6ccc6d (the digest test pins
-it). The reset's warm-up windows are not batched: each window's draws depend on the alarms the
-previous one left, so batching them would change the random stream.
+are preallocated, children of pairs already at the cap are dropped before counting, the age feature
+is computed over all pairs at once (no index of the active ones), and the reset's ``rng.choice`` is
+the ``rng.integers`` draw it makes. Each of these draws the same random numbers in the same order
+and does the same float operations, so a seeded episode is bit-identical to the implementation of
+commit b6ccc6d (the digest test pins it). The reset's warm-up windows are not batched: each window's
+draws depend on the alarms the previous one left, so batching them would change the random stream.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ class AlarmSimulator:
         self._n = 0
         self._n_rows = 0
         self._next_expiry = np.inf  # earliest end among live transient alarms
-        self._late_start = False  # an alarm starts after its window (see advance)
+        self._late_start = False  # a live alarm starts at or after ``time`` (see advance and oldest_age)
         self.counts = np.zeros(self.n_pairs, dtype=np.int64)
 
     @property
@@ -192,6 +193,7 @@ class AlarmSimulator:
         pairs *= m.n_types
         pairs += self._initial_types
         self._add(pairs, self._initial_starts, self._initial_parents, root=True)
+        self._late_start = True  # they start at time 0
         need = m.min_initial_alarms
         for _ in range(10_000):
             if self._n >= need:
@@ -306,13 +308,21 @@ class AlarmSimulator:
             parent = int(self._row_stop[: self._n].searchsorted(first + i, side="right"))
             self._add_one(p, float(child_start[i]), parent, root=False, counted=True)
             return 1
+        rows = ok + first
+        child_pair = self._cand_pair[rows]
+        # Children of pairs already at the cap never fit (in a long do-nothing episode, a quarter of a
+        # big generation): dropped first, in a few calls, so the Python pass below rarely runs.
+        free = counts[child_pair] < limit
+        n_free = np.count_nonzero(free)
+        if n_free < ok.size:
+            if not n_free:
+                return 0
+            ok, rows, child_pair = ok[free], rows[free], child_pair[free]
         child_start = child_start[ok]
-        ok += first
-        child_pair = self._cand_pair[ok]
-        child_parent = self._row_stop[: self._n].searchsorted(ok, side="right")
+        child_parent = self._row_stop[: self._n].searchsorted(rows, side="right")
         np.add.at(counts, child_pair, 1)  # counted first: pairs past the cap show up at once
-        over = (counts[child_pair] > limit).nonzero()[0]
-        if over.size:
+        # Counts never pass the cap outside a generation (initial roots may: then each generation looks).
+        if counts.max() > limit and (over := (counts[child_pair] > limit).nonzero()[0]).size:
             drop = self._past_pair_cap(over, child_pair, child_start)
             keep = np.ones(child_pair.size, dtype=bool)
             keep[drop] = False
@@ -348,7 +358,7 @@ class AlarmSimulator:
         t = pair % self.model.n_types
         u = self.rng.random()
         start = t0 + -math.log1p(-u * self._spont_mass_list[t]) / self._mu_list[t]
-        self._late_start = self._late_start or start > t1
+        self._late_start = self._late_start or start >= t1
         self._add_one(pair, start, -1, root=root)
 
     def _add_one(self, pair: int, start: float, parent: int, root: bool, counted: bool = False) -> None:
@@ -540,6 +550,38 @@ class AlarmSimulator:
         np.minimum.at(out, self._pair[:n], self._start[:n])
         return out
 
+    def oldest_age(self, scale: float, out: np.ndarray) -> np.ndarray:
+        """``1 - exp(-age / scale)`` of each pair's oldest live alarm (0 for pairs with none), into ``out``.
+
+        The same float operations as ``-expm1((oldest_start() - time) / scale)`` over the active pairs,
+        computed over all pairs at once: a pair with no alarm takes ``time`` as its oldest start, so
+        its feature is ``0 - expm1(0) = +0``. That needs every live alarm to start before ``time`` (so
+        the minimum with ``time`` changes nothing and no active pair's feature is ``-0``); when one
+        does not (right after reset, or a spontaneous alarm at or past its window's end), it takes
+        the long way over the active pairs.
+        """
+        n = self._n
+        if self._late_start:
+            out.fill(0.0)
+            active = self.counts.nonzero()[0]
+            feature = self.oldest_start()[active]
+            np.subtract(feature, self.time, out=feature)
+            np.divide(feature, scale, out=feature)
+            np.expm1(feature, out=feature)
+            np.negative(feature, out=feature)
+            out[active] = feature
+            return out
+        now = self._time_scalar  # 0-d: array-array ufuncs skip the Python scalar conversion
+        now[()] = self.time
+        out.fill(self.time)
+        np.minimum.at(out, self._pair[:n], self._start[:n])
+        np.subtract(out, now, out=out)
+        now[()] = scale
+        np.divide(out, now, out=out)
+        np.expm1(out, out=out)
+        now[()] = 0.0
+        return np.subtract(now, out, out=out)
+
     def latest_start(self) -> np.ndarray:
         """Start of each pair's latest live alarm (0 for pairs with none)."""
         out = np.zeros(self.n_pairs)
@@ -610,6 +652,7 @@ class FaultAlarmEnv(gym.Env):
         high = float(m.pair_cap + 1) if obs_mode == "age" else np.inf
         self.observation_space = spaces.Box(0.0, high, shape=(m.n_pairs * 2,), dtype=np.float32)
         self._age_scale = 10.0 * m.time_per_step
+        self._feature = np.empty(m.n_pairs)  # the time feature of every pair, rebuilt per observation
         self._causal_graph = m.type_graph
         self._type_rank = self._causal_graph.upstream_rank().tolist()
         self._sim: AlarmSimulator | None = None
@@ -778,19 +821,14 @@ class FaultAlarmEnv(gym.Env):
     def _observation(self) -> np.ndarray:
         sim = self._require_sim()
         counts = sim.counts
-        obs = np.zeros(2 * sim.n_pairs, dtype=np.float32)
+        obs = np.empty(2 * sim.n_pairs, dtype=np.float32)
         obs[0::2] = counts
-        if sim._n:
-            if self.obs_mode == "age":
-                active = counts.nonzero()[0]
-                feature = sim.oldest_start()[active]  # in place: -expm1(-(time - oldest) / scale)
-                np.subtract(feature, sim.time, out=feature)
-                np.divide(feature, self._age_scale, out=feature)
-                np.expm1(feature, out=feature)
-                np.negative(feature, out=feature)
-                obs[1::2][active] = feature
-            else:
-                obs[1::2] = sim.latest_start()
+        if not sim._n:
+            obs[1::2] = 0.0
+        elif self.obs_mode == "age":
+            obs[1::2] = sim.oldest_age(self._age_scale, self._feature)
+        else:
+            obs[1::2] = sim.latest_start()
         return obs
 
     def _info(self, treated: int | None, n_removed: int) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """CAASL (seed 003): exact posterior over DAGs, the design policy for SB3's SAC, information-gain choice."""
 
-from sb3_causal.design.chooser import InformationGainChooser, information_gain
+from sb3_causal.design.chooser import DesignDataCallback, InformationGainChooser, information_gain
 from sb3_causal.design.extractor import DesignHistoryExtractor, DesignSACPolicy, design_action
 from sb3_causal.design.posterior import EdgePosterior, ExactPosterior, edge_metrics, expected_correct_entries
 
 __all__ = [
+    "DesignDataCallback",
     "DesignHistoryExtractor",
     "DesignSACPolicy",
     "EdgePosterior",

@@ -52,15 +52,21 @@ class DesignHistoryExtractor(BaseFeaturesExtractor):
     :param n_heads: attention heads (must divide ``embed_dim``)
     :param ff_dim: hidden width of each attention layer's feed-forward block
     :param dropout: dropout inside the attention layers (0 keeps training deterministic given a seed)
+
+    The defaults are sized for CPU training: one SAC update (batch 32, d = 10, 60 history rows, 1 torch
+    thread) costs about 0.34 s of CPU with them, against 1.35 s at ``embed_dim=32, n_layers=2, n_heads=4,
+    ff_dim=64`` and 0.17 s at ``embed_dim=8, n_layers=1, n_heads=1, ff_dim=16`` (measured on the loaded
+    2-core machine; most of it is the sample-axis attention over 32 x 10 sequences of 60 rows). The paper
+    uses 8 layer pairs of width 32 on accelerators.
     """
 
     def __init__(
         self,
         observation_space: spaces.Box,
-        embed_dim: int = 32,
-        n_layers: int = 2,
-        n_heads: int = 4,
-        ff_dim: int = 64,
+        embed_dim: int = 16,
+        n_layers: int = 1,
+        n_heads: int = 2,
+        ff_dim: int = 32,
         dropout: float = 0.0,
     ) -> None:
         _, d = _history_shape(observation_space)
@@ -104,6 +110,12 @@ class DesignActor(Actor):
     """SAC actor with one MLP per variable (shared weights) giving the (mean, log std) of its two entries.
 
     ``net_arch`` is the head's hidden sizes. The action is ``[targets (d), values (d)]``.
+
+    With ``relative_targets`` the target means are the head's target logits minus their maximum over the
+    variables plus a learned offset ``c`` (initially 1): the deterministic action intervenes on the variables
+    whose logit is within ``c`` of the largest (exactly one while ``c`` is below the gap to the runner-up, none
+    once ``c < 0``). Independent per-variable means (the default) cannot express "the single best variable"
+    when the choice is uncertain: each entry then sits below 0 and the deterministic action never intervenes.
     """
 
     def __init__(
@@ -114,6 +126,7 @@ class DesignActor(Actor):
         features_extractor: DesignHistoryExtractor,
         features_dim: int,
         activation_fn: type[nn.Module] = nn.ReLU,
+        relative_targets: bool = False,
         **kwargs: Any,
     ) -> None:
         _, d = _history_shape(observation_space)
@@ -126,10 +139,16 @@ class DesignActor(Actor):
         self.net_arch = list(net_arch)
         self.head = nn.Sequential(*create_mlp(features_extractor.embed_dim, 4, self.net_arch, activation_fn))
         del self.mu, self.log_std  # replaced by the per-variable head
+        self.relative_targets = bool(relative_targets)
+        if self.relative_targets:
+            self.target_offset = nn.Parameter(th.ones(()))
 
     def get_action_dist_params(self, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor, dict[str, th.Tensor]]:
         out = self.head(self.features_extractor.per_variable(obs.float()))  # (b, d, 4)
-        mean = th.cat([out[..., 0], out[..., 1]], dim=1)
+        targets = out[..., 0]
+        if self.relative_targets:
+            targets = targets - targets.max(dim=1, keepdim=True).values + self.target_offset
+        mean = th.cat([targets, out[..., 1]], dim=1)
         log_std = th.cat([out[..., 2], out[..., 3]], dim=1).clamp(LOG_STD_MIN, LOG_STD_MAX)
         return mean, log_std, {}
 
@@ -184,8 +203,11 @@ class DesignCritic(ContinuousCritic):
 class DesignSACPolicy(SACPolicy):
     """SB3 ``SACPolicy`` for design histories: :class:`DesignHistoryExtractor` + per-variable heads.
 
-    :param net_arch: hidden sizes of the per-variable actor and critic heads (list, or dict with ``pi``/``qf``)
+    :param net_arch: hidden sizes of the per-variable actor and critic heads (list, or dict with ``pi``/``qf``;
+        default ``[32, 32]``)
     :param features_extractor_kwargs: arguments of :class:`DesignHistoryExtractor` (``embed_dim``, ``n_layers``...)
+    :param relative_targets: target means relative to the best variable's (:class:`DesignActor`; a departure
+        from the paper, off by default)
     """
 
     def __init__(
@@ -195,21 +217,28 @@ class DesignSACPolicy(SACPolicy):
         lr_schedule: Any,
         net_arch: list[int] | dict[str, list[int]] | None = None,
         features_extractor_class: type[BaseFeaturesExtractor] = DesignHistoryExtractor,
+        relative_targets: bool = False,
         **kwargs: Any,
     ) -> None:
         _history_shape(observation_space)
+        self._relative_targets = bool(relative_targets)  # read by make_actor, which super().__init__ calls
         super().__init__(
             observation_space,
             action_space,
             lr_schedule,
-            net_arch=[64, 64] if net_arch is None else net_arch,
+            net_arch=[32, 32] if net_arch is None else net_arch,
             features_extractor_class=features_extractor_class,
             **kwargs,
         )
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> DesignActor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return DesignActor(**actor_kwargs).to(self.device)
+        return DesignActor(**actor_kwargs, relative_targets=self._relative_targets).to(self.device)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data["relative_targets"] = self._relative_targets
+        return data
 
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> DesignCritic:
         critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)

@@ -9,7 +9,10 @@ variable orders under an *order-modular* prior,
 so the prior on a DAG is proportional to (number of its topological orders) x prod_i rho_i(Pa_i): not
 uniform over DAGs (the known bias of order-modular priors; the brute-force check in the tests enumerates
 (order, DAG) pairs under exactly this prior). The local score is the BGe marginal likelihood (Geiger &
-Heckerman 2002, with the correction of Kuipers, Moffa & Heckerman 2014). Interventional rows follow Eaton &
+Heckerman 2002, with the correction of Kuipers, Moffa & Heckerman 2014) or, with ``score="bic"``, the BIC of
+the linear-Gaussian regression of the node on its parents (maximum-likelihood fit with intercept, penalty
+``(|Pa| + 2) / 2 log n`` for the weights, the intercept and the noise variance), used as a log marginal
+likelihood. Interventional rows follow Eaton &
 Murphy (2007): node ``i``'s local score uses only the rows in which ``i`` was not intervened on (a perfect
 intervention cuts ``i`` from its parents; its other variables are ordinary data for their children).
 
@@ -26,6 +29,7 @@ import numpy as np
 from scipy.special import gammaln
 
 __all__ = [
+    "SCORES",
     "EdgePosterior",
     "ExactPosterior",
     "edge_metrics",
@@ -33,6 +37,7 @@ __all__ = [
 ]
 
 _NEG_INF = -np.inf
+SCORES = ("bge", "bic")
 
 
 def _logaddexp_reduce(x: np.ndarray, axis: int) -> np.ndarray:
@@ -131,6 +136,9 @@ class ExactPosterior:
         covariance is then the identity) when ``alpha_w > d + 1``, else ``t = 1``
     :param max_table_entries: refuse ``d * 2^d`` above this (memory guard; 2^22 entries ~ 32 MB per table)
     :param max_local_scores: refuse more local scores ``d * sum_{l <= max_indegree} C(d - 1, l)`` than this
+    :param score: local score, ``"bge"`` (marginal likelihood; ``alpha_mu``, ``alpha_w`` apply) or ``"bic"``
+    :param bic_ridge: added to the diagonal of the maximum-likelihood covariance before its log-determinants
+        (``"bic"`` only; keeps the score finite when a subset's rows are collinear or fewer than its size)
     """
 
     def __init__(
@@ -141,7 +149,13 @@ class ExactPosterior:
         alpha_w: float | None = None,
         max_table_entries: int = 2**22,
         max_local_scores: int = 2**20,
+        score: str = "bge",
+        bic_ridge: float = 1e-6,
     ) -> None:
+        if score not in SCORES:
+            raise ValueError(f"unknown score {score!r}; choose one of {list(SCORES)}")
+        if not bic_ridge >= 0:
+            raise ValueError(f"bic_ridge must be >= 0, got {bic_ridge}")
         d = int(n_variables)
         if d < 2:
             raise ValueError(f"n_variables must be >= 2, got {n_variables}")
@@ -169,6 +183,8 @@ class ExactPosterior:
             raise ValueError(f"alpha_w must be > d - 1 = {d - 1}, got {alpha_w}")
         self.n_variables = d
         self.max_indegree = k
+        self.score = score
+        self.bic_ridge = float(bic_ridge)
         self.alpha_mu = float(alpha_mu)
         self.alpha_w = alpha_w
         self._t = self.alpha_mu * (self.alpha_w - d - 1) / (self.alpha_mu + 1) if self.alpha_w > d + 1 else 1.0
@@ -204,13 +220,18 @@ class ExactPosterior:
         return data, intervened
 
     def _log_marginal_table(self, rows: np.ndarray) -> np.ndarray:
-        """BGe ``log p(x_S)`` for every subset ``S`` of at most ``k + 1`` variables (others: nan)."""
+        """``log p(x_S)`` for every subset ``S`` of at most ``k + 1`` variables (others: nan).
+
+        The local score of ``v`` given ``G`` is ``table[G | v] - table[G]``.
+        """
         d, n = self.n_variables, rows.shape[0]
         out = np.full(1 << d, np.nan)
         out[0] = 0.0
         if n == 0:
             out[self._size <= self.max_indegree + 1] = 0.0
             return out
+        if self.score == "bic":
+            return self._bic_table(rows, out)
         mean = rows.mean(axis=0)
         centred = rows - mean
         r = self._t * np.eye(d) + centred.T @ centred + (n * self.alpha_mu / (n + self.alpha_mu)) * np.outer(mean, mean)
@@ -227,6 +248,27 @@ class ExactPosterior:
                 + (a_w - d + size) / 2 * size * np.log(t)
             )
             out[sets] = const - (n + a_w - d + size) / 2 * logdet
+        return out
+
+    def _bic_table(self, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """BIC ``table[S] = -n/2 (|S| log(2 pi e) + log det C_S) - log(n)/2 (|S| (|S| - 1) / 2 + 2 |S|)``.
+
+        ``C`` is the maximum-likelihood covariance; ``table[G | v] - table[G]`` is then the maximised
+        log-likelihood of ``v``'s regression on ``G`` (``-n/2 (log(2 pi sigma^2) + 1)``, ``sigma^2`` the residual
+        variance ``det C_{G+v} / det C_G``) minus ``(|G| + 2) / 2 log n``.
+        """
+        d, n = self.n_variables, rows.shape[0]
+        centred = rows - rows.mean(axis=0)
+        cov = centred.T @ centred / n + self.bic_ridge * np.eye(d)
+        for size, (sets, idx) in self._by_size.items():
+            sub = cov[idx[:, :, None], idx[:, None, :]]
+            sign, logdet = np.linalg.slogdet(sub)
+            if np.any(sign <= 0):
+                raise ValueError(
+                    "BIC: a covariance sub-matrix is singular (constant or collinear variables): raise bic_ridge"
+                )
+            penalty = np.log(n) / 2 * (size * (size - 1) / 2 + 2 * size)
+            out[sets] = -n / 2 * (size * np.log(2 * np.pi * np.e) + logdet) - penalty
         return out
 
     def local_scores(self, data: np.ndarray, intervened: np.ndarray) -> np.ndarray:

@@ -405,8 +405,9 @@ class OnlineCausalLearner:
         actions = np.asarray(actions)
         for start in range(0, obs.shape[0], self._chunk):  # bounded working set: large batches stay fast
             part = slice(start, start + self._chunk)
-            x0 = self.layout.values(obs[part]).astype(np.float64)
-            x1 = self.layout.values(next_obs[part]).astype(np.float64)
+            # (B, units, V) views of unit-major float64 copies: observe_values works unit-major, without another copy
+            x0 = self.layout.values(obs[part]).transpose(1, 0, 2).astype(np.float64, order="C").transpose(1, 0, 2)
+            x1 = self.layout.values(next_obs[part]).transpose(1, 0, 2).astype(np.float64, order="C").transpose(1, 0, 2)
             self.observe_values(x0, actions[part], x1)
 
     def _warn_if_swamped(self, values: np.ndarray) -> None:
@@ -510,24 +511,28 @@ class OnlineCausalLearner:
         v = self.layout.n_variables
         n_units, b, _ = u0.shape
         treated = var >= 0
-        y0 = _spread(self._outcome_reach, u0)
-        y1 = _spread(self._outcome_reach, u1)
+        # Spreads are taken over the distinct states (a next state is mostly the following transition's
+        # state): transition t's state is column t of ``states``, its next state column ``nxt[t]``.
+        states, nxt = _distinct_states(u0, u1)
+        y = _spread(self._outcome_reach, states)
         tu, tb = unit[treated], np.flatnonzero(treated)
         far = np.ones((n_units, b), dtype=bool)
         far[:, treated] = ~self._near[tu].toarray().T  # symmetric: rows are columns
         control = self._control_active(u0) & far[:, :, None]  # out of reach of any intervention
         # Pruning rows: those with a non-zero value within reach (the others add to the intercept only).
-        keep = far & ((y0 != 0).any(axis=2) | (y1 != 0).any(axis=2))
+        nonzero = (y != 0).any(axis=2)
+        keep = far & (nonzero[:, :b] | nonzero[:, nxt])
         ku, kb = np.nonzero(keep)
-        spread0 = [_spread(op, u0)[ku, kb] for op in self._hop_ops]
-        spread1 = [_spread(op, u1)[ku, kb] for op in self._hop_ops]
+        spreads = [_spread(op, states) for op in self._hop_ops]
+        spread0 = [s[ku, kb] for s in spreads]
+        spread1 = [s[ku, nxt[kb]] for s in spreads]
         z = np.concatenate([u0[ku, kb], *spread0, u1[ku, kb], *spread1], axis=1)
         weights = self._row_weights(z[:, : v * self.n_hops])
 
         cb, cu = np.nonzero(control.any(axis=2).T)  # control rows ordered by transition: clusters are contiguous
         return _Rows(
-            treated=(_one_hot(var[treated], v), y0[tu, tb], y1[tu, tb], clusters[tb]),
-            control=[(0, control[cu, cb], y0[cu, cb], y1[cu, cb], clusters[cb])],
+            treated=(_one_hot(var[treated], v), y[tu, tb], y[tu, nxt[tb]], clusters[tb]),
+            control=[(0, control[cu, cb], y[cu, cb], y[cu, nxt[cb]], clusters[cb])],
             gram=[(-1, z, weights, int(np.count_nonzero(far)) - ku.size)],
         )
 
@@ -569,10 +574,17 @@ class OnlineCausalLearner:
         for start in range(0, x0.shape[0], self._chunk):
             u0 = np.ascontiguousarray(x0[start : start + self._chunk].transpose(1, 0, 2))
             u1 = np.ascontiguousarray(x1[start : start + self._chunk].transpose(1, 0, 2))
-            z = np.concatenate([_spread(op, u) for u in (u0, u1) for op in ops], axis=2).reshape(-1, 2 * h_max * v)
-            nonzero = z.any(axis=1)  # an all-zero row adds 1 to the intercept only
-            gram[0, 0] += np.count_nonzero(~nonzero)
-            _add_gram(gram, z[nonzero], self._row_weights(z[nonzero, :v]))
+            # feature blocks (units, states, V) over the distinct states (see _multi_unit_rows); hop 0 is the
+            # identity. Only the rows with a non-zero value are gathered (an all-zero row adds 1 to the
+            # intercept only): no (units * B, 2 * h_max * V) copy
+            states, nxt = _distinct_states(u0, u1)
+            blocks = [states if h == 0 else _spread(op, states) for h, op in enumerate(ops)]
+            any_state = np.logical_or.reduce([block.any(axis=2) for block in blocks])
+            nonzero = any_state[:, : u0.shape[1]] | any_state[:, nxt]
+            ku, kb = np.nonzero(nonzero)  # unit-major, the order of the rows of a (units * B) reshape
+            z = np.concatenate([block[ku, t] for t in (kb, nxt[kb]) for block in blocks], axis=1)
+            gram[0, 0] += nonzero.size - ku.size
+            _add_gram(gram, z, self._row_weights(z[:, :v]))
         n_rows = float(x0.shape[0] * x0.shape[1])
         scores = {}
         for n_hops in self.hop_candidates:
@@ -1092,6 +1104,22 @@ def _spread(op: sp.csr_array | np.ndarray, x: np.ndarray) -> np.ndarray:
     """``out[n, b, v] = sum_m op[n, m] * x[m, b, v]`` for unit-major ``x``, as one matrix product."""
     m, b, v = x.shape
     return np.asarray(op @ x.reshape(m, b * v)).reshape(op.shape[0], b, v)
+
+
+def _distinct_states(u0: np.ndarray, u1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-major states ``(units, B, V)`` before and after, each distinct state once: ``(states, nxt)``.
+
+    Within an episode the next state of transition t is the state of t + 1, so ``states`` is ``u0``
+    followed by the next states that are not (episode ends, the last transition); ``states[:, t]`` is
+    ``u0[:, t]`` and ``states[:, nxt[t]]`` equals ``u1[:, t]``. Spreading ``states`` once costs about half
+    of spreading ``u0`` and ``u1``."""
+    b = u0.shape[1]
+    follows = np.zeros(b, dtype=bool)
+    follows[:-1] = (u1[:, :-1] == u0[:, 1:]).all(axis=(0, 2))
+    extra = np.flatnonzero(~follows)
+    nxt = np.arange(1, b + 1)
+    nxt[extra] = b + np.arange(extra.size)
+    return np.concatenate([u0, u1[:, extra]], axis=1), nxt
 
 
 def _one_hot(index: np.ndarray, n: int) -> np.ndarray:

@@ -33,7 +33,9 @@ units or hop reach (measured on the toy cascades: it keeps other variables than 
 states at k >= 2); the mask keeps only non-dominated pairs, vectorised here.
 
 Cost: per graph update, one ancestor matrix and upstream rank (networkx, milliseconds); per call,
-two small matrix products over ``(batch, units, variables)`` and a sort of the few candidates.
+two small matrix products over ``(batch, units, variables)``, one sort of the few candidates of all rows
+together, and the AND with the env mask on the kept (row, action) entries only (no Python loop over rows,
+no dense ``(batch, n_actions)`` intermediate).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from sb3_causal.graph import CausalGraph
-from sb3_causal.masks.base import combine_with_env_masks
+from sb3_causal.masks.base import check_action_masks, combine_with_env_masks
 from sb3_causal.variables import CausalVariables
 
 __all__ = ["DEFAULT_ACTIVITY_THRESHOLD", "DEFAULT_ETA", "DEFAULT_K", "CausalMask", "check_mask_parameters"]
@@ -117,6 +119,14 @@ class CausalMask:
         self._targetable = np.zeros(u * v, dtype=bool)
         self._targetable[targets[self._action_ok]] = True
         self._pair_var = np.tile(np.arange(v), u)
+        self._value_index = layout.obs_index.ravel()  # flat observation index of pair u * v + w
+        # the actions targeting each pair, -1 padded: row p of (n_pairs, most actions on one pair)
+        acting = np.flatnonzero(self._action_ok)
+        per_pair = np.bincount(targets[acting], minlength=u * v)
+        self._pair_actions = np.full((u * v, max(int(per_pair.max(initial=0)), 1)), -1, dtype=np.int64)
+        order = acting[np.argsort(targets[acting], kind="stable")]
+        slot = np.arange(order.size) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair)
+        self._pair_actions[targets[order], slot] = order
         # counters (reset by reset_stats): calls x envs, lifted rows, rows that fell back to the env mask
         self.reset_stats()
         self.update_graph(graph)
@@ -144,48 +154,119 @@ class CausalMask:
         self.graph = graph
         self._ancestors = graph.ancestor_matrix().astype(np.float32)  # [v, w]: v is a strict ancestor of w
         self._rank = graph.upstream_rank()
+        self._pair_rank = self._rank[self._pair_var]
 
     # ------------------------------------------------------------------ masks
     def causal_pairs(self, observations: np.ndarray) -> np.ndarray:
         """``(batch, n_units * n_variables)`` bool: the kept top-``k`` (unit, variable) pairs of each state."""
-        obs = np.asarray(observations)
-        values = self.layout.values(obs.reshape(obs.shape[0], -1))  # (B, U, V)
-        magnitude = np.abs(values)
-        active = magnitude > self.activity_threshold
-        upstream_active = np.matmul(active.astype(np.float32), self._ancestors)  # (B, m, w): an ancestor of w on m
-        dominated = np.matmul(self._reach, upstream_active) > 0  # (B, n, w): ... on a unit within reach of n
-        batch = values.shape[0]
-        candidates = (active & ~dominated).reshape(batch, -1) & self._targetable
-        magnitude = magnitude.reshape(batch, -1)
-        kept = np.zeros_like(candidates)
-        for b in range(batch):
-            idx = np.flatnonzero(candidates[b])
-            if idx.size > self.k:
-                idx = idx[np.lexsort((idx, -magnitude[b, idx], self._rank[self._pair_var[idx]]))[: self.k]]
-            kept[b, idx] = True
+        batch, rows, pairs = self._kept_pairs(observations)
+        kept = np.zeros((batch, self._targetable.size), dtype=bool)
+        kept[rows, pairs] = True
         return kept
+
+    def _kept_pairs(self, observations: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+        """``(batch, rows, pairs)``: the kept top-``k`` pairs as (row, flat pair index) entries, by row."""
+        obs = np.asarray(observations)
+        batch = obs.shape[0]
+        u, v = self.layout.n_units, self.layout.n_variables
+        magnitude = np.abs(np.take(obs.reshape(batch, -1), self._value_index, axis=1))  # (B, U * V)
+        active = magnitude > self.activity_threshold
+        if not active.any():
+            return batch, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        upstream_active = np.matmul(active.reshape(batch, u, v).astype(np.float32), self._ancestors)  # (B, m, w)
+        dominated = np.matmul(self._reach, upstream_active) > 0  # (B, n, w): an active ancestor within reach
+        # (np.nonzero of a 2-d array is ~10x slower than flatnonzero and a divmod)
+        rows, pairs = np.divmod(np.flatnonzero(active & ~dominated.reshape(batch, -1) & self._targetable), u * v)
+        if rows.size > self.k:
+            # per row: upstream rank first, then |value| (bigger first), then flat index; the first k are kept
+            order = np.lexsort((pairs, -magnitude[rows, pairs], self._pair_rank[pairs], rows))
+            rows, pairs = rows[order], pairs[order]
+            first = np.searchsorted(rows, rows)  # where each row's candidates start
+            top = np.arange(rows.size) - first < self.k
+            rows, pairs = rows[top], pairs[top]
+        return batch, rows, pairs
 
     def __call__(self, observations: np.ndarray, env_masks: np.ndarray | None, *, explore: bool = True) -> np.ndarray:
         """Masks ``(batch, n_actions)``: the causal mask AND the env's (see the module doc for lifts and fallbacks).
+
+        The AND and the fallback are :func:`~sb3_causal.masks.base.combine_with_env_masks`'s rule, applied
+        here to the few (row, action) entries of the kept pairs rather than to dense ``(batch, n_actions)``
+        arrays.
 
         :param observations: raw observations ``(batch, *obs_shape)``
         :param env_masks: the env's ``(batch, n_actions)`` validity masks, or None
         :param explore: draw the ``eta`` lifts (collecting experience); False for ``predict``
         """
-        kept = self.causal_pairs(observations)
-        causal = kept[:, self._action_pair] & self._action_ok
-        batch = causal.shape[0]
+        batch, rows, pairs = self._kept_pairs(observations)
+        n_actions = self._action_pair.size
+        env = None if env_masks is None else check_action_masks(env_masks, batch, n_actions)
+        if batch == 1:
+            return self._single_row(pairs, env, explore)
         lifted = np.zeros(batch, dtype=bool)
         if explore and self.eta > 0:
             lifted = self.rng.random(batch) < self.eta
-            causal[lifted] = self._lifted_rows(env_masks, lifted)
-        masks, fallback = combine_with_env_masks(causal, env_masks)
+        # the causal mask's entries: every action targeting a kept pair, in the rows not lifted, AND the env's
+        if self._pair_actions.shape[1] == 1:  # one action per pair (the usual layout)
+            actions = self._pair_actions[pairs, 0]
+            ok = ~lifted[rows]
+        else:
+            slots = self._pair_actions[pairs]
+            rows, actions = np.repeat(rows, slots.shape[1]), slots.ravel()
+            ok = (actions >= 0) & ~lifted[rows]
+        if env is not None:
+            ok[ok] = env[rows[ok], actions[ok]]
+        rows, actions = rows[ok], actions[ok]
+        masks = np.zeros((batch, n_actions), dtype=bool)
+        masks[rows, actions] = True
+        fallback = ~lifted  # rows whose AND is empty: the env mask alone
+        fallback[rows] = False
+        if fallback.any():
+            masks[fallback] = True if env is None else env[fallback]
+        if lifted.any():
+            masks[lifted] = self._lifted_masks(env, lifted)
         if explore:  # the statistics describe the masks acted with, not those of predict or a DQN target
             self.n_rows += batch
-            self.n_lifted += int(lifted.sum())
-            self.n_fallback += int((fallback & ~lifted).sum())
-            self.n_allowed += int(masks[~lifted].sum())
+            self.n_lifted += int(np.count_nonzero(lifted))
+            self.n_fallback += int(np.count_nonzero(fallback))
+            self.n_allowed += int(np.count_nonzero(masks[~lifted]))
         return masks
+
+    def _single_row(self, pairs: np.ndarray, env: np.ndarray | None, explore: bool) -> np.ndarray:
+        """:meth:`__call__` for one observation (a single env acting): the same rule, the same generator draws,
+        with Python scalars where arrays of one row would only add calls."""
+        n_actions = self._action_pair.size
+        lifted = bool(explore and self.eta > 0 and self.rng.random(1)[0] < self.eta)
+        fallback = False
+        if lifted:
+            masks = np.empty((1, n_actions), dtype=bool)
+            masks[:] = self._lifted_masks(env, np.ones(1, dtype=bool))
+        else:
+            actions = self._pair_actions[pairs].ravel()
+            if self._pair_actions.shape[1] > 1:
+                actions = actions[actions >= 0]
+            if env is not None:
+                actions = actions[env[0, actions]]
+            if actions.size:
+                masks = np.zeros((1, n_actions), dtype=bool)
+                masks[0, actions] = True
+            else:  # the AND is empty: the env mask alone
+                fallback = True
+                masks = np.ones((1, n_actions), dtype=bool) if env is None else env.copy()
+        if explore:
+            self.n_rows += 1
+            self.n_lifted += int(lifted)
+            self.n_fallback += int(fallback)
+            if not lifted:
+                self.n_allowed += int(np.count_nonzero(masks)) if fallback else int(actions.size)
+        return masks
+
+    def _lifted_masks(self, env_masks: np.ndarray | None, lifted: np.ndarray) -> np.ndarray | bool:
+        """The masks of the lifted rows: the env's, or the chooser's targets AND the env's (empty AND: the env's)."""
+        own = self._lifted_rows(env_masks, lifted)
+        valid = None if env_masks is None else env_masks[lifted]
+        if own is True:
+            return True if valid is None else valid
+        return combine_with_env_masks(own, valid)[0]
 
     def _lifted_rows(self, env_masks: np.ndarray | None, lifted: np.ndarray) -> np.ndarray | bool:
         """What a lifted row allows before the AND with the env mask: everything, or the chooser's targets."""

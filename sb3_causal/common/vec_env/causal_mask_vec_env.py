@@ -34,6 +34,7 @@ class CausalMaskVecEnv(VecEnvWrapper):
         self._obs: Any = None
         self._masks: np.ndarray | None = None
         self._env_has_masks = venv.has_attr("action_masks")
+        self._vec_normalize = unwrap_vec_normalize(venv)  # the wrapped chain is fixed: looked up once
 
     def reset(self) -> Any:
         self._obs, self._masks = self.venv.reset(), None
@@ -49,9 +50,9 @@ class CausalMaskVecEnv(VecEnvWrapper):
         if self._masks is None:
             if self._obs is None:
                 raise RuntimeError(f"{type(self).__name__}: reset() the env before asking for action masks")
-            vec_normalize = unwrap_vec_normalize(self.venv)
+            vec_normalize = self._vec_normalize
             raw = vec_normalize.get_original_obs() if vec_normalize is not None else self._obs
-            env_masks = np.stack(self.venv.env_method("action_masks")).astype(bool) if self._env_has_masks else None
+            env_masks = np.asarray(self.venv.env_method("action_masks"), dtype=bool) if self._env_has_masks else None
             self._masks = self.masks_fn(raw, env_masks)
         return self._masks
 
