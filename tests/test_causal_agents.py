@@ -342,7 +342,7 @@ def test_ppo_masks_see_raw_observations_under_vec_normalize() -> None:
     for masks, raw in recorder.masks:
         active = np.concatenate([raw > 0, np.zeros((2, 1), dtype=bool)], axis=1)
         causal = ~masks[:, -1]  # rows not on the fallback (nothing active -> the env mask, which allows the no-op)
-        assert causal.any()
+        assert causal.any() or not active.any()  # both rows may hold no active variable: both fall back
         assert (masks[causal].sum(axis=1) == 1).all()
         assert (masks[causal] <= active[causal]).all()  # the kept action treats a variable active in the raw obs
 

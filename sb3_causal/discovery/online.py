@@ -30,6 +30,11 @@ How it is estimated here, from transitions ``(s_t, a_t, s_t+1)`` mapped through 
   control rows ``y1 ~ a + b * y0`` is fitted per (i, j); the effect is the mean treated residual.
   Everything comes from streaming sums (count, sum x, sum y, sum x^2, sum xy, sum y^2), so an
   update costs O(new transitions), never a re-scan of history.
+* **Conditional effects (single unit).** A weak cause of a variable with several causes changes a
+  small share of its total variance. So each pair is also tested given j's ancestors found so far
+  (``conditional_test``): the residual of j's regression on them, treated rows of i against control
+  rows, on its mean and its second moment. Valid because a non-ancestor of j is no ancestor of j's
+  ancestors; computed from the pruning stage's Gram matrices (see ``_conditional_tstats``).
 * **Standard errors.** Rows of nearby transitions are correlated (overlapping outcome windows,
   persistent state), so the variance of each mean (treated residuals, control fit) is the larger
   of the i.i.d. one and the cluster-robust one over blocks of ``cluster_size`` transitions, kept
@@ -84,6 +89,7 @@ _SWAMP_RATIO = 1e8  # see OnlineCausalLearner._warn_if_swamped
 _DENSE_UNITS = 256  # up to this many units, topology operators are applied as dense matrices
 _CHUNK_VALUES = 2**20  # state values per internal batch of observe() (1024 FaultAlarmRL transitions)
 _CHANNELS = ("mean", "second moment")  # outcome statistics compared between treated and control rows
+_CONDITIONAL_PASSES = 3  # rounds of conditional tests, each conditioning on the ancestors found so far
 _SUMS = ("sx", "sy", "sxx", "sxy", "syy")
 _CLUSTER_SUMS = ("cxx", "cyy", "cxy", "cnx", "cny")  # over clusters c: sx_c^2, sy_c^2, sx_c sy_c, n_c sx_c, n_c sy_c
 
@@ -250,6 +256,13 @@ class OnlineCausalLearner:
         (transitions that intervened on neither i, j nor a first-pass ancestor of j): more power
     :param cluster_size: transitions per cluster of the cluster-robust standard errors (rows of
         nearby transitions are correlated: overlapping outcome windows, persistent state)
+    :param conditional_test: single unit, unweighted rows (``count_weighting`` off): also test each
+        pair conditionally on j's ancestors found so far (two more channels, conditional mean and
+        conditional second moment; the multiple-testing rule then counts four). A zero-mean cause
+        set to 0 changes its child's spread by a small fraction of the child's total variance but a
+        large fraction of its residual variance given its other causes. Multi-unit layouts and
+        count-weighted rows keep the two marginal channels (their Gram matrices are pooled over
+        actions or weighted)
     """
 
     def __init__(
@@ -273,6 +286,7 @@ class OnlineCausalLearner:
         count_weighting: bool | None = None,
         cluster_size: int = 50,
         noop_control: bool = True,
+        conditional_test: bool = True,
     ) -> None:
         if not 0 < alpha < 1:
             raise ValueError(f"alpha (the family-wise error rate) must be in (0, 1), got {alpha}")
@@ -309,6 +323,10 @@ class OnlineCausalLearner:
         self.alpha = float(alpha)
         self.multiple_testing = multiple_testing
         self.fixed_z_threshold = z_threshold
+        self.conditional_test = bool(conditional_test)
+        self._single_unit = layout.n_units == 1
+        self.count_weighting = count_weighting
+        self._design_effect = np.ones((v, len(_CHANNELS) * v))
         self.z_threshold = self._threshold(np.zeros((v, v)))  # |t| in use, as of the last att()
         self.min_treated = int(min_treated)
         self.confirm_treated = int(confirm_treated)
@@ -319,10 +337,8 @@ class OnlineCausalLearner:
         self.prune = prune
         self.bic_penalty = float(bic_penalty)
         self.min_rows = int(min_rows)
-        self.count_weighting = count_weighting
         self.cluster_size = int(cluster_size)
         self.noop_control = bool(noop_control)
-        self._single_unit = layout.n_units == 1
         self._warned_scale = False
         if self._single_unit and not (layout.action_target < 0).any():
             warnings.warn(
@@ -372,6 +388,7 @@ class OnlineCausalLearner:
         self._gram_intervened = np.zeros((v, f, f))  # single unit: rows whose action intervened on i
         self._n_rows = 0.0
         self._n_rows_intervened = np.zeros(v)
+        self._weight_squares = np.zeros(v + 1)  # sums of squared row weights: [i] rows that set i, [-1] all
         self.n_transitions = 0
         self.n_updates = 0
 
@@ -446,6 +463,7 @@ class OnlineCausalLearner:
             gram = self._gram if target < 0 else self._gram_intervened[target]
             gram[0, 0] += n_empty  # an all-zero row has weight 1 and adds to the intercept only
             _add_gram(gram, z, weights)
+            self._weight_squares[target] += weights @ weights + n_empty  # target -1: the main Gram matrix
             if target < 0:
                 self._n_rows += z.shape[0] + n_empty
             else:
@@ -601,7 +619,8 @@ class OnlineCausalLearner:
         no_op = np.zeros((v + 1, v, v * n_channels), dtype=bool)
         no_op[v] = True
         if self.noop_control and self._control.n[v].min() >= 10 * self.min_treated:
-            return self._att_from(self._control.pooled(no_op), treated)  # the clean control: no intervention
+            control = self._control.pooled(no_op)  # the clean control: no intervention
+            return self._with_conditional(self._att_from(control, treated), control)
         use = np.ones((v + 1, v, v), dtype=bool)
         strata = np.arange(v)
         use[strata, strata, :] = False  # k == i
@@ -612,7 +631,8 @@ class OnlineCausalLearner:
         # Where that leaves too few control rows, keep the first-pass pool.
         too_few = self._control.pooled(np.tile(refined, n_channels))["n"][:, :v] < self.min_treated
         refined[:, too_few] = use[:, too_few]
-        return self._att_from(self._control.pooled(np.tile(refined, n_channels)), treated)
+        control = self._control.pooled(np.tile(refined, n_channels))
+        return self._with_conditional(self._att_from(control, treated), control)
 
     def _att_from(
         self, c: dict[str, np.ndarray], t: dict[str, np.ndarray]
@@ -649,6 +669,8 @@ class OnlineCausalLearner:
             var_slope = s2_ctrl * np.where(vx > 1e-12, (mtx - mx) ** 2 / (nc * vx), 0.0)
             var_fit = np.maximum(s2_ctrl / nc, _cluster_variance(c, icpt, slope, 0.0)) + var_slope
             se = np.sqrt(var_treated + var_fit)
+            iid = var_r / nt + s2_ctrl / nc + var_slope
+            self._design_effect = np.where(iid > 0, np.nan_to_num((var_treated + var_fit) / iid, nan=1.0), 1.0)
             tstat = np.where(se > 0, mean_r / se, 0.0)
         ok = (nt >= self.min_treated) & (nc >= self.min_treated)
         effect = np.where(ok, np.nan_to_num(mean_r), 0.0)
@@ -662,13 +684,142 @@ class OnlineCausalLearner:
         np.fill_diagonal(strongest, 0.0)
         return effect, strongest, nt[:, 0].copy()
 
+    def _with_conditional(
+        self, result: tuple[np.ndarray, np.ndarray, np.ndarray], control: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Add the conditional channels (see ``conditional_test``) to a single-unit ``att()`` result:
+        ``channel_tstats`` gets their t statistics, and a pair's t is the largest |t| of all channels.
+
+        The ancestors of j the marginal test found are the first covariates; each of up to
+        ``_CONDITIONAL_PASSES`` rounds conditions on the ancestors found so far (an ancestor found
+        by conditioning lowers j's residual variance further, so weaker causes show next round).
+        ``control``: the marginal test's pooled control sums (for j's kurtosis)."""
+        if not self._conditional_active():
+            return result
+        effect, strongest, n_treated = result
+        v = self.layout.n_variables
+        marginal = self.channel_tstats
+        ancestors = np.abs(strongest) >= self._threshold(strongest)  # first pass: [i, j] i an ancestor of j
+        combined = marginal
+        idx = np.arange(v)
+        for _ in range(_CONDITIONAL_PASSES):
+            strata = np.ones((v + 1, v, v), dtype=bool)  # [k, i, j]: control rows that intervened on k
+            strata[idx, idx, :] = False  # k == i
+            strata[idx, :, idx] = False  # k == j
+            strata[:v] &= ~ancestors[:, None, :]  # k an ancestor of j (or of a covariate: an ancestor of j)
+            conditional = self._conditional_tstats(ancestors, strata, control)
+            combined = np.concatenate([marginal, conditional])
+            t = np.take_along_axis(combined, np.abs(combined).argmax(axis=0)[None], axis=0)[0]
+            grown = ancestors | (np.abs(t) >= self._threshold(t))
+            if (grown == ancestors).all():
+                break
+            ancestors = grown
+        self.channel_tstats = combined
+        strongest = np.take_along_axis(combined, np.abs(combined).argmax(axis=0)[None], axis=0)[0]
+        return effect, strongest, n_treated
+
+    def _conditional_active(self) -> bool:
+        """The conditional channels need one unit (Gram matrices per intervened variable)."""
+        return self.conditional_test and self._single_unit
+
+    def _conditional_tstats(
+        self, ancestors: np.ndarray, strata: np.ndarray, control: dict[str, np.ndarray]
+    ) -> np.ndarray:
+        """t statistics ``(2, V, V)`` of the conditional mean and second-moment effects of i on j.
+
+        For each (i, j), covariates ``S``: the ``ancestors[:, j]`` other than i (values at t+1). On
+        control rows (single-unit strata that intervened on nothing, or on a variable that is
+        neither i, j nor an ancestor of j, ``strata[k, i, j]``), ``x_t+1[j]`` is fitted by least squares
+        on an intercept, ``x_t[j]`` and S. Treated rows of i are compared with that fit: their mean
+        residual (conditional mean channel), and their mean squared residual against the control's
+        residual variance corrected for the fit's own error (conditional second moment).
+        Why it is valid: if i is no ancestor of j, it is no ancestor of j's ancestors S either, so
+        intervening on i leaves the joint law of (j, S) alone and both effects are 0. Why it has
+        power: conditioning removes the variance that j's other causes contribute, so setting a
+        zero-mean cause to 0 changes j's residual spread by a much larger fraction than its
+        marginal spread. A mediator of i in S blocks that path: the conditional channels measure
+        i's effect not through the ancestors already found (the marginal channels keep the total).
+        Everything comes from the pruning stage's Gram matrices, so there is no per-transition
+        cost. Standard errors are normal-theory, inflated by j's kurtosis relative to a normal
+        variable's (from the control's fourth moments) and by the marginal test's design effect
+        (cluster-robust over i.i.d. variance).
+        """
+        v = self.layout.n_variables
+        out = np.zeros((2, v, v))
+        stratum_grams = np.concatenate([self._gram_intervened, (self._gram - self._gram_intervened.sum(axis=0))[None]])
+        stratum_rows = np.append(self._n_rows_intervened, self._n_rows - self._n_rows_intervened.sum())
+        squares = self._weight_squares
+        stratum_squares = np.append(squares[:v], squares[v] - squares[:v].sum())
+        # Kurtosis inflation of x_t+1[j] from the control's sums: Var(y^2) against a normal's 4 m^2 s^2 + 2 s^4.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            n = control["n"][:, :v]
+            m1, m2, m4 = control["sy"][:, :v] / n, control["sy"][:, v:] / n, control["syy"][:, v:] / n
+            var = m2 - m1**2
+            kurtosis = np.nan_to_num((m4 - m2**2) / (4 * m1**2 * var + 2 * var**2), nan=1.0)
+        kurtosis = np.clip(kurtosis, 1.0, None)
+        deff = np.clip(self._design_effect.reshape(v, len(_CHANNELS), v), 1.0, None)  # [i, channel, j]
+        for j in range(v):
+            others = np.flatnonzero(ancestors[:, j] & (np.arange(v) != j))  # the covariates S (before leaving out i)
+            cols = np.array([0, 1 + j, *(1 + v + others)])
+            y = 1 + v + j
+            sub = np.append(cols, y)
+            grams = stratum_grams[:, sub[:, None], sub[None, :]]  # (strata, p + 1, p + 1)
+            control_grams = (strata[:, :, j].T.astype(np.float64) @ grams.reshape(v + 1, -1)).reshape(
+                v, *grams.shape[1:]
+            )
+            treated_grams = self._gram_intervened[:, sub[:, None], sub[None, :]]
+            keep = np.ones((v, others.size + 2), dtype=bool)  # [i, column]: intercept, lag, then S
+            keep[:, 2:] = others[None, :] != np.arange(v)[:, None]
+            mask = keep[:, :, None] & keep[:, None, :]
+            eye = np.eye(others.size + 2, dtype=bool)
+            a = np.where(mask, control_grams[:, :-1, :-1], 0.0) + ~keep[:, :, None] * eye
+            ridge = 1e-9 * np.maximum(np.trace(a, axis1=1, axis2=2) / (others.size + 2), 1.0)
+            a_inv = np.linalg.inv(a + ridge[:, None, None] * eye)
+            rhs = control_grams[:, :-1, -1] * keep
+            beta = np.einsum("iab,ib->ia", a_inv, rhs)
+            w_c, w_t = control_grams[:, 0, 0], treated_grams[:, 0, 0]  # sums of row weights (rows if unweighted)
+            n_c, n_t = strata[:, :, j].T.astype(np.float64) @ stratum_rows, self._n_rows_intervened
+            # Variance factor of a weighted mean, n sum(w^2) / sum(w)^2 = 1 + CV(w)^2 (1 for unweighted rows):
+            # it makes the weighted mean's variance hold whether or not the weights match the variance.
+            spread_c = n_c * (strata[:, :, j].T.astype(np.float64) @ stratum_squares) / w_c**2
+            spread_t = n_t * squares[:v] / w_t**2
+            dof = n_c - keep.sum(axis=1)
+            g_t = np.where(mask, treated_grams[:, :-1, :-1], 0.0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                # Residual variance (weighted mean of squares; with weights w, w_c * dof / n_c stands for dof).
+                s2 = np.maximum(control_grams[:, -1, -1] - np.einsum("ia,ia->i", beta, rhs), 0.0) / (w_c * dof / n_c)
+                sum_r = treated_grams[:, 0, -1] - np.einsum("ia,ia->i", beta, g_t[:, 0])
+                sum_r2 = (
+                    treated_grams[:, -1, -1]
+                    - 2 * np.einsum("ia,ia->i", beta, treated_grams[:, :-1, -1] * keep)
+                    + np.einsum("ia,iab,ib->i", beta, g_t, beta)
+                )
+                mean_r, mean_r2 = sum_r / w_t, sum_r2 / w_t
+                x_bar = g_t[:, 0] / w_t[:, None]
+                leverage = np.einsum("ia,iab,ib->i", x_bar, a_inv, x_bar)  # variance of the fit at x_bar / s2
+                # E[mean squared fit error] / s2
+                fit_error = np.einsum("iab,iba->i", a_inv, g_t) / w_t * np.maximum(spread_c, 1.0) * w_c / n_c
+                phi_t = np.maximum(sum_r2 - mean_r * sum_r, 0.0) / w_t  # weighted residual variance, treated
+                var_mean = (
+                    phi_t / n_t * np.maximum(spread_t, 1.0) + s2 * leverage * np.maximum(spread_c, 1.0) * w_c / n_c
+                )
+                t_mean = mean_r / np.sqrt(var_mean * deff[:, 0, j])
+                var_second = 2 * s2**2 * (np.maximum(spread_t, 1.0) / n_t + np.maximum(spread_c, 1.0) / dof)
+                var_second = var_second * kurtosis[:, j] * deff[:, 1, j]
+                t_second = (mean_r2 - s2 * (1 + fit_error)) / np.sqrt(var_second)
+            ok = (n_t >= self.min_treated) & (dof >= self.min_treated)
+            out[0, :, j] = np.where(ok, np.nan_to_num(t_mean, posinf=0.0, neginf=0.0), 0.0)
+            out[1, :, j] = np.where(ok, np.nan_to_num(t_second, posinf=0.0, neginf=0.0), 0.0)
+        out[:, np.arange(v), np.arange(v)] = 0.0
+        return out
+
     def _threshold(self, tstat: np.ndarray) -> float:
         """The |t| above which a pair's effect is significant, by the multiple-testing rule (see ``alpha``)."""
         if self.fixed_z_threshold is not None:
             return float(self.fixed_z_threshold)
         v = tstat.shape[0]
         n_pairs = max(v * (v - 1), 1)
-        n_channels = len(_CHANNELS)
+        n_channels = len(_CHANNELS) * (2 if self._conditional_active() else 1)
         bonferroni = float(norm.isf(self.alpha / (2 * n_channels * n_pairs)))
         if self.multiple_testing == "bonferroni":
             return bonferroni
@@ -773,6 +924,7 @@ class OnlineCausalLearner:
             "gram_intervened": self._gram_intervened.copy(),
             "n_rows": self._n_rows,
             "n_rows_intervened": self._n_rows_intervened.copy(),
+            "weight_squares": self._weight_squares.copy(),
             "n_transitions": self.n_transitions,
             "n_updates": self.n_updates,
             "n_hops": -1 if self.n_hops is None else self.n_hops,
@@ -802,6 +954,9 @@ class OnlineCausalLearner:
         self._gram_intervened = np.asarray(state["gram_intervened"], dtype=np.float64).copy()
         self._n_rows = float(state["n_rows"])
         self._n_rows_intervened = np.asarray(state["n_rows_intervened"], dtype=np.float64).copy()
+        # Older files: row counts bound the squared weights (weights are at most 1), a conservative stand-in.
+        squares = state.get("weight_squares", np.append(self._n_rows_intervened, self._n_rows))
+        self._weight_squares = np.asarray(squares, dtype=np.float64).copy()
         self.n_transitions = int(state["n_transitions"])
         self.n_updates = int(state["n_updates"])
         buffer = state.get("hop_buffer")
@@ -828,6 +983,7 @@ class OnlineCausalLearner:
             "min_rows": self.min_rows,
             "cluster_size": self.cluster_size,
             "noop_control": self.noop_control,
+            "conditional_test": self.conditional_test,
         }
 
     def to_npz(self) -> bytes:
