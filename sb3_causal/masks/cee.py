@@ -301,7 +301,7 @@ class CEEMask(nn.Module):
             return F.log_softmax(self.idm(pair), dim=1).numpy()
 
     def _check_pretrained(self) -> None:
-        if not self.is_pretrained:
+        if not self.pretrained_steps.item():
             raise RuntimeError(
                 "CEEMask is not pre-trained: call mask.pretrain(env, n_steps) (phase 1) before asking for masks"
             )
@@ -701,17 +701,19 @@ class CEEMask(nn.Module):
         """
         self._check_pretrained()
         observations = np.asarray(observations)
-        self._flat(observations[:0])  # shape check before any cache lookup
+        if observations.shape[1:] != self.obs_shape:
+            self._flat(observations[:0])  # raises the shape error, before any cache lookup
         valid = self._valid(env_masks, len(observations))
-        if self.guard == "allow_all" and bool(self.collapse_detected):
+        if self.guard == "allow_all" and self.collapse_detected.item():
             own = valid  # the clusters are not supported by the data (fit warned): every env-valid action
         else:
             rows = self._cached_rows(observations, valid)
             own = rows if self.keep == "effect" else self._keep_random(rows)
         masks, fallback = combine_with_env_masks(own, env_masks)
-        self.n_rows += len(masks)
-        self.n_allowed += int(masks.sum())
-        self.n_fallback += int(fallback.sum())
+        served = self._served  # a plain array: no nn.Module attribute bookkeeping per call
+        served[0] += len(masks)
+        served[1] += masks.sum()
+        served[2] += fallback.sum()
         return masks
 
     def update_graph(self, graph: CausalGraph) -> None:
@@ -720,9 +722,22 @@ class CEEMask(nn.Module):
 
     def reset_stats(self) -> None:
         """Reset the counters of masks served: rows, allowed actions, rows that fell back to the env mask."""
-        self.n_rows = 0
-        self.n_allowed = 0
-        self.n_fallback = 0
+        self._served = np.zeros(3, dtype=np.int64)  # rows, allowed actions, fallback rows
+
+    @property
+    def n_rows(self) -> int:
+        """Masks served (rows) since :meth:`reset_stats`."""
+        return int(self._served[0])
+
+    @property
+    def n_allowed(self) -> int:
+        """Allowed actions summed over the masks served since :meth:`reset_stats`."""
+        return int(self._served[1])
+
+    @property
+    def n_fallback(self) -> int:
+        """Rows that fell back to the env mask since :meth:`reset_stats`."""
+        return int(self._served[2])
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | io.BufferedIOBase) -> None:
