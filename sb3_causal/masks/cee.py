@@ -124,7 +124,7 @@ class CEEMask(nn.Module):
         temperature: float = 1.0,
         keep: str = "effect",
         tie_tolerance: float = 0.05,
-        net_arch: tuple[int, ...] | list[int] = (128, 32),
+        net_arch: tuple[int, ...] | list[int] = (128, 64),
         learning_rate: float = 3e-3,
         batch_size: int = 256,
         buffer_size: int = 100_000,
