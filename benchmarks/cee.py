@@ -1,30 +1,37 @@
 """CEE (seed 004): PPO vs PPO under a CEE mask vs NPM on the redundant-action maze and MiniGrid UnlockPickup.
 
 Per env and seed: phase 1 pre-trains a :class:`~sb3_causal.masks.CEEMask` on uniform-random exploration
-(its env steps are reported apart, ``pretrain_steps``); phase 2 trains three sb3-contrib MaskablePPO
-agents with the same hyperparameters and seed: ``ppo`` (no mask: every action allowed), ``cee`` (the
-mask's clusters, the best member of each kept) and ``npm`` (the paper's NPM baseline: the same clusters,
-one random member per cluster and step), the last two through :class:`~sb3_causal.masks.MaskProviderVecEnv`.
+(``*_pretrain`` env steps); phase 2 trains three sb3-contrib MaskablePPO agents with the same
+hyperparameters and seed: ``ppo`` (no mask: every action allowed), ``cee`` (the mask's clusters, the best
+member of each kept) and ``npm`` (the paper's NPM baseline: the same clusters, one random member per
+cluster and step), the last two through :class:`~sb3_causal.masks.MaskProviderVecEnv`. Every agent gets
+the same *total* env steps: PPO learns for ``*_steps + *_pretrain`` steps, CEE and NPM for ``*_steps``
+after the pre-training, and every curve and figure counts the pre-training steps in CEE's and NPM's env
+steps (their records start at ``*_pretrain``).
 
 Figures:
 
 * maze (``RedundantMaze-v0``, 64 actions): the reduction against the env's true per-cell equivalence
   classes over every free cell (``maze_classes_exact``: every cell's clusters equal its classes and each
   class keeps one action; pair precision/recall; ``maze_actions_kept_fraction`` vs the true minimum);
-  return curves; ``steps_to_ppo_final``: per agent, the env steps its running mean return (last 20
-  episodes) first reaches PPO's final return (PPO's mean over the last 20% of its episodes, averaged over
-  seeds); None where it never does;
+  return curves; ``steps_to_ppo_final``: per agent, the total env steps at which its running mean return
+  (last 20 episodes) first reaches PPO's final return (PPO's mean over the episodes of its last
+  ``0.2 * maze_steps`` env steps, averaged over seeds); None where it never does (counted as the budget,
+  a lower bound, in ``steps_to_ppo_final_ci``); ``steps_fraction_of_ppo``: an agent's mean over PPO's mean
+  (the target: CEE <= 1/3);
 * MiniGrid (``UnlockPickupFixed-v0``, grid observation): ``success_rate`` per agent (episodes with a
-  positive reward, over the last 20% of the steps and over the whole run);
+  positive reward, over the last ``0.2 * minigrid_steps`` env steps and over the whole run);
 * ``mask_overhead_ratio``: CPU seconds per env step of PPO under the CEE mask over plain PPO on the maze,
-  after pre-training, measured in interleaved chunks (PPO, CEE, PPO, CEE, ...);
+  after pre-training, in interleaved chunks (PPO, CEE, CEE, PPO, ...); ``mask_only_overhead_ratio``:
+  1 + the CPU time inside the mask's calls per env step over PPO's (see :func:`overhead`);
 * ``--atari``: one Atari game (RAM observations, full 18-action set) end to end on a tiny budget.
 
-Aggregates are means over seeds with 95% percentile-bootstrap confidence intervals. Budgets are far
-below the paper's (maze 2M pre-training steps, MiniGrid 5M + 500k per run): see the ``budget`` entry.
-Seed 0 was used while developing the defaults; the reported seeds start at 1.
+Aggregates are means over seeds with 95% percentile-bootstrap confidence intervals (over seeds; our own
+few lines: ``rliable`` fails to import here, its ``arch`` dependency breaks on the installed pandas).
+Budgets are far below the paper's (maze 2M pre-training steps, MiniGrid 5M + 500k per run): see the
+``budget`` entry. Seed 0 was used while developing the defaults; the reported seeds start at 1.
 
-    python benchmarks/cee.py --quick [--out-dir cee_figures] [--atari]
+    python benchmarks/cee.py --quick [--out-dir cee_figures] [--atari] [--envs maze minigrid]
 
 Prints progress, saves curves as PNG, ends with one JSON line of figures.
 """
