@@ -663,10 +663,18 @@ class CEEMask(nn.Module):
         own[rows, scores[rows, leaders].argmax(axis=1)] = True
         return own
 
-    def _cached_rows(self, observations: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _keys(observations: np.ndarray, env_masks: np.ndarray | None) -> list[bytes]:
+        """The memo keys: each state's bytes, and its env mask's when there is one."""
+        rows = np.ascontiguousarray(observations).reshape(len(observations), -1)
+        if env_masks is None:
+            return [row.tobytes() for row in rows]
+        masks = np.ascontiguousarray(env_masks, dtype=bool)
+        return [row.tobytes() + mask.tobytes() for row, mask in zip(rows, masks, strict=True)]
+
+    def _cached_rows(self, observations: np.ndarray, valid: np.ndarray, keys: list[bytes]) -> np.ndarray:
         """Per state: the kept actions (``keep="effect"``) or the clusters (``"random"``), memoised by state."""
         obs = np.ascontiguousarray(observations)
-        keys = [obs[i].tobytes() + valid[i].tobytes() for i in range(len(obs))]
         out = np.empty(valid.shape, dtype=bool if self.keep == "effect" else np.int64)
         missing = []
         for i, key in enumerate(keys):
@@ -703,14 +711,24 @@ class CEEMask(nn.Module):
         observations = np.asarray(observations)
         if observations.shape[1:] != self.obs_shape:
             self._flat(observations[:0])  # raises the shape error, before any cache lookup
-        valid = self._valid(env_masks, len(observations))
+        if env_masks is not None:
+            env_masks = self._valid(env_masks, len(observations))  # shape check
+        served = self._served  # a plain array: no nn.Module attribute bookkeeping per call
         if self.guard == "allow_all" and self.collapse_detected.item():
-            own = valid  # the clusters are not supported by the data (fit warned): every env-valid action
+            own = self._valid(env_masks, len(observations))  # clusters not supported by the data (fit warned)
         else:
-            rows = self._cached_rows(observations, valid)
+            keys = self._keys(observations, env_masks)
+            if self.keep == "effect" and self.cache_size:  # fast path: every state memoised
+                rows = [self._cache.get(key) for key in keys]
+                if all(row is not None for row in rows):
+                    # kept members of clusters over the env-valid actions: already the final, never empty mask
+                    masks = np.array(rows)
+                    served[0] += len(masks)
+                    served[1] += masks.sum()
+                    return masks
+            rows = self._cached_rows(observations, self._valid(env_masks, len(observations)), keys)
             own = rows if self.keep == "effect" else self._keep_random(rows)
         masks, fallback = combine_with_env_masks(own, env_masks)
-        served = self._served  # a plain array: no nn.Module attribute bookkeeping per call
         served[0] += len(masks)
         served[1] += masks.sum()
         served[2] += fallback.sum()
