@@ -12,6 +12,14 @@ next state duplicates another action's, using two networks trained on exploratio
   between the next-state distributions of ``a_i`` and ``a_j``. One forward pass gives ``N(s, a)`` for
   every ``a`` (an ``|A| x |A|`` head), so a mask costs one small network call per batch of states.
 
+Phase 1 (:meth:`CEEMask.pretrain`) collects the exploration data into a replay buffer (by default each
+state's valid actions drawn without replacement, so rare ``(s, a)`` pairs are covered), then
+:meth:`CEEMask.fit` trains the IDM over the whole buffer in epochs until its held-out loss stops
+improving, and only then the N-network, on targets from the converged IDM. The fit ends with a collapse
+check on the held-out data: an IDM no better than the collecting policy, or clusters that throw away
+what the IDM knows about the actions, are reported (``UserWarning``) and by default the mask then allows
+every env-valid action instead of one per (collapsed) cluster.
+
 The mask of a state ``s`` (phase 2, :meth:`CEEMask.__call__`), per env and per state:
 
 1. ``M = N(s, .)``; effects ``e_i = M[i, i]``; ``SF[i, j] = e_j - M[i, j]``;
@@ -29,7 +37,8 @@ cluster and call (the provider's seeded generator).
 
 The authors' code has defects this module does not copy: its mask is averaged over a batch of envs (here:
 one mask per state); the ``pi`` of its N target is the live policy (here: the collecting policy's stored
-probabilities); a cluster with no member above ``tau`` masks everything (here: its best member stays).
+probabilities); a cluster with no member above ``tau`` masks everything (here: its best member stays); an
+under-trained IDM silently merges every action into one cluster (here: detected, see :meth:`CEEMask.fit`).
 Acting and learning with the same mask is the algorithm's job: :class:`~sb3_causal.masks.wrappers.
 MaskProviderVecEnv` makes sb3-contrib's MaskablePPO store exactly the mask it acted with.
 """
@@ -37,6 +46,7 @@ MaskProviderVecEnv` makes sb3-contrib's MaskablePPO store exactly the mask it ac
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -86,7 +96,16 @@ class CEEMask(nn.Module):
     :param net_arch: hidden layer widths of both networks
     :param learning_rate: Adam learning rate of both networks
     :param batch_size: minibatch size of pre-training
-    :param buffer_size: capacity (transitions) of the pre-training replay buffer
+    :param buffer_size: capacity (transitions) of the pre-training replay buffer (every transition collected
+        is trained on: a full buffer is fitted before it is overwritten)
+    :param validation_fraction: fraction of the stored transitions held out for early stopping and the
+        collapse check, in (0, 0.5]
+    :param max_epochs: most epochs over the buffer per network and fit
+    :param patience: epochs without a better held-out loss before a network's training stops
+    :param min_retained: the clusters must keep at least this fraction of the IDM's held-out information
+        about the actions, in [0, 1] (see :meth:`fit`); 0 turns that check off
+    :param guard: what a detected collapse does (see :meth:`fit`): ``"allow_all"`` (warn, serve every
+        env-valid action), ``"warn"`` (warn, keep the clusters) or ``"raise"``
     :param cache_size: states whose masks are memoised (a mask is a function of the state and the env mask
         while the networks are fixed; the memo is cleared when full and when the networks change); 0: none
     :param seed: seed of the networks' initialisation, of pre-training's action and minibatch draws and of
@@ -105,10 +124,15 @@ class CEEMask(nn.Module):
         temperature: float = 1.0,
         keep: str = "effect",
         tie_tolerance: float = 0.05,
-        net_arch: tuple[int, ...] | list[int] = (128, 128),
-        learning_rate: float = 1e-3,
-        batch_size: int = 64,
-        buffer_size: int = 50_000,
+        net_arch: tuple[int, ...] | list[int] = (128, 64),
+        learning_rate: float = 3e-3,
+        batch_size: int = 256,
+        buffer_size: int = 100_000,
+        validation_fraction: float = 0.1,
+        max_epochs: int = 200,
+        patience: int = 5,
+        min_retained: float = 0.5,
+        guard: str = "allow_all",
         cache_size: int = 100_000,
         seed: int | None = None,
     ) -> None:
@@ -136,6 +160,16 @@ class CEEMask(nn.Module):
             raise ValueError(f"keep must be 'effect' (CEE) or 'random' (NPM), got {keep!r}")
         if not float(tie_tolerance) >= 0.0:
             raise ValueError(f"tie_tolerance must be >= 0, got {tie_tolerance!r}")
+        if not 0.0 < float(validation_fraction) <= 0.5:
+            raise ValueError(f"validation_fraction must be in (0, 0.5], got {validation_fraction!r}")
+        if max_epochs < 1 or patience < 1:
+            raise ValueError(f"max_epochs and patience must be >= 1, got {max_epochs!r}, {patience!r}")
+        if not 0.0 <= float(min_retained) <= 1.0:
+            raise ValueError(f"min_retained must be in [0, 1], got {min_retained!r}")
+        if guard not in ("allow_all", "warn", "raise"):
+            raise ValueError(f"guard must be 'allow_all', 'warn' or 'raise', got {guard!r}")
+        if len(net_arch) < 1:
+            raise ValueError("net_arch needs at least one hidden layer")
         if batch_size < 1 or buffer_size < batch_size:
             raise ValueError(
                 f"need 1 <= batch_size <= buffer_size, got batch_size={batch_size}, buffer_size={buffer_size}"
@@ -157,6 +191,11 @@ class CEEMask(nn.Module):
         self.learning_rate = float(learning_rate)
         self.batch_size = int(batch_size)
         self.buffer_size = int(buffer_size)
+        self.validation_fraction = float(validation_fraction)
+        self.max_epochs = int(max_epochs)
+        self.patience = int(patience)
+        self.min_retained = float(min_retained)
+        self.guard = guard
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size!r}")
         self.cache_size = int(cache_size)
@@ -170,11 +209,13 @@ class CEEMask(nn.Module):
             self.idm = _mlp(2 * self.obs_dim, self.n_actions, self.net_arch)
             # N(s, a)[b] for every a at once: a trunk, then an (a, b) head; training gathers the rows of the taken a
             self.n_trunk = nn.Sequential(*_mlp(self.obs_dim, 1, self.net_arch)[:-1])
-            self.n_head = nn.Linear(self.net_arch[-1] if self.net_arch else self.obs_dim, self.n_actions**2)
+            self.n_head = nn.Linear(self.net_arch[-1], self.n_actions**2)
         self.register_buffer("pretrained_steps", th.zeros((), dtype=th.int64))
+        #: whether the last fit found the clusters unsupported by the data (saved with the weights)
+        self.register_buffer("collapse_detected", th.zeros((), dtype=th.bool))
         self.idm_optimizer = th.optim.Adam(self.idm.parameters(), lr=self.learning_rate)
-        self.n_optimizer = th.optim.Adam([*self.n_trunk.parameters(), *self.n_head.parameters()], lr=self.learning_rate)
-        # pre-training replay buffer (not saved: a reloaded mask resumes with a fresh buffer)
+        self.n_optimizer = th.optim.Adam(self._n_modules().parameters(), lr=self.learning_rate)
+        # pre-training replay buffer (not saved: a reloaded mask resumes with a fresh buffer); flat, scaled
         self._buf_obs = np.zeros((self.buffer_size, self.obs_dim), dtype=np.float32)
         self._buf_next = np.zeros((self.buffer_size, self.obs_dim), dtype=np.float32)
         self._buf_action = np.zeros(self.buffer_size, dtype=np.int64)
@@ -182,7 +223,7 @@ class CEEMask(nn.Module):
         self._buf_valid = np.zeros((self.buffer_size, self.n_actions), dtype=bool)
         self._buf_pos = 0
         self._buf_full = False
-        #: one dict per logged pre-training interval: steps, idm_loss, idm_accuracy, n_loss
+        #: one dict of figures per fit (:meth:`fit`): losses, accuracies, epochs, the collapse check
         self.pretrain_log: list[dict[str, float]] = []
         self.reset_stats()
 
@@ -206,6 +247,11 @@ class CEEMask(nn.Module):
             "learning_rate": self.learning_rate,
             "batch_size": self.batch_size,
             "buffer_size": self.buffer_size,
+            "validation_fraction": self.validation_fraction,
+            "max_epochs": self.max_epochs,
+            "patience": self.patience,
+            "min_retained": self.min_retained,
+            "guard": self.guard,
             "cache_size": self.cache_size,
             "seed": self.seed,
         }
@@ -239,19 +285,23 @@ class CEEMask(nn.Module):
     def n_values(self, observations: np.ndarray) -> np.ndarray:
         """``N(s, a)[b]`` for every state of the batch: ``(batch, n_actions (a), n_actions (b))``."""
         self._check_pretrained()
+        return self._n_values_flat(self._flat(observations))
+
+    def _n_values_flat(self, flat: np.ndarray) -> np.ndarray:
         with th.no_grad():
-            out = self.n_head(self.n_trunk(th.as_tensor(self._flat(observations))))
+            out = self.n_head(self.n_trunk(th.as_tensor(flat)))
         return out.view(-1, self.n_actions, self.n_actions).numpy()
 
     def idm_log_probs(self, observations: np.ndarray, next_observations: np.ndarray) -> np.ndarray:
         """``log p_IDM(a | s, s')``, ``(batch, n_actions)``."""
         self._check_pretrained()
-        pair = np.concatenate([self._flat(observations), self._flat(next_observations, "next observations")], axis=1)
+        obs = th.as_tensor(self._flat(observations))
+        pair = self._idm_input(obs, th.as_tensor(self._flat(next_observations, "next observations")))
         with th.no_grad():
-            return F.log_softmax(self.idm(th.as_tensor(pair)), dim=1).numpy()
+            return F.log_softmax(self.idm(pair), dim=1).numpy()
 
     def _check_pretrained(self) -> None:
-        if not self.is_pretrained:
+        if not self.pretrained_steps.item():
             raise RuntimeError(
                 "CEEMask is not pre-trained: call mask.pretrain(env, n_steps) (phase 1) before asking for masks"
             )
@@ -263,30 +313,30 @@ class CEEMask(nn.Module):
         n_steps: int,
         *,
         policy: CollectPolicy | None = None,
-        learning_starts: int = 1000,
-        train_freq: int = 1,
-        gradient_steps: int = 1,
-        log_interval: int = 1000,
+        balanced: bool = True,
         progress_bar: bool = False,
         logger: Logger | None = None,
         seed: int | None = None,
     ) -> CEEMask:
-        """Phase 1: collect ``n_steps`` env steps with an exploration policy and train the IDM and N-network.
+        """Phase 1: collect ``n_steps`` env steps with an exploration policy, then fit the IDM and N-network.
 
-        Resumable: calling it again continues with the same networks, optimisers and replay buffer (the env
-        is reset at the start of each call). Logs ``cee/idm_loss``, ``cee/idm_accuracy`` (on the training
-        minibatches) and ``cee/n_loss`` every ``log_interval`` steps to ``logger`` and to :attr:`pretrain_log`.
+        The transitions go to the replay buffer; when they are collected, :meth:`fit` trains the IDM on the
+        whole buffer to convergence, then the N-network on the converged IDM's targets (also whenever
+        ``buffer_size`` new transitions arrived, so no data is dropped unused), then checks the result for a
+        collapse (see :meth:`fit`). Resumable: calling it again adds data and refits the same networks (the
+        env is reset at the start of each call).
 
         :param env: the env (or VecEnv) the mask will be used on; its ``action_masks()`` are honoured
         :param n_steps: env steps to collect in this call (summed over a VecEnv's envs)
         :param policy: the collecting policy, ``(obs, env_masks) -> (n_envs, n_actions)`` probabilities;
             default uniform over the env-valid actions. Its probabilities are stored and used in the N target.
-        :param learning_starts: transitions in the buffer before the first gradient step
-        :param train_freq: vector-env steps between training rounds
-        :param gradient_steps: gradient steps per network per training round
-        :param log_interval: env steps between log records
-        :param progress_bar: show a tqdm progress bar
-        :param logger: an SB3 logger to record to (and dump at each interval)
+        :param balanced: with the default policy, draw the actions of each observed state without replacement
+            (a shuffled deck of its valid actions per state, refilled when empty; at most ``buffer_size``
+            states remembered): every action of a state is tried before one is repeated. The marginal
+            probabilities stay uniform (those are stored); only the coverage of rare ``(s, a)`` pairs
+            improves. On envs whose states never repeat it is plain uniform sampling.
+        :param progress_bar: show a tqdm progress bar of the collection
+        :param logger: an SB3 logger to record each fit's figures to (``cee/*``, dumped after each fit)
         :param seed: seed of the env's reset (None: the env's own seeding)
         :return: self
         """
@@ -305,19 +355,22 @@ class CEEMask(nn.Module):
             from tqdm.auto import tqdm
 
             bar = tqdm(total=n_steps, desc="CEE pre-training", unit="step")
-        stats: dict[str, list[float]] = {"idm_loss": [], "idm_accuracy": [], "n_loss": []}
-        done_steps, next_log, round_ = 0, log_interval, 0
+        done_steps, since_fit = 0, 0
+        decks: dict[bytes, list[int]] = {}
         while done_steps < n_steps:
             valid = np.stack(venv.env_method("action_masks")).astype(bool) if has_masks else None
             valid = np.ones((n_envs, self.n_actions), dtype=bool) if valid is None else valid
             if policy is None:
                 probs = valid / valid.sum(axis=1, keepdims=True)
+                if balanced:
+                    actions = self._deck_actions(np.asarray(obs), valid, decks)
             else:
                 probs = np.asarray(policy(np.asarray(obs), valid), dtype=np.float64)
                 if probs.shape != (n_envs, self.n_actions) or not np.allclose(probs.sum(axis=1), 1.0, atol=1e-4):
                     raise ValueError(f"policy must return (n_envs, n_actions) probabilities, got shape {probs.shape}")
-            cum = probs.cumsum(axis=1)
-            actions = np.minimum((cum < self.rng.random((n_envs, 1)) * cum[:, -1:]).sum(axis=1), self.n_actions - 1)
+            if policy is not None or not balanced:
+                cum = probs.cumsum(axis=1)
+                actions = np.minimum((cum < self.rng.random((n_envs, 1)) * cum[:, -1:]).sum(axis=1), self.n_actions - 1)
             new_obs, _, dones, infos = venv.step(actions)
             next_obs = np.array(new_obs, copy=True)
             for i, done in enumerate(dones):
@@ -326,31 +379,213 @@ class CEEMask(nn.Module):
             self._store(obs, actions, next_obs, probs, valid)
             obs = new_obs
             done_steps += n_envs
+            since_fit += n_envs
             self.pretrained_steps += n_envs
-            round_ += 1
-            if self._buffer_len() >= max(learning_starts, self.batch_size) and round_ % train_freq == 0:
-                for _ in range(gradient_steps):
-                    for key, value in self._train_step().items():
-                        stats[key].append(value)
             if bar is not None:
                 bar.update(n_envs)
-            if done_steps >= next_log or done_steps >= n_steps:
-                next_log += log_interval
-                if stats["idm_loss"]:
-                    record = {"steps": float(int(self.pretrained_steps))}
-                    record.update({k: float(np.mean(v)) for k, v in stats.items()})
-                    self.pretrain_log.append(record)
-                    if logger is not None:
-                        for key, value in record.items():
-                            logger.record(f"cee/{key}", value)
-                        logger.dump(int(self.pretrained_steps))
-                    if bar is not None:
-                        bar.set_postfix(idm_acc=f"{record['idm_accuracy']:.3f}", n_loss=f"{record['n_loss']:.3f}")
-                    stats = {k: [] for k in stats}
+            if since_fit >= self.buffer_size and done_steps < n_steps:
+                self._fit_and_log(logger, bar)
+                since_fit = 0
+        self._fit_and_log(logger, bar)
         if bar is not None:
             bar.close()
-        self.clear_cache()
         return self
+
+    def _deck_actions(self, obs: np.ndarray, valid: np.ndarray, decks: dict[bytes, list[int]]) -> np.ndarray:
+        """One action per env, drawn without replacement from its state's deck of valid actions."""
+        actions = np.empty(len(obs), dtype=np.int64)
+        for i in range(len(obs)):
+            key = obs[i].tobytes() + valid[i].tobytes()
+            deck = decks.get(key)
+            if not deck:
+                if len(decks) >= self.buffer_size:
+                    decks.clear()
+                deck = decks[key] = list(self.rng.permutation(np.flatnonzero(valid[i])))
+            actions[i] = deck.pop()
+        return actions
+
+    def _fit_and_log(self, logger: Logger | None, bar: Any) -> None:
+        record = self.fit()
+        if logger is not None:
+            for key, value in record.items():
+                logger.record(f"cee/{key}", value)
+            logger.dump(int(self.pretrained_steps))
+        if bar is not None:
+            bar.set_postfix(
+                idm_val_acc=f"{record['idm_val_accuracy']:.3f}",
+                retained=f"{record['cluster_information_retained']:.2f}",
+            )
+
+    def fit(self) -> dict[str, float]:
+        """Train the IDM, then the N-network, on the replay buffer; check the clusters; return the figures.
+
+        Every ``round(1 / validation_fraction)``-th stored transition is held out. The IDM is trained by
+        cross-entropy in epochs of shuffled minibatches until its held-out loss has not improved for
+        ``patience`` epochs (at most ``max_epochs``) and its best weights are kept; then the N-network's
+        targets are computed once from that IDM and the N-network is trained the same way.
+
+        The collapse check, on the held-out transitions (``s, a, s'``, collecting policy ``pi``):
+
+        * information gain: ``mean(log p_IDM(a | s, s') - log pi(a | s))`` in nats; the IDM is *informative*
+          when the gain exceeds three standard errors (an IDM no better than ``pi`` carries no information
+          about the actions' effects, and its N values merge every action into one cluster);
+        * information retained by the clusters: the same gain for the IDM's probabilities pooled within
+          the estimated clusters of ``s`` (``p(C(a)) * pi(a) / pi(C(a))``) over the IDM's own gain. Right
+          clusters lose nothing (1, or more when pooling averages out the IDM's noise); clusters that merge
+          actions the IDM tells apart lose information (a single cluster: 0).
+
+        When the IDM is not informative or the clusters retain less than ``min_retained``, the mask warns
+        (``UserWarning``), sets :attr:`collapse_detected`, and by ``guard``: ``"allow_all"`` serves every
+        env-valid action until a later fit passes, ``"warn"`` keeps the clusters, ``"raise"`` raises.
+
+        :return: the figures (also appended to :attr:`pretrain_log`)
+        """
+        n = self._buffer_len()
+        period = max(round(1.0 / self.validation_fraction), 2)
+        held = (np.arange(n) % period) == period - 1
+        train_idx, val_idx = np.flatnonzero(~held), np.flatnonzero(held)
+        if val_idx.size < 1 or train_idx.size < 1:
+            raise ValueError(f"fit needs at least {period} transitions (one held out), the buffer has {n}")
+        self.clear_cache()
+        obs, nxt = th.as_tensor(self._buf_obs[:n]), th.as_tensor(self._buf_next[:n])
+        actions = th.as_tensor(self._buf_action[:n])
+        log_pi = th.as_tensor(self._buf_log_pi[:n])
+        valid = th.as_tensor(self._buf_valid[:n])
+        pair = self._idm_input(obs, nxt)
+
+        def idm_loss(idx: np.ndarray) -> tuple[th.Tensor, th.Tensor]:
+            logits = self.idm(pair[idx])
+            return F.cross_entropy(logits, actions[idx]), (logits.argmax(dim=1) == actions[idx]).float().mean()
+
+        idm_fit = self._train_until_stale(self.idm, self.idm_optimizer, idm_loss, train_idx, val_idx)
+        with th.no_grad():
+            log_p = F.log_softmax(self.idm(pair), dim=1)
+            target = log_p.clamp_min(_LOG_EPS) - log_pi
+        weight = valid.float()
+
+        def n_loss(idx: np.ndarray) -> tuple[th.Tensor, th.Tensor]:
+            pred = self._n_rows(obs[idx], actions[idx])
+            w = weight[idx]
+            return (((pred - target[idx]) ** 2) * w).sum() / w.sum(), th.zeros(())
+
+        n_fit = self._train_until_stale(self._n_modules(), self.n_optimizer, n_loss, train_idx, val_idx)
+        record = {
+            "steps": float(int(self.pretrained_steps)),
+            "transitions": float(n),
+            "idm_loss": idm_fit["loss"],
+            "idm_accuracy": idm_fit["accuracy"],
+            "idm_val_loss": idm_fit["val_loss"],
+            "idm_val_accuracy": idm_fit["val_accuracy"],
+            "idm_epochs": idm_fit["epochs"],
+            "n_loss": n_fit["loss"],
+            "n_val_loss": n_fit["val_loss"],
+            "n_epochs": n_fit["epochs"],
+        }
+        record.update(self._collapse_check(val_idx, log_p[val_idx].numpy()))
+        self.pretrain_log.append(record)
+        self.collapse_detected.fill_(bool(record["collapse_detected"]))
+        if record["collapse_detected"]:
+            message = (
+                f"CEEMask: the action clusters are not supported by the data after {int(self.pretrained_steps)} "
+                f"pre-training steps (held-out IDM accuracy {record['idm_val_accuracy']:.3f}, "
+                f"uniform guess {record['chance_accuracy']:.3f}; information gain {record['idm_information_gain']:.4f} "
+                f"nats, informative: {bool(record['idm_informative'])}; clusters retain "
+                f"{record['cluster_information_retained']:.2f} of it, {record['clusters_per_state']:.2f} clusters "
+                "per state): pre-train longer. "
+                + {
+                    "allow_all": "The mask allows every env-valid action until a fit passes (guard='allow_all').",
+                    "warn": "The clusters are used anyway (guard='warn').",
+                    "raise": "",
+                }[self.guard]
+            )
+            if self.guard == "raise":
+                raise RuntimeError(message + "(guard='raise')")
+            warnings.warn(message, UserWarning, stacklevel=3)
+        self.clear_cache()
+        return record
+
+    def _idm_input(self, obs: th.Tensor, next_obs: th.Tensor) -> th.Tensor:
+        """The IDM's input: the state and the change it underwent, ``[s, s' - s]``."""
+        return th.cat([obs, next_obs - obs], dim=1)
+
+    def _n_modules(self) -> nn.ModuleList:
+        return nn.ModuleList([self.n_trunk, self.n_head])
+
+    def _n_rows(self, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
+        """``N(s, a)[.]`` of the taken actions only: ``(batch, n_actions)``."""
+        hidden = self.n_trunk(obs)
+        rows = self.n_head.weight.view(self.n_actions, self.n_actions, -1)[actions]  # (B, A, H)
+        return th.bmm(rows, hidden.unsqueeze(2)).squeeze(2) + self.n_head.bias.view(self.n_actions, -1)[actions]
+
+    def _train_until_stale(
+        self,
+        net: nn.Module,
+        optimizer: th.optim.Optimizer,
+        loss_fn: Callable[[np.ndarray], tuple[th.Tensor, th.Tensor]],
+        train_idx: np.ndarray,
+        val_idx: np.ndarray,
+    ) -> dict[str, float]:
+        """Epochs of shuffled minibatches until the held-out loss is stale for ``patience`` epochs; keeps the best."""
+        best_loss, best_state, best_acc, stale, epochs = np.inf, None, 0.0, 0, 0
+        train_loss, train_acc = np.nan, np.nan
+        for _ in range(self.max_epochs):
+            order = self.rng.permutation(train_idx)
+            losses, accs = [], []
+            for start in range(0, order.size, self.batch_size):
+                loss, acc = loss_fn(order[start : start + self.batch_size])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+                accs.append(acc.item())
+            epochs += 1
+            with th.no_grad():
+                val_loss, val_acc = (x.item() for x in loss_fn(val_idx))
+            if val_loss < best_loss - 1e-4 * max(abs(best_loss), 1.0) or best_state is None:
+                best_loss, best_acc, stale = val_loss, val_acc, 0
+                best_state = {k: v.clone() for k, v in net.state_dict().items()}
+                train_loss, train_acc = float(np.mean(losses)), float(np.mean(accs))
+            else:
+                stale += 1
+                if stale >= self.patience:
+                    break
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        return {
+            "loss": train_loss,
+            "accuracy": train_acc,
+            "val_loss": best_loss,
+            "val_accuracy": best_acc,
+            "epochs": epochs,
+        }
+
+    def _collapse_check(self, val_idx: np.ndarray, log_p: np.ndarray) -> dict[str, float]:
+        actions = self._buf_action[val_idx]
+        valid = self._buf_valid[val_idx]
+        log_pi = self._buf_log_pi[val_idx].astype(np.float64)
+        rows = np.arange(val_idx.size)
+        log_p = log_p.astype(np.float64)
+        gain = log_p[rows, actions] - log_pi[rows, actions]
+        se = gain.std(ddof=1) / np.sqrt(gain.size) if gain.size > 1 else np.inf
+        informative = bool(gain.mean() > 3.0 * se)
+        cluster, _ = self._clusters_and_effects(self._n_values_flat(self._buf_obs[val_idx]), valid)
+        same = (cluster[rows, actions][:, None] == cluster) & valid  # members of C(a)
+        p, pi = np.exp(log_p), np.exp(log_pi)
+        pooled = np.log(np.maximum((p * same).sum(axis=1), 1e-30)) + log_pi[rows, actions]
+        pooled -= np.log(np.maximum((pi * same).sum(axis=1), 1e-30))
+        pooled_gain = pooled - log_pi[rows, actions]
+        retained = float(pooled_gain.mean() / gain.mean()) if gain.mean() > 0 else 0.0
+        n_clusters = np.array([np.unique(c[c >= 0]).size for c in cluster])
+        collapse = (not informative) or retained < self.min_retained
+        return {
+            "chance_accuracy": float((1.0 / valid.sum(axis=1)).mean()),
+            "idm_information_gain": float(gain.mean()),
+            "idm_information_gain_se": float(se),
+            "idm_informative": float(informative),
+            "cluster_information_retained": retained,
+            "clusters_per_state": float(n_clusters.mean()),
+            "collapse_detected": float(collapse),
+        }
 
     def _check_env(self, venv: VecEnv) -> None:
         obs_space, act_space = venv.observation_space, venv.action_space
@@ -367,44 +602,19 @@ class CEEMask(nn.Module):
     def _store(
         self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, probs: np.ndarray, valid: np.ndarray
     ) -> None:
-        flat, flat_next = self._flat(obs), self._flat(next_obs, "next observations")
-        log_pi = np.log(np.maximum(probs, 1e-8)).astype(np.float32)
-        for i in range(len(actions)):
-            p = self._buf_pos
-            self._buf_obs[p], self._buf_next[p], self._buf_action[p] = flat[i], flat_next[i], actions[i]
-            self._buf_log_pi[p], self._buf_valid[p] = log_pi[i], valid[i] & (probs[i] > 0)
-            self._buf_pos = (p + 1) % self.buffer_size
-            self._buf_full = self._buf_full or self._buf_pos == 0
-
-    def _train_step(self) -> dict[str, float]:
-        idx = self.rng.integers(0, self._buffer_len(), size=self.batch_size)
-        obs = th.as_tensor(self._buf_obs[idx])
-        pair = th.cat([obs, th.as_tensor(self._buf_next[idx])], dim=1)
-        actions = th.as_tensor(self._buf_action[idx])
-        logits = self.idm(pair)
-        idm_loss = F.cross_entropy(logits, actions)
-        self.idm_optimizer.zero_grad()
-        idm_loss.backward()
-        self.idm_optimizer.step()
-        with th.no_grad():
-            log_p = F.log_softmax(self.idm(pair), dim=1).clamp_min(_LOG_EPS)
-            target = log_p - th.as_tensor(self._buf_log_pi[idx])
-        valid = th.as_tensor(self._buf_valid[idx]).float()
-        hidden = self.n_trunk(obs)  # (B, H); the head rows of the taken actions only: N(s, a)[.]
-        rows = self.n_head.weight.view(self.n_actions, self.n_actions, -1)[actions]  # (B, A, H)
-        pred = th.bmm(rows, hidden.unsqueeze(2)).squeeze(2) + self.n_head.bias.view(self.n_actions, -1)[actions]
-        n_loss = (((pred - target) ** 2) * valid).sum() / valid.sum()
-        self.n_optimizer.zero_grad()
-        n_loss.backward()
-        self.n_optimizer.step()
-        accuracy = (logits.argmax(dim=1) == actions).float().mean()
-        return {"idm_loss": idm_loss.item(), "idm_accuracy": accuracy.item(), "n_loss": n_loss.item()}
+        pos = (self._buf_pos + np.arange(len(actions))) % self.buffer_size
+        self._buf_obs[pos], self._buf_next[pos] = self._flat(obs), self._flat(next_obs, "next observations")
+        self._buf_action[pos] = actions
+        self._buf_log_pi[pos] = np.log(np.maximum(probs, 1e-8))
+        self._buf_valid[pos] = valid & (probs > 0)
+        self._buf_full = self._buf_full or self._buf_pos + len(actions) >= self.buffer_size
+        self._buf_pos = int((self._buf_pos + len(actions)) % self.buffer_size)
 
     # ------------------------------------------------------------------ phase 2
     def clusters(self, observations: np.ndarray, env_masks: np.ndarray | None = None) -> np.ndarray:
         """The action clusters of each state: ``(batch, n_actions)`` int, each action's cluster id (its first
         member's index), -1 for env-invalid actions."""
-        return self._clusters_and_effects(observations, self._valid(env_masks, len(observations)))[0]
+        return self._clusters_and_effects(self.n_values(observations), self._valid(env_masks, len(observations)))[0]
 
     def _valid(self, env_masks: np.ndarray | None, batch: int) -> np.ndarray:
         if env_masks is None:
@@ -414,8 +624,8 @@ class CEEMask(nn.Module):
             raise ValueError(f"env action masks have shape {valid.shape}, expected {(batch, self.n_actions)}")
         return valid
 
-    def _clusters_and_effects(self, observations: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n = self.n_values(observations)  # (B, a, b)
+    def _clusters_and_effects(self, n: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Clusters and effects from N values ``(B, a, b)`` and the valid actions ``(B, A)``."""
         effects = np.diagonal(n, axis1=1, axis2=2)  # (B, A): N(s, a_i)[i]
         sf = effects[:, None, :] - n  # SF[i, j] = e_j - N(s, a_i)[j]
         close = np.maximum(sf, sf.transpose(0, 2, 1)) < self.epsilon
@@ -453,10 +663,18 @@ class CEEMask(nn.Module):
         own[rows, scores[rows, leaders].argmax(axis=1)] = True
         return own
 
-    def _cached_rows(self, observations: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _keys(observations: np.ndarray, env_masks: np.ndarray | None) -> list[bytes]:
+        """The memo keys: each state's bytes, and its env mask's when there is one."""
+        rows = np.ascontiguousarray(observations).reshape(len(observations), -1)
+        if env_masks is None:
+            return [row.tobytes() for row in rows]
+        masks = np.ascontiguousarray(env_masks, dtype=bool)
+        return [row.tobytes() + mask.tobytes() for row, mask in zip(rows, masks, strict=True)]
+
+    def _cached_rows(self, observations: np.ndarray, valid: np.ndarray, keys: list[bytes]) -> np.ndarray:
         """Per state: the kept actions (``keep="effect"``) or the clusters (``"random"``), memoised by state."""
         obs = np.ascontiguousarray(observations)
-        keys = [obs[i].tobytes() + valid[i].tobytes() for i in range(len(obs))]
         out = np.empty(valid.shape, dtype=bool if self.keep == "effect" else np.int64)
         missing = []
         for i, key in enumerate(keys):
@@ -466,7 +684,7 @@ class CEEMask(nn.Module):
             else:
                 out[i] = row
         if missing:
-            cluster, effects = self._clusters_and_effects(obs[missing], valid[missing])
+            cluster, effects = self._clusters_and_effects(self.n_values(obs[missing]), valid[missing])
             out[missing] = self._keep_by_effect(cluster, effects) if self.keep == "effect" else cluster
             if len(self._cache) + len(missing) > self.cache_size:
                 self._cache.clear()
@@ -491,14 +709,29 @@ class CEEMask(nn.Module):
         """
         self._check_pretrained()
         observations = np.asarray(observations)
-        self._flat(observations[:0])  # shape check before any cache lookup
-        valid = self._valid(env_masks, len(observations))
-        rows = self._cached_rows(observations, valid)
-        own = rows if self.keep == "effect" else self._keep_random(rows)
+        if observations.shape[1:] != self.obs_shape:
+            self._flat(observations[:0])  # raises the shape error, before any cache lookup
+        if env_masks is not None:
+            env_masks = self._valid(env_masks, len(observations))  # shape check
+        served = self._served  # a plain array: no nn.Module attribute bookkeeping per call
+        if self.guard == "allow_all" and self.collapse_detected.item():
+            own = self._valid(env_masks, len(observations))  # clusters not supported by the data (fit warned)
+        else:
+            keys = self._keys(observations, env_masks)
+            if self.keep == "effect" and self.cache_size:  # fast path: every state memoised
+                rows = [self._cache.get(key) for key in keys]
+                if all(row is not None for row in rows):
+                    # kept members of clusters over the env-valid actions: already the final, never empty mask
+                    masks = np.array(rows)
+                    served[0] += len(masks)
+                    served[1] += masks.sum()
+                    return masks
+            rows = self._cached_rows(observations, self._valid(env_masks, len(observations)), keys)
+            own = rows if self.keep == "effect" else self._keep_random(rows)
         masks, fallback = combine_with_env_masks(own, env_masks)
-        self.n_rows += len(masks)
-        self.n_allowed += int(masks.sum())
-        self.n_fallback += int(fallback.sum())
+        served[0] += len(masks)
+        served[1] += masks.sum()
+        served[2] += fallback.sum()
         return masks
 
     def update_graph(self, graph: CausalGraph) -> None:
@@ -507,9 +740,22 @@ class CEEMask(nn.Module):
 
     def reset_stats(self) -> None:
         """Reset the counters of masks served: rows, allowed actions, rows that fell back to the env mask."""
-        self.n_rows = 0
-        self.n_allowed = 0
-        self.n_fallback = 0
+        self._served = np.zeros(3, dtype=np.int64)  # rows, allowed actions, fallback rows
+
+    @property
+    def n_rows(self) -> int:
+        """Masks served (rows) since :meth:`reset_stats`."""
+        return int(self._served[0])
+
+    @property
+    def n_allowed(self) -> int:
+        """Allowed actions summed over the masks served since :meth:`reset_stats`."""
+        return int(self._served[1])
+
+    @property
+    def n_fallback(self) -> int:
+        """Rows that fell back to the env mask since :meth:`reset_stats`."""
+        return int(self._served[2])
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | io.BufferedIOBase) -> None:
