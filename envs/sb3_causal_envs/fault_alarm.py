@@ -143,13 +143,14 @@ class AlarmSimulator:
             if used:
                 buf[:used] = getattr(self, name)[:used]
             setattr(self, name, buf)
+        self._capacity, self._row_capacity = capacity, row_capacity  # Python ints: cheap checks
         self._arange = np.arange(row_capacity)
         self._scratch = np.empty(row_capacity)  # per-row temporaries of a window
         self._scratch_bool = np.empty(row_capacity, dtype=bool)
 
     def _reserve(self, n_alarms: int, n_rows: int) -> None:
-        if n_alarms > self._pair.size or n_rows > self._cand_pair.size:
-            self._allocate(max(self._pair.size, 2 * n_alarms), max(self._cand_pair.size, 2 * n_rows))
+        if n_alarms > self._capacity or n_rows > self._row_capacity:
+            self._allocate(max(self._capacity, 2 * n_alarms), max(self._row_capacity, 2 * n_rows))
 
     def clear(self) -> None:
         self.time = 0.0
@@ -366,7 +367,8 @@ class AlarmSimulator:
         n, rows = self._n, self._n_rows
         lo, hi = self._tgt_ptr_list[pair], self._tgt_ptr_list[pair + 1]
         stop = rows + hi - lo
-        self._reserve(n + 1, stop)
+        if n >= self._capacity or stop > self._row_capacity:
+            self._reserve(n + 1, stop)
         end = math.inf
         if self._transient_list[pair]:
             m = self.model
@@ -397,7 +399,8 @@ class AlarmSimulator:
         n_tgt = self._n_tgt[pairs]
         cum = np.add.accumulate(n_tgt)
         stop = rows + int(cum[-1])
-        self._reserve(n + k, stop)
+        if n + k > self._capacity or stop > self._row_capacity:
+            self._reserve(n + k, stop)
         self._pair[n : n + k] = pairs
         self._start[n : n + k] = starts
         self._parent[n : n + k] = parents
@@ -503,21 +506,24 @@ class AlarmSimulator:
         kept_parent: list[int] = []
         kept_stop: list[int] = []
         read = write = prev_stop = int(self._row_stop[lo - 1]) if lo else 0
-        for j in range(n - lo):
-            par = parents[j]
+        at = lo  # the next kept alarm's index
+        for j, par in enumerate(parents):
+            stop = stops[j]
             if dead_tail[j] or (par >= lo and dead_tail[par - lo]):
                 dead_tail[j] = True
                 counts[pairs[j]] -= 1
                 expiry_left = expiry_left or ends[j] <= expiry
-                write = self._move_rows(read, prev_stop, write)
-                read = stops[j]
+                if prev_stop > read:  # the kept rows since the last removal move down
+                    write = self._move_rows(read, prev_stop, write)
+                read = stop
             else:
-                new_index[j] = lo + len(keep)
+                new_index[j] = at
+                at += 1
                 keep.append(j)
                 kept_pair.append(pairs[j])
                 kept_parent.append(new_index[par - lo] if par >= lo else par)
-                kept_stop.append(stops[j] - read + write)
-            prev_stop = stops[j]
+                kept_stop.append(stop - read + write)
+            prev_stop = stop
         n_rows = self._move_rows(read, self._n_rows, write)
         k = lo + len(keep)
         if k < n:
