@@ -464,20 +464,19 @@ class AlarmSimulator:
         keep = alive.nonzero()[0]
         k = lo + keep.size
         pair = self._pair[lo:n]
-        np.subtract.at(self.counts, pair[~alive], 1)
+        np.subtract.at(self.counts, pair[marked[lo:n]], 1)
         # The table: an alarm's rows go with it.
         row_lo = int(self._row_stop[lo - 1]) if lo else 0
         rows_alive = alive.repeat(self._n_tgt[pair])
         n_rows = row_lo + int(np.count_nonzero(rows_alive))
         for buf in (self._cand_pair, self._cand_scale, self._cand_end):
             buf[row_lo:n_rows] = buf[row_lo : self._n_rows][rows_alive]
-        # The alarms: a kept parent in the tail moves to its new index, one before the tail stays.
+        # The alarms: a kept alarm's parent is kept, and moves down by the number removed before it
+        # (none before the tail; the "no parent" -1 reads the sentinel slot, set to 0).
+        shift = np.add.accumulate(marked, dtype=np.int64)
+        shift[n] = 0
         kept_parent = parent[keep]
-        moved = kept_parent - lo
-        in_tail = moved >= 0
-        new_index = np.add.accumulate(alive, dtype=np.int64)
-        new_index += lo - 1
-        kept_parent[in_tail] = new_index[moved[in_tail]]
+        kept_parent -= shift[kept_parent]
         self._parent[lo:k] = kept_parent
         for buf in (self._pair, self._start, self._end, self._is_root):
             buf[lo:k] = buf[lo:n][keep]
