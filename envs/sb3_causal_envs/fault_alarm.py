@@ -451,20 +451,21 @@ class AlarmSimulator:
         if n - lo <= _PYTHON_TAIL:
             return self._remove_short_tail(dead, lo)
         marked = np.zeros(n + 1, dtype=bool)  # slot -1 (index n): the "no parent" sentinel, never dead
-        marked[lo:n] = dead[lo:]
+        removed = marked[lo:n]  # a view: marking it marks ``marked``
+        removed[:] = dead[lo:]
         parent = self._parent[lo:n]
-        alive = ~marked[lo:n]
-        while True:  # one pass per generation of descendants
-            newly = marked[parent]
-            newly &= alive
-            if not np.count_nonzero(newly):
+        n_removed = np.count_nonzero(removed)
+        while True:  # one pass per generation of descendants, until no new alarm is marked
+            np.logical_or(marked[parent], removed, out=removed)
+            count = np.count_nonzero(removed)
+            if count == n_removed:
                 break
-            marked[lo:n] |= newly
-            alive ^= newly  # newly is a subset of alive
+            n_removed = count
+        alive = ~removed
         keep = alive.nonzero()[0]
         k = lo + keep.size
         pair = self._pair[lo:n]
-        np.subtract.at(self.counts, pair[marked[lo:n]], 1)
+        np.subtract.at(self.counts, pair[removed], 1)
         # The table: an alarm's rows go with it.
         row_lo = int(self._row_stop[lo - 1]) if lo else 0
         rows_alive = alive.repeat(self._n_tgt[pair])
