@@ -16,11 +16,13 @@ or a ufunc with a Python float costs more), so the code counts calls rather than
 pair cap is checked after counting the children (pairs past it resolved in Python), generations
 of at most ``_PYTHON_ROWS`` rows and removals with short tails run in Python scalars, temporaries
 are preallocated, children of pairs already at the cap are dropped before counting, the age feature
-is computed over all pairs at once (no index of the active ones), and the reset's ``rng.choice`` is
-the ``rng.integers`` draw it makes. Each of these draws the same random numbers in the same order
-and does the same float operations, so a seeded episode is bit-identical to the implementation of
-commit b6ccc6d (the digest test pins it). The reset's warm-up windows are not batched: each window's
-draws depend on the alarms the previous one left, so batching them would change the random stream.
+is computed over all pairs at once (no index of the active ones), a long removal marks descendants
+with three calls per generation and remaps kept parents by a running count of removals, and the
+reset's ``rng.choice`` is the ``rng.integers`` draw it makes. Each of these draws the same random
+numbers in the same order and does the same float operations, so a seeded episode is bit-identical
+to the implementation of commit b6ccc6d (the digest test pins it). The reset's warm-up windows are
+not batched: each window's draws depend on the alarms the previous one left, so batching them would
+change the random stream.
 """
 
 from __future__ import annotations
