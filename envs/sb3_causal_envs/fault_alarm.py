@@ -413,14 +413,13 @@ class AlarmSimulator:
         ends = self._end[n : n + k]
         ends.fill(math.inf)
         transient = self._transient[pairs].nonzero()[0]
-        if transient.size:  # a few per batch: their lifetimes in Python scalars
+        if transient.size:  # start + max(lifetime, transient_min), the same float operations
             m = self.model
-            low = m.transient_min
-            life = self.rng.exponential(m.transient_mean, size=transient.size).tolist()
-            start = starts[transient].tolist()
-            end = [s + (x if x > low else low) for s, x in zip(start, life)]
+            end = self.rng.exponential(m.transient_mean, size=transient.size)
+            np.maximum(end, m.transient_min, out=end)
+            end += starts[transient]
             ends[transient] = end
-            self._next_expiry = min(self._next_expiry, *end)
+            self._next_expiry = min(self._next_expiry, float(np.minimum.reduce(end)))
         if stop > rows:
             # Each new alarm's slice of the CSR target arrays, concatenated.
             offs = self._tgt_end[pairs]
@@ -520,8 +519,8 @@ class AlarmSimulator:
                 read = stop
             else:
                 new_index[j] = at
+                keep.append(lo + j)
                 at += 1
-                keep.append(j)
                 kept_pair.append(pairs[j])
                 kept_parent.append(new_index[par - lo] if par >= lo else par)
                 kept_stop.append(stop - read + write)
@@ -529,8 +528,7 @@ class AlarmSimulator:
         n_rows = self._move_rows(read, self._n_rows, write)
         k = lo + len(keep)
         if k < n:
-            index = np.array(keep, dtype=np.intp)
-            index += lo
+            index = np.array(keep, dtype=np.intp)  # the kept alarms' old indices
             for buf in (self._start, self._end, self._is_root):
                 buf[lo:k] = buf[index]
             self._pair[lo:k] = kept_pair
