@@ -16,11 +16,13 @@ or a ufunc with a Python float costs more), so the code counts calls rather than
 pair cap is checked after counting the children (pairs past it resolved in Python), generations
 of at most ``_PYTHON_ROWS`` rows and removals with short tails run in Python scalars, temporaries
 are preallocated, children of pairs already at the cap are dropped before counting, the age feature
-is computed over all pairs at once (no index of the active ones), and the reset's ``rng.choice`` is
-the ``rng.integers`` draw it makes. Each of these draws the same random numbers in the same order
-and does the same float operations, so a seeded episode is bit-identical to the implementation of
-commit b6ccc6d (the digest test pins it). The reset's warm-up windows are not batched: each window's
-draws depend on the alarms the previous one left, so batching them would change the random stream.
+is computed over all pairs at once (no index of the active ones), a long removal marks descendants
+with three calls per generation and remaps kept parents by a running count of removals, and the
+reset's ``rng.choice`` is the ``rng.integers`` draw it makes. Each of these draws the same random
+numbers in the same order and does the same float operations, so a seeded episode is bit-identical
+to the implementation of commit b6ccc6d (the digest test pins it). The reset's warm-up windows are
+not batched: each window's draws depend on the alarms the previous one left, so batching them would
+change the random stream.
 """
 
 from __future__ import annotations
@@ -143,13 +145,14 @@ class AlarmSimulator:
             if used:
                 buf[:used] = getattr(self, name)[:used]
             setattr(self, name, buf)
+        self._capacity, self._row_capacity = capacity, row_capacity  # Python ints: cheap checks
         self._arange = np.arange(row_capacity)
         self._scratch = np.empty(row_capacity)  # per-row temporaries of a window
         self._scratch_bool = np.empty(row_capacity, dtype=bool)
 
     def _reserve(self, n_alarms: int, n_rows: int) -> None:
-        if n_alarms > self._pair.size or n_rows > self._cand_pair.size:
-            self._allocate(max(self._pair.size, 2 * n_alarms), max(self._cand_pair.size, 2 * n_rows))
+        if n_alarms > self._capacity or n_rows > self._row_capacity:
+            self._allocate(max(self._capacity, 2 * n_alarms), max(self._row_capacity, 2 * n_rows))
 
     def clear(self) -> None:
         self.time = 0.0
@@ -366,7 +369,8 @@ class AlarmSimulator:
         n, rows = self._n, self._n_rows
         lo, hi = self._tgt_ptr_list[pair], self._tgt_ptr_list[pair + 1]
         stop = rows + hi - lo
-        self._reserve(n + 1, stop)
+        if n >= self._capacity or stop > self._row_capacity:
+            self._reserve(n + 1, stop)
         end = math.inf
         if self._transient_list[pair]:
             m = self.model
@@ -397,7 +401,8 @@ class AlarmSimulator:
         n_tgt = self._n_tgt[pairs]
         cum = np.add.accumulate(n_tgt)
         stop = rows + int(cum[-1])
-        self._reserve(n + k, stop)
+        if n + k > self._capacity or stop > self._row_capacity:
+            self._reserve(n + k, stop)
         self._pair[n : n + k] = pairs
         self._start[n : n + k] = starts
         self._parent[n : n + k] = parents
@@ -408,14 +413,13 @@ class AlarmSimulator:
         ends = self._end[n : n + k]
         ends.fill(math.inf)
         transient = self._transient[pairs].nonzero()[0]
-        if transient.size:  # a few per batch: their lifetimes in Python scalars
+        if transient.size:  # start + max(lifetime, transient_min), the same float operations
             m = self.model
-            low = m.transient_min
-            life = self.rng.exponential(m.transient_mean, size=transient.size).tolist()
-            start = starts[transient].tolist()
-            end = [s + (x if x > low else low) for s, x in zip(start, life)]
+            end = self.rng.exponential(m.transient_mean, size=transient.size)
+            np.maximum(end, m.transient_min, out=end)
+            end += starts[transient]
             ends[transient] = end
-            self._next_expiry = min(self._next_expiry, *end)
+            self._next_expiry = min(self._next_expiry, float(np.minimum.reduce(end)))
         if stop > rows:
             # Each new alarm's slice of the CSR target arrays, concatenated.
             offs = self._tgt_end[pairs]
@@ -448,33 +452,33 @@ class AlarmSimulator:
         if n - lo <= _PYTHON_TAIL:
             return self._remove_short_tail(dead, lo)
         marked = np.zeros(n + 1, dtype=bool)  # slot -1 (index n): the "no parent" sentinel, never dead
-        marked[lo:n] = dead[lo:]
+        removed = marked[lo:n]  # a view: marking it marks ``marked``
+        removed[:] = dead[lo:]
         parent = self._parent[lo:n]
-        alive = ~marked[lo:n]
-        while True:  # one pass per generation of descendants
-            newly = marked[parent]
-            newly &= alive
-            if not np.count_nonzero(newly):
+        n_removed = np.count_nonzero(removed)
+        while True:  # one pass per generation of descendants, until no new alarm is marked
+            np.logical_or(marked[parent], removed, out=removed)
+            count = np.count_nonzero(removed)
+            if count == n_removed:
                 break
-            marked[lo:n] |= newly
-            alive ^= newly  # newly is a subset of alive
+            n_removed = count
+        alive = ~removed
         keep = alive.nonzero()[0]
         k = lo + keep.size
         pair = self._pair[lo:n]
-        np.subtract.at(self.counts, pair[~alive], 1)
+        np.subtract.at(self.counts, pair[removed], 1)
         # The table: an alarm's rows go with it.
         row_lo = int(self._row_stop[lo - 1]) if lo else 0
         rows_alive = alive.repeat(self._n_tgt[pair])
         n_rows = row_lo + int(np.count_nonzero(rows_alive))
         for buf in (self._cand_pair, self._cand_scale, self._cand_end):
             buf[row_lo:n_rows] = buf[row_lo : self._n_rows][rows_alive]
-        # The alarms: a kept parent in the tail moves to its new index, one before the tail stays.
+        # The alarms: a kept alarm's parent is kept, and moves down by the number removed before it
+        # (none before the tail; the "no parent" -1 reads the sentinel slot, set to 0).
+        shift = np.add.accumulate(marked, dtype=np.int64)
+        shift[n] = 0
         kept_parent = parent[keep]
-        moved = kept_parent - lo
-        in_tail = moved >= 0
-        new_index = np.add.accumulate(alive, dtype=np.int64)
-        new_index += lo - 1
-        kept_parent[in_tail] = new_index[moved[in_tail]]
+        kept_parent -= shift[kept_parent]
         self._parent[lo:k] = kept_parent
         for buf in (self._pair, self._start, self._end, self._is_root):
             buf[lo:k] = buf[lo:n][keep]
@@ -503,26 +507,28 @@ class AlarmSimulator:
         kept_parent: list[int] = []
         kept_stop: list[int] = []
         read = write = prev_stop = int(self._row_stop[lo - 1]) if lo else 0
-        for j in range(n - lo):
-            par = parents[j]
+        at = lo  # the next kept alarm's index
+        for j, par in enumerate(parents):
+            stop = stops[j]
             if dead_tail[j] or (par >= lo and dead_tail[par - lo]):
                 dead_tail[j] = True
                 counts[pairs[j]] -= 1
                 expiry_left = expiry_left or ends[j] <= expiry
-                write = self._move_rows(read, prev_stop, write)
-                read = stops[j]
+                if prev_stop > read:  # the kept rows since the last removal move down
+                    write = self._move_rows(read, prev_stop, write)
+                read = stop
             else:
-                new_index[j] = lo + len(keep)
-                keep.append(j)
+                new_index[j] = at
+                keep.append(lo + j)
+                at += 1
                 kept_pair.append(pairs[j])
                 kept_parent.append(new_index[par - lo] if par >= lo else par)
-                kept_stop.append(stops[j] - read + write)
-            prev_stop = stops[j]
+                kept_stop.append(stop - read + write)
+            prev_stop = stop
         n_rows = self._move_rows(read, self._n_rows, write)
         k = lo + len(keep)
         if k < n:
-            index = np.array(keep, dtype=np.intp)
-            index += lo
+            index = np.array(keep, dtype=np.intp)  # the kept alarms' old indices
             for buf in (self._start, self._end, self._is_root):
                 buf[lo:k] = buf[index]
             self._pair[lo:k] = kept_pair
