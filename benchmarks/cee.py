@@ -42,6 +42,7 @@ import argparse
 import json
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -369,6 +370,7 @@ def main() -> None:
     parser.add_argument("--out-dir", default=".")
     parser.add_argument("--atari", action="store_true", help="also run one Atari game (ale-py) on a tiny budget")
     args = parser.parse_args()
+    Path(args.out_dir).mkdir(parents=True, exist_ok=True)  # before the runs, not after them
     th.set_num_threads(1)
     budget = {
         "maze_steps": args.maze_steps or (20_000 if args.quick else 100_000),
