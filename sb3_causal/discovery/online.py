@@ -256,13 +256,13 @@ class OnlineCausalLearner:
         (transitions that intervened on neither i, j nor a first-pass ancestor of j): more power
     :param cluster_size: transitions per cluster of the cluster-robust standard errors (rows of
         nearby transitions are correlated: overlapping outcome windows, persistent state)
-    :param conditional_test: single unit, unweighted rows (``count_weighting`` off): also test each
-        pair conditionally on j's ancestors found so far (two more channels, conditional mean and
-        conditional second moment; the multiple-testing rule then counts four). A zero-mean cause
-        set to 0 changes its child's spread by a small fraction of the child's total variance but a
-        large fraction of its residual variance given its other causes. Multi-unit layouts and
-        count-weighted rows keep the two marginal channels (their Gram matrices are pooled over
-        actions or weighted)
+    :param conditional_test: single-unit layouts: also test each pair conditionally on j's ancestors
+        found so far (two more channels, conditional mean and conditional second moment; the
+        multiple-testing rule then counts four). A zero-mean cause set to 0 changes its child's
+        spread by a small fraction of the child's total variance but a large fraction of its
+        residual variance given its other causes. Count-weighted rows are included (weighted
+        least squares, weighted residual means and squares). Multi-unit layouts keep the two
+        marginal channels (their Gram matrices are pooled over actions)
     """
 
     def __init__(
