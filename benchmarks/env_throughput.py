@@ -417,19 +417,16 @@ def main() -> None:
 
     print(f"== policies, default network, {args.episodes} episodes each; [authors' simulator] ==")
     policies = policies_section(baseline, args.episodes, args.block, args.seed)
+    summary = {
+        "benchmark": "env_throughput",
+        "episodes": args.episodes,
+        "seed": args.seed,
+        "baseline": args.baseline,
+        "python": platform.python_version(),
+        "single": policies,
+    }
     if args.policies_only:
-        print(
-            json.dumps(
-                {
-                    "benchmark": "env_throughput",
-                    "episodes": args.episodes,
-                    "seed": args.seed,
-                    "baseline": args.baseline,
-                    "python": platform.python_version(),
-                    "single": policies,
-                }
-            )
-        )
+        print(json.dumps(summary))
         return
     print("== sizes (random over active alarms) ==")
     sizes = sizes_section(baseline, args.sizes, args.baseline_max_devices, args.size_steps)
@@ -441,21 +438,7 @@ def main() -> None:
     for name, sps in vec.items():
         print(f"vectorised {name:<16} {sps:>9.0f} steps/s (wall clock)")
     thp = thp_section([2] if args.quick else [2, 3, 4], [0] if args.quick else [0, 1, 2], args.thp_events)
-    print(
-        json.dumps(
-            {
-                "benchmark": "env_throughput",
-                "episodes": args.episodes,
-                "seed": args.seed,
-                "baseline": args.baseline,
-                "python": platform.python_version(),
-                "single": policies,
-                "sizes": sizes,
-                "vectorised_steps_per_s": vec,
-                "thp": thp,
-            }
-        )
-    )
+    print(json.dumps({**summary, "sizes": sizes, "vectorised_steps_per_s": vec, "thp": thp}))
 
 
 if __name__ == "__main__":
