@@ -28,6 +28,7 @@ __all__ = [
     "CausalGraphCallback",
     "check_initial_graph",
     "check_update_freq",
+    "raw_next_observations",
 ]
 
 #: env steps (summed over envs) between two graph updates: the one default of the callback and the algorithms
@@ -263,21 +264,8 @@ class CausalGraphCallback(BaseCallback):
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(next_obs, valid)`` of a step with an episode end or a non-finite value: the terminal observation
         is the next one at an episode end (none: the row is left out), and rows with NaN/inf are skipped."""
-        next_obs, finite_next = raw_new, _finite_rows(raw_new)
-        valid = np.ones(dones.size, dtype=bool)
-        if dones.any():
-            next_obs = raw_new.copy()
-            infos = self.locals["infos"]
-            for i in np.flatnonzero(dones):
-                terminal = infos[i].get("terminal_observation")
-                if terminal is None:
-                    valid[i] = False  # no terminal observation: never pair with the next episode's start
-                    continue
-                if self._vec_normalize is not None:
-                    terminal = self._vec_normalize.unnormalize_obs(terminal)
-                next_obs[i] = terminal
-                finite_next[i] = bool(np.isfinite(next_obs[i]).all())
-        finite = _finite_rows(prev) & finite_next
+        next_obs, valid = raw_next_observations(raw_new, dones, self.locals["infos"], self._vec_normalize)
+        finite = _finite_rows(prev) & _finite_rows(next_obs)
         if not finite.all():
             if not self.n_skipped:
                 warnings.warn(
@@ -330,6 +318,29 @@ class CausalGraphCallback(BaseCallback):
             line += f", F1 {m.f1:.3f} (precision {m.precision:.3f}, recall {m.recall:.3f}, SHD {m.shd})"
         if self.verbose >= 1:
             print(f"{line} after {self.learner.n_transitions} transitions ({seconds:.2f}s)")
+
+
+def raw_next_observations(
+    new_obs: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]], vec_normalize: VecNormalize | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(next_obs, valid)``: the raw observation each env's action led to, for callbacks that record transitions.
+
+    ``new_obs`` (raw: ``VecNormalize.get_original_obs()`` when normalising) is the next observation except at
+    an episode end, where it is the next episode's start: there the ``terminal_observation`` of ``infos``
+    (unnormalised) takes its place, and a row with none is not ``valid`` (never pair with the next start).
+    ``new_obs`` itself is not modified.
+    """
+    valid = np.ones(dones.size, dtype=bool)
+    if not dones.any():
+        return new_obs, valid
+    next_obs = new_obs.copy()
+    for i in np.flatnonzero(dones):
+        terminal = infos[i].get("terminal_observation")
+        if terminal is None:
+            valid[i] = False
+            continue
+        next_obs[i] = vec_normalize.unnormalize_obs(terminal) if vec_normalize is not None else terminal
+    return next_obs, valid
 
 
 def _finite_rows(obs: np.ndarray) -> np.ndarray:

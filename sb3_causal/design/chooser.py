@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
+from sb3_causal.callbacks import raw_next_observations
 from sb3_causal.design.posterior import EdgePosterior, ExactPosterior
 
 __all__ = ["DesignDataCallback", "InformationGainChooser", "edge_entropy", "information_gain"]
@@ -266,14 +267,9 @@ class DesignDataCallback(BaseCallback):
     def _on_step(self) -> bool:
         vec_normalize = self.model.get_vec_normalize_env()
         new_obs = vec_normalize.get_original_obs() if vec_normalize is not None else self.locals["new_obs"]
-        next_obs = np.array(new_obs, dtype=np.float64, copy=True)
-        valid = np.ones(len(next_obs), dtype=bool)
-        for i in np.flatnonzero(np.asarray(self.locals["dones"], dtype=bool)):
-            terminal = self.locals["infos"][i].get("terminal_observation")
-            if terminal is None:
-                valid[i] = False  # the new observation is the next episode's start, not this action's sample
-                continue
-            next_obs[i] = vec_normalize.unnormalize_obs(terminal) if vec_normalize is not None else terminal
+        dones = np.asarray(self.locals["dones"], dtype=bool)
+        next_obs, valid = raw_next_observations(np.asarray(new_obs), dones, self.locals["infos"], vec_normalize)
+        next_obs = np.asarray(next_obs, dtype=np.float64)
         actions = np.asarray(self.locals["actions"]).reshape(-1)
         if valid.any():
             self.chooser.observe_transitions(self.layout, actions[valid], next_obs[valid])
