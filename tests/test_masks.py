@@ -271,7 +271,7 @@ class _ReferenceMask:
 
 
 @pytest.mark.parametrize("chooser", [None, "uniform", "least"])
-@pytest.mark.parametrize("layout_kind", ["one_unit", "line", "fault_alarm"])
+@pytest.mark.parametrize("layout_kind", ["one_unit", "line", "fault_alarm", "scattered"])
 def test_masks_equal_the_reference_implementation(layout_kind: str, chooser: str | None) -> None:
     from sb3_causal.discovery.choosers import LeastEvidenceChooser, UniformChooser
 
@@ -280,6 +280,17 @@ def test_masks_equal_the_reference_implementation(layout_kind: str, chooser: str
         layout, density = ONE_UNIT, 0.5
     elif layout_kind == "line":
         layout, density = line_layout(6, names=tuple("abcde"), n_hops=2), 0.15
+    elif layout_kind == "scattered":  # values at no regular stride in the observation (the gather path, no slice)
+        base = line_layout(4, names=tuple("abcd"), n_hops=2)
+        obs_index = np.random.default_rng(3).permutation(base.n_units * 4 + 5)[: base.n_units * 4]
+        layout = CausalVariables(
+            names=base.names,
+            obs_index=obs_index.reshape(base.n_units, 4),
+            action_target=base.action_target,
+            topology=base.topology,
+            n_hops=2,
+        )
+        density = 0.2
     else:
         layout, density = gym.make("FaultAlarmRL-v0").unwrapped.causal_variables, 0.03
     v = layout.n_variables
@@ -291,6 +302,7 @@ def test_masks_equal_the_reference_implementation(layout_kind: str, chooser: str
         fast = CausalMask(layout, graph, seed=trial, chooser=make(), n_hops=int(rng.integers(1, 3)), **kwargs)
         slow = CausalMask(layout, graph, seed=trial, chooser=make(), n_hops=fast.n_hops, **kwargs)
         reference = _ReferenceMask(slow)
+        assert (fast._value_slice is None) == (layout_kind == "scattered")  # both ways of reading the values run
         for batch in (1, 1, 3, 64):
             obs = np.zeros((batch, layout.obs_size), dtype=np.float32)
             on = rng.random((batch, layout.n_units, v)) < density

@@ -58,6 +58,16 @@ DEFAULT_ETA = 0.3
 DEFAULT_ACTIVITY_THRESHOLD = 0.0
 
 
+def _as_slice(index: np.ndarray) -> slice | None:
+    """``index`` (non-negative, 1-d) as an equal slice when it is an arithmetic progression, else None."""
+    if index.size < 2:
+        return slice(int(index[0]), int(index[0]) + 1) if index.size else None
+    step = int(index[1] - index[0])
+    if step <= 0 or not np.array_equal(np.diff(index), np.full(index.size - 1, step)):
+        return None
+    return slice(int(index[0]), int(index[-1]) + 1, step)
+
+
 class _Chooser(Protocol):
     """An intervention chooser (see ``sb3_causal.discovery.choosers.InterventionChooser``)."""
 
@@ -120,6 +130,7 @@ class CausalMask:
         self._targetable[targets[self._action_ok]] = True
         self._pair_var = np.tile(np.arange(v), u)
         self._value_index = layout.obs_index.ravel()  # flat observation index of pair u * v + w
+        self._value_slice = _as_slice(self._value_index)  # the same as a slice where it is one (a view, no gather)
         # the actions targeting each pair, -1 padded: row p of (n_pairs, most actions on one pair)
         acting = np.flatnonzero(self._action_ok)
         per_pair = np.bincount(targets[acting], minlength=u * v)
@@ -155,6 +166,7 @@ class CausalMask:
         self._ancestors = graph.ancestor_matrix().astype(np.float32)  # [v, w]: v is a strict ancestor of w
         self._rank = graph.upstream_rank()
         self._pair_rank = self._rank[self._pair_var]
+        self._n_ranks = int(self._rank.max(initial=0)) + 1
 
     # ------------------------------------------------------------------ masks
     def causal_pairs(self, observations: np.ndarray) -> np.ndarray:
@@ -169,7 +181,9 @@ class CausalMask:
         obs = np.asarray(observations)
         batch = obs.shape[0]
         u, v = self.layout.n_units, self.layout.n_variables
-        magnitude = np.abs(np.take(obs.reshape(batch, -1), self._value_index, axis=1))  # (B, U * V)
+        flat = obs.reshape(batch, -1)
+        values = flat[:, self._value_slice] if self._value_slice is not None else flat[:, self._value_index]
+        magnitude = np.abs(values)  # (B, U * V)
         active = magnitude > self.activity_threshold
         if not active.any():
             return batch, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
@@ -178,8 +192,10 @@ class CausalMask:
         # (np.nonzero of a 2-d array is ~10x slower than flatnonzero and a divmod)
         rows, pairs = np.divmod(np.flatnonzero(active & ~dominated.reshape(batch, -1) & self._targetable), u * v)
         if rows.size > self.k:
-            # per row: upstream rank first, then |value| (bigger first), then flat index; the first k are kept
-            order = np.lexsort((pairs, -magnitude[rows, pairs], self._pair_rank[pairs], rows))
+            # per row: upstream rank first, then |value| (bigger first), then flat index; the first k are kept.
+            # The candidates come in (row, flat index) order and lexsort is stable, so two keys do: (row, rank)
+            # packed into one integer, then -|value|
+            order = np.lexsort((-magnitude[rows, pairs], rows * self._n_ranks + self._pair_rank[pairs]))
             rows, pairs = rows[order], pairs[order]
             first = np.searchsorted(rows, rows)  # where each row's candidates start
             top = np.arange(rows.size) - first < self.k
