@@ -9,7 +9,8 @@ variables with the least evidence). The learner gets the
 transitions every ``--update-every`` steps; F1 / precision / recall / SHD against the env's true
 graph are tracked. Ends with one JSON line (``f1``, ..., ``n_hops``, ``initial_f1``, ``seconds``).
 
-Seeds: defaults were tuned on model seeds 0-1 (TUNING_SEEDS); report on 2-6 (REPORT_SEEDS).
+Seeds: defaults were tuned on model seeds 0-1, FaultAlarmRL's hop normalization also on 7-9
+(TUNING_SEEDS); report on 2-6 (REPORT_SEEDS) and, for FaultAlarmRL, on 10-14 (FRESH_SEEDS).
 
     python benchmarks/structure_learning.py --init random --steps 20000 --seed 0
     python benchmarks/structure_learning.py --env FactoredSCM-v0 --n-variables 20 --family poisson --model-seed 2
@@ -34,8 +35,9 @@ import sb3_causal  # noqa: F401  (registers the envs)
 from sb3_causal.discovery import INITIAL_METHODS, OnlineCausalLearner, initial_graph
 from sb3_causal.discovery.choosers import LeastEvidenceChooser, UniformChooser
 
-TUNING_SEEDS = (0, 1)
+TUNING_SEEDS = (0, 1, 7, 8, 9)  # 7-9: extra FaultAlarmRL tuning networks (hop normalization)
 REPORT_SEEDS = (2, 3, 4, 5, 6)
+FRESH_SEEDS = (10, 11, 12, 13, 14)  # FaultAlarmRL networks first run for the final tables
 
 
 def observational_states(env, n_steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -167,6 +169,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--update-every", type=int, default=1000)
     parser.add_argument("--n-hops", type=int, default=None, help="declared hop reach (default: chosen from data)")
+    parser.add_argument(
+        "--hop-normalization",
+        default=None,
+        choices=["sym", "rw", "none", "data"],
+        help="weight of hop features in the pruning model (default: the learner's; data: chosen from data)",
+    )
     parser.add_argument("--multiple-testing", default=None, choices=["bh", "bonferroni"], help="learner default")
     parser.add_argument("--alpha", type=float, default=None, help="learner's error rate (default: its own)")
     parser.add_argument("--events", type=int, default=2000, help="observational alarm events for --init thp")
@@ -199,11 +207,13 @@ def main() -> None:
     print(f"initial graph ({args.init}): {init.n_edges} edges, F1 {initial_metrics.f1:.3f} in {initial_seconds:.1f}s")
 
     options = {"multiple_testing": args.multiple_testing, "alpha": args.alpha}
+    if args.hop_normalization is not None:
+        options["hop_normalization"] = None if args.hop_normalization == "data" else args.hop_normalization
     learner = OnlineCausalLearner(
         layout,
         init,
         n_hops=args.n_hops if args.n_hops is not None else "layout",
-        **{key: value for key, value in options.items() if value is not None},
+        **{key: value for key, value in options.items() if value is not None or key == "hop_normalization"},
     )
     rng = np.random.default_rng(args.seed)
     curve: list[dict[str, float]] = [{"step": 0, **initial_metrics.as_dict()}]
@@ -211,7 +221,7 @@ def main() -> None:
     if args.driver == "random":
         random_driver(env, learner, args, truth, rng, curve)
     elif args.driver == "causal_dqn":
-        kwargs = {key: value for key, value in options.items() if value is not None}
+        kwargs = {key: value for key, value in options.items() if value is not None or key == "hop_normalization"}
         if args.n_hops is not None:
             kwargs["n_hops"] = args.n_hops
         learner = causal_dqn_driver(env, init, kwargs, args, truth, curve)
@@ -259,9 +269,11 @@ def main() -> None:
                 "seed": args.seed,
                 "model_seed": args.model_seed,
                 "seed_role": "tuning" if args.model_seed in TUNING_SEEDS else "report",
+                "treated_per_variable": [int(n) for n in learner.n_treated],
                 "steps": args.steps,
                 "n_hops": learner.n_hops,
                 "n_hops_declared": args.n_hops,
+                "hop_normalization": learner.hop_normalization,
                 "multiple_testing": learner.multiple_testing,
                 "alpha": learner.alpha,
                 "f1": final["f1"],
