@@ -143,12 +143,15 @@ def causal_dqn_driver(env, init, learner_kwargs, args, truth, curve):
     return model.causal_learner
 
 
-def expected_tstats(env, n_treated: np.ndarray, n_control: float) -> dict[tuple[int, int], float]:
+def expected_tstats(
+    env, n_treated: np.ndarray, n_control: float, conditional: bool = True
+) -> dict[tuple[int, int], float]:
     """Expected |t| of each true edge i -> j of a linear-Gaussian factored SCM under do(x_i = 0), given
     the treatment counts: the largest over the learner's four channels (marginal and conditional mean
     and second moment), with the conditional ones given every other ancestor of j (the most the
     conditional tests can condition on). Exact moments of the SCM (no sampling); normal-theory standard
-    errors with ``n_treated[i]`` treated and ``n_control`` control rows, no design effect."""
+    errors with ``n_treated[i]`` treated and ``n_control`` control rows, no design effect.
+    ``conditional=False``: the marginal channels only (what the tests see before any ancestor of j is found)."""
     w, n = env.weights, env.n_variables
     ancestors = env.causal_graph.ancestor_matrix()
 
@@ -163,7 +166,8 @@ def expected_tstats(env, n_treated: np.ndarray, n_control: float) -> dict[tuple[
         w_do[:, i], b_do[i], noise_do[i] = 0.0, 0.0, 0.0
         mean_do, cov_do = moments(w_do, b_do, noise_do)
         best = 0.0
-        for s in ([], [k for k in np.flatnonzero(ancestors[:, j]) if k != i]):
+        covariate_sets = [[]] + ([[k for k in np.flatnonzero(ancestors[:, j]) if k != i]] if conditional else [])
+        for s in covariate_sets:
             beta = np.linalg.solve(cov[np.ix_(s, s)], cov[s, j]) if s else np.zeros(0)
             s2_c = cov[j, j] - cov[j, s] @ beta
             c = np.zeros(n)
@@ -218,6 +222,12 @@ def main() -> None:
         help="weight of hop features in the pruning model (default: the learner's; data: chosen from data)",
     )
     parser.add_argument("--multiple-testing", default=None, choices=["bh", "bonferroni"], help="learner default")
+    parser.add_argument(
+        "--learner-kwargs",
+        type=json.loads,
+        default={},
+        help="more OnlineCausalLearner settings, JSON: '{\"noop_control\": false}'",
+    )
     parser.add_argument("--alpha", type=float, default=None, help="learner's error rate (default: its own)")
     parser.add_argument("--events", type=int, default=2000, help="observational alarm events for --init thp")
     parser.add_argument("--obs-steps", type=int, default=2000, help="untreated steps for --init pc/ges/pcmci")
@@ -251,6 +261,7 @@ def main() -> None:
     options = {"multiple_testing": args.multiple_testing, "alpha": args.alpha}
     if args.hop_normalization is not None:
         options["hop_normalization"] = None if args.hop_normalization == "data" else args.hop_normalization
+    options.update(args.learner_kwargs)
     learner = OnlineCausalLearner(
         layout,
         init,
@@ -308,6 +319,10 @@ def main() -> None:
             "edges_expected_t_above_threshold": int(sum(t >= learner.z_threshold for t in expected.values())),
             "predicted_recall": float(np.mean([norm.cdf(t - learner.z_threshold) for t in expected.values()])),
             "expected_t": {f"{i}->{j}": round(t, 2) for (i, j), t in expected.items()},
+            "expected_t_marginal": {
+                f"{i}->{j}": round(t, 2)
+                for (i, j), t in expected_tstats(env, n_treated, max(args.steps - n_treated.sum(), 1.0), False).items()
+            },
             "treated_of_cause": {f"{i}->{j}": int(n_treated[i]) for (i, j) in expected},
         }
     env_name = args.env if args.env == "FaultAlarmRL-v0" else f"{args.family}-{args.intervention}-n{args.n_variables}"
@@ -332,6 +347,7 @@ def main() -> None:
                 "hop_normalization": learner.hop_normalization,
                 "multiple_testing": learner.multiple_testing,
                 "alpha": learner.alpha,
+                "learner_kwargs": args.learner_kwargs,
                 "f1": final["f1"],
                 "precision": final["precision"],
                 "recall": final["recall"],
