@@ -12,7 +12,8 @@ How it is estimated here, from transitions ``(s_t, a_t, s_t+1)`` mapped through 
 * **Hop reach.** ``n_hops`` (the topology hops a cause reaches) is declared by the layout or the
   learner; when it is not (``None``), the first ``hop_selection_rows`` rows are buffered, the reach
   with the lowest BIC of the full linear model (every variable a parent, at hops ``0..H-1``) among
-  ``hop_candidates`` is chosen, and the buffer is replayed. ``learner.n_hops`` is the reach in use.
+  ``hop_candidates`` is chosen (with ``hop_normalization=None`` also the weighting of the hop features),
+  and the buffer is replayed. ``learner.n_hops`` is the reach in use.
 * **Treated rows.** The row of the intervened unit, for every action that intervenes. Whether an
   action on an inactive (zero) variable intervenes is the layout's ``intervenes_when_inactive``
   (FaultAlarmRL: treating an empty pair does nothing; a set-to-value action: it does).
@@ -48,7 +49,7 @@ How it is estimated here, from transitions ``(s_t, a_t, s_t+1)`` mapped through 
   four times as many without significance).
   Contradicting pairs keep the stronger direction.
 * **Pruning (Eq. 6).** For each j, a linear model of ``x_t+1[n, j]`` on its candidate parents'
-  values at t and t+1, on the unit and (symmetric-normalised, paper Eq. B2) at each topology hop,
+  values at t and t+1, on the unit and at each topology hop (weighted by ``hop_normalization``),
   with j's own lagged value always in. The conditional mean of an alarm count under a Hawkes
   process is linear in its parents' counts, which is why a linear model suits count data; its
   Gaussian BIC ``n log(RSS / n) + penalty * k log n`` is computed from one streaming Gram matrix.
