@@ -9,7 +9,8 @@ variables with the least evidence). The learner gets the
 transitions every ``--update-every`` steps; F1 / precision / recall / SHD against the env's true
 graph are tracked. Ends with one JSON line (``f1``, ..., ``n_hops``, ``initial_f1``, ``seconds``).
 
-Seeds: defaults were tuned on model seeds 0-1 (TUNING_SEEDS); report on 2-6 (REPORT_SEEDS).
+Seeds: defaults were tuned on model seeds 0-1, FaultAlarmRL's hop normalization also on 7-9
+(TUNING_SEEDS); report on 2-6 (REPORT_SEEDS) and, for FaultAlarmRL, on 10-14 (FRESH_SEEDS).
 
     python benchmarks/structure_learning.py --init random --steps 20000 --seed 0
     python benchmarks/structure_learning.py --env FactoredSCM-v0 --n-variables 20 --family poisson --model-seed 2
@@ -34,8 +35,9 @@ import sb3_causal  # noqa: F401  (registers the envs)
 from sb3_causal.discovery import INITIAL_METHODS, OnlineCausalLearner, initial_graph
 from sb3_causal.discovery.choosers import LeastEvidenceChooser, UniformChooser
 
-TUNING_SEEDS = (0, 1)
+TUNING_SEEDS = (0, 1, 7, 8, 9)  # 7-9: extra FaultAlarmRL tuning networks (hop normalization)
 REPORT_SEEDS = (2, 3, 4, 5, 6)
+FRESH_SEEDS = (10, 11, 12, 13, 14)  # FaultAlarmRL networks first run for the final tables
 
 
 def observational_states(env, n_steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +89,7 @@ def random_driver(env, learner, args, truth, rng, curve) -> None:
         pool = valid[(targets < 0) | allowed[np.maximum(targets, 0)]]
         if args.chooser == "least":  # no-op only when nothing else is valid
             pool = pool[layout.action_target[pool] >= 0] if (layout.action_target[pool] >= 0).any() else pool
-        action = int(rng.choice(pool))
+        action = int(rng.choice(pool)) if args.treatments == "valid" else int(rng.integers(env.action_space.n))
         next_obs, _, term, trunc, _ = env.step(action)
         batch[0].append(obs)
         batch[1].append(action)
@@ -141,6 +143,45 @@ def causal_dqn_driver(env, init, learner_kwargs, args, truth, curve):
     return model.causal_learner
 
 
+def expected_tstats(
+    env, n_treated: np.ndarray, n_control: float, conditional: bool = True
+) -> dict[tuple[int, int], float]:
+    """Expected |t| of each true edge i -> j of a linear-Gaussian factored SCM under do(x_i = 0), given
+    the treatment counts: the largest over the learner's four channels (marginal and conditional mean
+    and second moment), with the conditional ones given every other ancestor of j (the most the
+    conditional tests can condition on). Exact moments of the SCM (no sampling); normal-theory standard
+    errors with ``n_treated[i]`` treated and ``n_control`` control rows, no design effect.
+    ``conditional=False``: the marginal channels only (what the tests see before any ancestor of j is found)."""
+    w, n = env.weights, env.n_variables
+    ancestors = env.causal_graph.ancestor_matrix()
+
+    def moments(weights: np.ndarray, intercepts: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a = np.linalg.inv(np.eye(n) - weights.T)
+        return a @ intercepts, a @ np.diag(noise) @ a.T
+
+    mean, cov = moments(w, env.intercepts, np.ones(n))
+    out = {}
+    for i, j in zip(*np.nonzero(w)):
+        w_do, b_do, noise_do = w.copy(), env.intercepts.copy(), np.ones(n)
+        w_do[:, i], b_do[i], noise_do[i] = 0.0, 0.0, 0.0
+        mean_do, cov_do = moments(w_do, b_do, noise_do)
+        best = 0.0
+        covariate_sets = [[]] + ([[k for k in np.flatnonzero(ancestors[:, j]) if k != i]] if conditional else [])
+        for s in covariate_sets:
+            beta = np.linalg.solve(cov[np.ix_(s, s)], cov[s, j]) if s else np.zeros(0)
+            s2_c = cov[j, j] - cov[j, s] @ beta
+            c = np.zeros(n)
+            c[j], c[s] = 1.0, -beta
+            e_r = c @ (mean_do - mean)  # E[residual] under the intervention (0 under control)
+            v_r = c @ cov_do @ c
+            t_mean = e_r / np.sqrt(v_r / n_treated[i] + s2_c / n_control)
+            var_r2 = 2 * v_r**2 + 4 * e_r**2 * v_r
+            t_second = (v_r + e_r**2 - s2_c) / np.sqrt(var_r2 / n_treated[i] + 2 * s2_c**2 / n_control)
+            best = max(best, abs(t_mean), abs(t_second))
+        out[(int(i), int(j))] = float(best)
+    return out
+
+
 def record(curve: list, step: int, graph, truth, learner) -> None:
     m = graph.compare(truth)
     curve.append({"step": step, **m.as_dict()})
@@ -162,12 +203,31 @@ def main() -> None:
     parser.add_argument(
         "--chooser", default="uniform", choices=["uniform", "least"], help="random and causal_dqn drivers"
     )
+    parser.add_argument(
+        "--treatments",
+        default="valid",
+        choices=["valid", "all"],
+        help="random driver: uniform over valid actions (FaultAlarmRL: the active pairs, a choice that depends on "
+        "the state), or over all actions (a state-independent choice; on FaultAlarmRL an empty pair is no treatment)",
+    )
     parser.add_argument("--init", default=None, choices=INITIAL_METHODS, help="default: random (FaultAlarmRL), empty")
     parser.add_argument("--steps", type=int, default=20_000, help="env steps of interventions")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--update-every", type=int, default=1000)
     parser.add_argument("--n-hops", type=int, default=None, help="declared hop reach (default: chosen from data)")
+    parser.add_argument(
+        "--hop-normalization",
+        default=None,
+        choices=["sym", "rw", "none", "data"],
+        help="weight of hop features in the pruning model (default: the learner's; data: chosen from data)",
+    )
     parser.add_argument("--multiple-testing", default=None, choices=["bh", "bonferroni"], help="learner default")
+    parser.add_argument(
+        "--learner-kwargs",
+        type=json.loads,
+        default={},
+        help="more OnlineCausalLearner settings, JSON: '{\"noop_control\": false}'",
+    )
     parser.add_argument("--alpha", type=float, default=None, help="learner's error rate (default: its own)")
     parser.add_argument("--events", type=int, default=2000, help="observational alarm events for --init thp")
     parser.add_argument("--obs-steps", type=int, default=2000, help="untreated steps for --init pc/ges/pcmci")
@@ -199,11 +259,14 @@ def main() -> None:
     print(f"initial graph ({args.init}): {init.n_edges} edges, F1 {initial_metrics.f1:.3f} in {initial_seconds:.1f}s")
 
     options = {"multiple_testing": args.multiple_testing, "alpha": args.alpha}
+    if args.hop_normalization is not None:
+        options["hop_normalization"] = None if args.hop_normalization == "data" else args.hop_normalization
+    options.update(args.learner_kwargs)
     learner = OnlineCausalLearner(
         layout,
         init,
         n_hops=args.n_hops if args.n_hops is not None else "layout",
-        **{key: value for key, value in options.items() if value is not None},
+        **{key: value for key, value in options.items() if value is not None or key == "hop_normalization"},
     )
     rng = np.random.default_rng(args.seed)
     curve: list[dict[str, float]] = [{"step": 0, **initial_metrics.as_dict()}]
@@ -211,7 +274,7 @@ def main() -> None:
     if args.driver == "random":
         random_driver(env, learner, args, truth, rng, curve)
     elif args.driver == "causal_dqn":
-        kwargs = {key: value for key, value in options.items() if value is not None}
+        kwargs = {key: value for key, value in options.items() if value is not None or key == "hop_normalization"}
         if args.n_hops is not None:
             kwargs["n_hops"] = args.n_hops
         learner = causal_dqn_driver(env, init, kwargs, args, truth, curve)
@@ -245,6 +308,23 @@ def main() -> None:
     t_null = np.abs(learner.channel_tstats[:, non_ancestor])
     tested = t_null[:, (learner.channel_tstats[:, non_ancestor] != 0).any(axis=0)]
     anc, _ = learner.ancestor_candidates()
+    power = None
+    if args.env == "FactoredSCM-v0" and args.family.startswith("gaussian") and args.intervention == "zero":
+        n_treated = learner.n_treated
+        expected = expected_tstats(env, n_treated, max(args.steps - n_treated.sum(), 1.0))
+        from scipy.stats import norm
+
+        power = {
+            "z_threshold": learner.z_threshold,
+            "edges_expected_t_above_threshold": int(sum(t >= learner.z_threshold for t in expected.values())),
+            "predicted_recall": float(np.mean([norm.cdf(t - learner.z_threshold) for t in expected.values()])),
+            "expected_t": {f"{i}->{j}": round(t, 2) for (i, j), t in expected.items()},
+            "expected_t_marginal": {
+                f"{i}->{j}": round(t, 2)
+                for (i, j), t in expected_tstats(env, n_treated, max(args.steps - n_treated.sum(), 1.0), False).items()
+            },
+            "treated_of_cause": {f"{i}->{j}": int(n_treated[i]) for (i, j) in expected},
+        }
     env_name = args.env if args.env == "FaultAlarmRL-v0" else f"{args.family}-{args.intervention}-n{args.n_variables}"
     if args.n_edges == 0:
         env_name += "-null"
@@ -255,15 +335,19 @@ def main() -> None:
                 "env": env_name,
                 "driver": args.driver,
                 "chooser": args.chooser,
+                "treatments": args.treatments,
                 "init": args.init,
                 "seed": args.seed,
                 "model_seed": args.model_seed,
                 "seed_role": "tuning" if args.model_seed in TUNING_SEEDS else "report",
+                "treated_per_variable": [int(n) for n in learner.n_treated],
                 "steps": args.steps,
                 "n_hops": learner.n_hops,
                 "n_hops_declared": args.n_hops,
+                "hop_normalization": learner.hop_normalization,
                 "multiple_testing": learner.multiple_testing,
                 "alpha": learner.alpha,
+                "learner_kwargs": args.learner_kwargs,
                 "f1": final["f1"],
                 "precision": final["precision"],
                 "recall": final["recall"],
@@ -277,6 +361,13 @@ def main() -> None:
                 "z_threshold": learner.z_threshold,
                 "min_treated_per_variable": int(learner.n_treated.min()),
                 "max_treated_per_variable": int(learner.n_treated.max()),
+                "power_bound": power,
+                "missed_edges": [
+                    f"{i}->{j}" for i, j in zip(*np.nonzero(truth.adjacency() & ~learner.graph.adjacency()))
+                ],
+                "extra_edges": [
+                    f"{i}->{j}" for i, j in zip(*np.nonzero(learner.graph.adjacency() & ~truth.adjacency()))
+                ],
                 "cpu_seconds": time.process_time() - cpu0,
                 "seconds": seconds,
                 "f1_curve": [[c["step"], round(c["f1"], 4)] for c in curve],

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+
 import numpy as np
 import pytest
 
@@ -313,3 +316,46 @@ def test_thp_warns_when_a_log_s_times_go_backwards():
     )
     with pytest.warns(UserWarning, match="go backwards"):
         TopologicalHawkes().fit(log, type_names=["a", "b"])
+
+
+def test_hop_normalization_is_declared_or_chosen_from_data_and_saved():
+    env = FaultAlarmEnv()
+    o, a, n = collect_valid(env, 400, seed=0)
+    layout = env.causal_variables
+    with pytest.raises(ValueError, match="hop_normalization"):
+        OnlineCausalLearner(layout, hop_normalization="l2")
+    declared = OnlineCausalLearner(layout, n_hops=2)
+    assert declared.hop_normalization == "rw"  # the documented default
+    learner = OnlineCausalLearner(layout, hop_normalization=None, hop_selection_rows=10_000)
+    learner.observe(o, a, n)
+    assert {norm for _, norm in learner.hop_scores} == {"sym", "rw", "none"}
+    chosen = min(learner.hop_scores, key=learner.hop_scores.__getitem__)
+    assert (learner.n_hops, learner.hop_normalization) == chosen
+    learner.update()
+    clone = OnlineCausalLearner.from_npz(learner.to_npz())
+    assert clone.declared_hop_normalization is None and clone.hop_normalization == learner.hop_normalization
+    np.testing.assert_array_equal(clone._gram, learner._gram)
+    # A file written before the argument existed (no setting, no state entry) used "sym" hop features.
+    with np.load(io.BytesIO(declared.to_npz())) as npz:
+        arrays = {key: npz[key] for key in npz.files if key != "state/hop_normalization"}
+    config = json.loads(str(arrays["config"]))
+    del config["hop_normalization"]
+    arrays["config"] = np.array(json.dumps(config))
+    old = io.BytesIO()
+    np.savez(old, **arrays)
+    assert OnlineCausalLearner.from_npz(old.getvalue()).hop_normalization == "sym"
+
+
+def collect_valid(env, n_steps: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random valid-action transitions of an env with action masks."""
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    o, a, n = [], [], []
+    for _ in range(n_steps):
+        action = int(rng.choice(np.flatnonzero(env.action_masks())))
+        nxt, _, term, trunc, _ = env.step(action)
+        o.append(obs)
+        a.append(action)
+        n.append(nxt)
+        obs = env.reset()[0] if term or trunc else nxt
+    return np.array(o), np.array(a), np.array(n)

@@ -12,7 +12,8 @@ How it is estimated here, from transitions ``(s_t, a_t, s_t+1)`` mapped through 
 * **Hop reach.** ``n_hops`` (the topology hops a cause reaches) is declared by the layout or the
   learner; when it is not (``None``), the first ``hop_selection_rows`` rows are buffered, the reach
   with the lowest BIC of the full linear model (every variable a parent, at hops ``0..H-1``) among
-  ``hop_candidates`` is chosen, and the buffer is replayed. ``learner.n_hops`` is the reach in use.
+  ``hop_candidates`` is chosen (with ``hop_normalization=None`` also the weighting of the hop features),
+  and the buffer is replayed. ``learner.n_hops`` is the reach in use.
 * **Treated rows.** The row of the intervened unit, for every action that intervenes. Whether an
   action on an inactive (zero) variable intervenes is the layout's ``intervenes_when_inactive``
   (FaultAlarmRL: treating an empty pair does nothing; a set-to-value action: it does).
@@ -48,7 +49,7 @@ How it is estimated here, from transitions ``(s_t, a_t, s_t+1)`` mapped through 
   four times as many without significance).
   Contradicting pairs keep the stronger direction.
 * **Pruning (Eq. 6).** For each j, a linear model of ``x_t+1[n, j]`` on its candidate parents'
-  values at t and t+1, on the unit and (symmetric-normalised, paper Eq. B2) at each topology hop,
+  values at t and t+1, on the unit and at each topology hop (weighted by ``hop_normalization``),
   with j's own lagged value always in. The conditional mean of an alarm count under a Hawkes
   process is linear in its parents' counts, which is why a linear model suits count data; its
   Gaussian BIC ``n log(RSS / n) + penalty * k log n`` is computed from one streaming Gram matrix.
@@ -80,6 +81,7 @@ import scipy.sparse as sp
 from scipy.stats import norm
 
 from sb3_causal.graph import CausalGraph
+from sb3_causal.topology import HOP_NORMALIZATIONS
 from sb3_causal.variables import CausalVariables
 
 __all__ = ["OnlineCausalLearner"]
@@ -242,6 +244,13 @@ class OnlineCausalLearner:
     :param hop_candidates: hop reaches compared when the reach is chosen from data: after
         ``hop_selection_rows`` (unit, transition) rows the one with the lowest BIC of the full linear
         model (every variable a parent, at every hop) wins; the buffered rows are then replayed
+    :param hop_normalization: weight of a unit h >= 1 hops away in the pruning model's hop features,
+        one of ``sb3_causal.topology.HOP_NORMALIZATIONS``: ``"rw"`` (default) ``D^-1 A_h D^-1``,
+        ``"sym"`` ``D^-1/2 A_h D^-1/2``, ``"none"`` ``A_h``; ``None``: chosen from data with the hop
+        reach (the lowest BIC of the full linear model over every normalization and candidate reach;
+        the buffered rows' Gram matrix is then built once per normalization). The default was chosen
+        on FaultAlarmRL's tuning networks (model seeds 0, 1, 7-9), where the full-model BIC also
+        prefers it; learners saved before this argument existed load with ``"sym"``, what they used
     :param hop_selection_rows: rows buffered before the hop reach is chosen (multi-unit layouts)
     :param effect_hops: topology hops summed into an outcome (default: ``2 * (n_hops - 1)``,
         since removing a cause can clear descendants that travelled two propagation hops)
@@ -278,6 +287,7 @@ class OnlineCausalLearner:
         prior_prune_after: int = 5000,
         n_hops: int | str | None = "layout",
         hop_candidates: Sequence[int] = (1, 2, 3),
+        hop_normalization: str | None = "rw",
         hop_selection_rows: int = 100_000,
         effect_hops: int | None = None,
         prune: bool = True,
@@ -308,6 +318,10 @@ class OnlineCausalLearner:
         hop_candidates = tuple(sorted({int(h) for h in hop_candidates}))
         if not hop_candidates or hop_candidates[0] < 1:
             raise ValueError(f"hop_candidates must be hop reaches >= 1, got {hop_candidates}")
+        if hop_normalization is not None and hop_normalization not in HOP_NORMALIZATIONS:
+            raise ValueError(
+                f"hop_normalization must be one of {HOP_NORMALIZATIONS} or None, got {hop_normalization!r}"
+            )
         if effect_hops is not None and effect_hops < 0:
             raise ValueError(f"effect_hops must be >= 0, got {effect_hops}")
         self.layout = layout
@@ -332,6 +346,8 @@ class OnlineCausalLearner:
         self.confirm_treated = int(confirm_treated)
         self.prior_prune_after = int(prior_prune_after)
         self.hop_candidates = hop_candidates
+        self.declared_hop_normalization = hop_normalization
+        self.declared_n_hops = declared
         self.hop_selection_rows = int(hop_selection_rows)
         self.declared_effect_hops = effect_hops
         self.prune = prune
@@ -350,14 +366,20 @@ class OnlineCausalLearner:
             )
         self._chunk = max(1, min(1024, _CHUNK_VALUES // (layout.n_units * v)))
         self._graph = self.initial_graph.copy()
-        self.hop_scores: dict[int, float] = {}  # BIC per candidate hop reach, when chosen from data
+        self.hop_scores: dict[tuple[int, str], float] = {}  # BIC per (reach, normalization), when chosen from data
         self.channel_tstats = np.zeros((len(_CHANNELS), v, v))  # t of each outcome statistic, as of att()
-        # A single unit has no topology to reach over: its hop reach is 1 whatever is declared.
-        self._configure(1 if self._single_unit and declared is None else declared)
+        if self._single_unit:  # no topology to reach over: reach 1 unless declared, no hop features to normalise
+            self._configure(1 if declared is None else declared, hop_normalization or "rw")
+        elif declared is None or hop_normalization is None:
+            self._configure(None, None)  # chosen from the first hop_selection_rows rows
+        else:
+            self._configure(declared, hop_normalization)
 
-    def _configure(self, n_hops: int | None) -> None:
-        """Set the hop reach (None: not chosen yet, transitions are buffered) and reset the statistics."""
+    def _configure(self, n_hops: int | None, normalization: str | None) -> None:
+        """Set the hop reach and normalization (None: not chosen yet, transitions are buffered) and
+        reset the statistics."""
         self.n_hops = None if n_hops is None else int(n_hops)
+        self.hop_normalization = normalization
         self._buffer: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         if self.n_hops is None:
             self.effect_hops = self.declared_effect_hops
@@ -369,7 +391,7 @@ class OnlineCausalLearner:
         topo = self.layout.unit_topology
         self._outcome_reach = _operator(topo.within(self.effect_hops).astype(np.float64))
         self._near = topo.within(2 * self.effect_hops)  # [n, m]: a treatment at m can reach n's outcome
-        self._hop_ops = [_operator(topo.hop_weight(h, "sym")) for h in range(1, self.n_hops)]
+        self._hop_ops = [_operator(topo.hop_weight(h, self.hop_normalization)) for h in range(1, self.n_hops)]
         # Feature blocks of the pruning model: [1 | x_t at hops 0..H-1 | x_t+1 at hops 0..H-1].
         self._n_blocks = 2 * self.n_hops
         self._n_features = 1 + self._n_blocks * self.layout.n_variables
@@ -554,22 +576,29 @@ class OnlineCausalLearner:
         x0_all = np.concatenate([b[0] for b in self._buffer]).astype(np.float64)
         actions_all = np.concatenate([b[1] for b in self._buffer])
         x1_all = np.concatenate([b[2] for b in self._buffer]).astype(np.float64)
-        self.hop_scores = self._hop_bics(x0_all, x1_all)
+        reaches = self.hop_candidates if self.declared_n_hops is None else (int(self.declared_n_hops),)
+        declared = self.declared_hop_normalization
+        self.hop_scores = {
+            (reach, norm): score
+            for norm in (HOP_NORMALIZATIONS if declared is None else (declared,))
+            for reach, score in self._hop_bics(x0_all, x1_all, norm, reaches).items()
+        }
         n_updates = self.n_updates
-        self._configure(min(self.hop_scores, key=self.hop_scores.__getitem__))  # resets the statistics
+        self._configure(*min(self.hop_scores, key=self.hop_scores.__getitem__))  # resets the statistics
         self.n_updates = n_updates
         for start in range(0, actions_all.size, self._chunk):
             part = slice(start, start + self._chunk)
             self.observe_values(x0_all[part], actions_all[part], x1_all[part])
 
-    def _hop_bics(self, x0: np.ndarray, x1: np.ndarray) -> dict[int, float]:
+    def _hop_bics(self, x0: np.ndarray, x1: np.ndarray, normalization: str, reaches: Sequence[int]) -> dict[int, float]:
         """BIC per candidate hop reach H, summed over j, of the linear model of ``x_t+1[n, j]`` on every
-        variable at hops ``0..H-1`` (values at t and t+1; j itself only as its own lag), over all rows.
+        variable at hops ``0..H-1`` (values at t and t+1; j itself only as its own lag), over all rows,
+        with hop features weighted by ``normalization``.
 
         One weighted Gram matrix at the largest reach serves every candidate: a smaller reach's
         features are a subset of its columns."""
-        v, h_max = self.layout.n_variables, max(self.hop_candidates)
-        ops = [_operator(op) for op in self.layout.unit_topology.hop_weights(h_max, "sym")]
+        v, h_max = self.layout.n_variables, max(reaches)
+        ops = [_operator(op) for op in self.layout.unit_topology.hop_weights(h_max, normalization)]
         gram = np.zeros((1 + 2 * h_max * v, 1 + 2 * h_max * v))
         for start in range(0, x0.shape[0], self._chunk):
             u0 = np.ascontiguousarray(x0[start : start + self._chunk].transpose(1, 0, 2))
@@ -587,7 +616,7 @@ class OnlineCausalLearner:
             _add_gram(gram, z, self._row_weights(z[:, :v]))
         n_rows = float(x0.shape[0] * x0.shape[1])
         scores = {}
-        for n_hops in self.hop_candidates:
+        for n_hops in reaches:
             total = 0.0
             for j in range(v):
                 lag = [1 + blk * v + var for blk in range(n_hops) for var in range(v) if blk > 0 or var != j]
@@ -896,23 +925,10 @@ class OnlineCausalLearner:
         if n_rows < self.min_rows:
             return candidates
         y_col = 1 + self.n_hops * v + j  # x_t+1 of j on its own unit
-        base = [0, 1 + j]  # intercept and j's own lagged value
-        fixed_cols = [] if fixed is None else [int(f) for f in fixed]
-
-        def bic(subset: list[int]) -> float:
-            cols = base + [1 + blk * v + var for var in [*fixed_cols, *subset] for blk in range(self._n_blocks)]
-            return _bic(gram, cols, y_col, n_rows, self.bic_penalty)
-
-        current = [int(c) for c in candidates]
-        score = bic(current)
-        while current:
-            trials = [(bic([c for c in current if c != drop]), drop) for drop in current]
-            best_score, best_drop = min(trials)
-            if best_score >= score:
-                break
-            current.remove(best_drop)
-            score = best_score
-        return np.array(current, dtype=np.int64)
+        fixed_vars = [] if fixed is None else [int(f) for f in fixed]
+        base = [0, 1 + j] + [1 + blk * v + var for var in fixed_vars for blk in range(self._n_blocks)]
+        groups = [[1 + blk * v + int(c) for blk in range(self._n_blocks)] for c in candidates]
+        return candidates[_backward_bic(gram, base, groups, y_col, n_rows, self.bic_penalty)]
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
@@ -928,6 +944,7 @@ class OnlineCausalLearner:
             "n_transitions": self.n_transitions,
             "n_updates": self.n_updates,
             "n_hops": -1 if self.n_hops is None else self.n_hops,
+            "hop_normalization": self.hop_normalization or "",
             "count_weighting": -1 if self.count_weighting is None else int(self.count_weighting),
             "hop_buffer": {
                 "x0": _concat([b[0] for b in self._buffer]),
@@ -940,8 +957,10 @@ class OnlineCausalLearner:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         n_hops = int(state.get("n_hops", self.n_hops if self.n_hops is not None else -1))
-        if n_hops != (-1 if self.n_hops is None else self.n_hops):
-            self._configure(None if n_hops < 0 else n_hops)
+        # States without the entry predate hop_normalization: their hop features were "sym"-weighted.
+        normalization = str(state.get("hop_normalization", "sym")) if n_hops >= 0 else None
+        if (n_hops, normalization) != (-1 if self.n_hops is None else self.n_hops, self.hop_normalization):
+            self._configure(None if n_hops < 0 else n_hops, normalization)
         if "count_weighting" in state:
             weighting = int(state["count_weighting"])
             self.count_weighting = None if weighting < 0 else bool(weighting)
@@ -976,6 +995,7 @@ class OnlineCausalLearner:
             "confirm_treated": self.confirm_treated,
             "prior_prune_after": self.prior_prune_after,
             "hop_candidates": list(self.hop_candidates),
+            "hop_normalization": self.declared_hop_normalization,
             "hop_selection_rows": self.hop_selection_rows,
             "effect_hops": self.declared_effect_hops,
             "prune": self.prune,
@@ -1050,6 +1070,7 @@ class OnlineCausalLearner:
             unit_names=tuple(str(n) for n in arrays["layout/unit_names"]),
         )
         config = json.loads(str(arrays["config"])) if "config" in arrays else {}
+        config.setdefault("hop_normalization", "sym")  # older files: the learner that wrote them used "sym"
         config.update(kwargs)
         learner = cls(layout, CausalGraph.from_json(state["initial_graph"]), **config)
         if "graph" not in state:  # older files keep the graph apart (causal_graph.json)
@@ -1088,6 +1109,41 @@ def _bic(gram: np.ndarray, cols: list[int], y_col: int, n_rows: float, penalty: 
     beta = np.linalg.solve(g + ridge * np.eye(len(cols)), rhs)
     rss = max(float(gram[y_col, y_col] - rhs @ beta), 1e-12 * n_rows)
     return n_rows * np.log(rss / n_rows) + penalty * len(cols) * np.log(n_rows)
+
+
+def _backward_bic(
+    gram: np.ndarray, base: list[int], groups: list[list[int]], y_col: int, n_rows: float, penalty: float
+) -> list[int]:
+    """Greedy backward elimination of column groups on the Gaussian BIC of a least-squares fit (see ``_bic``).
+
+    The model holds the ``base`` columns (never removed) and the columns of ``groups``; each step
+    removes the group whose removal lowers the BIC most, until none does. Returns the indices of
+    the groups left. One inverse per step gives every removal's RSS increase: dropping columns S
+    from a fit with coefficients b and inverse Gram matrix M adds ``b_S' (M_SS)^-1 b_S``.
+    """
+    active = list(range(len(groups)))
+    log_n = np.log(n_rows)
+    while active:
+        cols = base + [c for k in active for c in groups[k]]
+        g = gram[np.ix_(cols, cols)]
+        rhs = gram[cols, y_col]
+        ridge = 1e-9 * max(float(np.trace(g)) / len(cols), 1.0)
+        inv = np.linalg.inv(g + ridge * np.eye(len(cols)))
+        beta = inv @ rhs
+        rss = max(float(gram[y_col, y_col] - rhs @ beta), 1e-12 * n_rows)
+        best, best_delta, start = -1, 0.0, len(base)
+        for k in active:
+            span = np.arange(start, start + len(groups[k]))
+            start += span.size
+            b = beta[span]
+            increase = max(float(b @ np.linalg.solve(inv[np.ix_(span, span)], b)), 0.0)
+            delta = n_rows * np.log1p(increase / rss) - penalty * span.size * log_n  # BIC change
+            if delta < best_delta:
+                best, best_delta = k, delta
+        if best < 0:
+            break
+        active.remove(best)
+    return active
 
 
 def _concat(parts: list[np.ndarray]) -> np.ndarray:
