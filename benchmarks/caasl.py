@@ -44,6 +44,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 
 from sb3_causal.design import (
+    DesignSAC,
     DesignSACPolicy,
     design_action,
     edge_metrics,
@@ -161,11 +162,28 @@ def train(
     save_bc: str | None = None,
     checkpoint: tuple[int, str] | None = None,
     relative_targets: bool = False,
+    bc_coef: float | None = None,
+    bc_coef_final: float | None = None,
+    critic_readout: list[int] | None = None,
+    init_actor: str | None = None,
 ) -> tuple[SAC, float]:
-    """SAC on CausalDesign-v0; with ``teacher``: behaviour cloning, a prefilled buffer, a frozen-actor warm-up."""
-    model = SAC(
+    """SAC on CausalDesign-v0; with ``teacher``: behaviour cloning, a prefilled buffer, a frozen-actor warm-up.
+
+    With ``bc_coef``: :class:`DesignSAC` (imitation of the teacher in the actor loss, annealed linearly to
+    ``bc_coef_final`` over the SAC steps if given). ``init_actor``: copy the actor of this saved model (a clone)
+    instead of behaviour cloning again.
+    """
+    extra: dict[str, Any] = {}
+    if bc_coef is not None:
+        if teacher is None:
+            raise SystemExit("--bc-coef needs --warm-start (the teacher's demonstrations)")
+        extra = {"bc_coef": bc_coef, "demonstrations": teacher}
+        if bc_coef_final is not None:
+            extra.update(bc_coef_final=bc_coef_final, bc_anneal_updates=max(steps, 1))
+    model = (DesignSAC if bc_coef is not None else SAC)(
         DesignSACPolicy,
         CausalDesignEnv(),
+        **extra,
         learning_rate=3e-4,
         buffer_size=max(steps, 1000) + (len(teacher) if teacher is not None else 0),
         learning_starts=0 if teacher is not None else min(200, steps // 2),
@@ -180,6 +198,7 @@ def train(
             "net_arch": [32, 32],
             "features_extractor_kwargs": {"embed_dim": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 32},
             "relative_targets": relative_targets,
+            "critic_readout_arch": critic_readout,
         },
     )
     start = time.process_time()
@@ -187,12 +206,16 @@ def train(
     if checkpoint is not None:
         callbacks.append(CheckpointCallback(checkpoint[0], checkpoint[1], name_prefix="caasl_sac"))
     if teacher is not None:
-        losses = behaviour_clone(model, teacher, n_updates=bc_updates, seed=seed)
-        print(
-            f"behaviour cloning: loss {np.mean(losses[:50]):.3f} -> {np.mean(losses[-50:]):.3f} in "
-            f"{time.process_time() - start:.0f} s CPU",
-            flush=True,
-        )
+        if init_actor:
+            model.actor.load_state_dict(SAC.load(init_actor).actor.state_dict())
+            print(f"actor copied from {init_actor}", flush=True)
+        else:
+            losses = behaviour_clone(model, teacher, n_updates=bc_updates, seed=seed)
+            print(
+                f"behaviour cloning: loss {np.mean(losses[:50]):.3f} -> {np.mean(losses[-50:]):.3f} in "
+                f"{time.process_time() - start:.0f} s CPU",
+                flush=True,
+            )
         if save_bc:
             model.save(save_bc)
         prefill_replay_buffer(model, teacher)
@@ -327,6 +350,16 @@ def main() -> None:
     )
     parser.add_argument("--save-bc", type=str, default=None, help="save the behaviour-cloned model (before SAC)")
     parser.add_argument(
+        "--bc-coef", type=float, default=None, help="DesignSAC: imitation weight in the actor loss (needs --warm-start)"
+    )
+    parser.add_argument("--bc-coef-final", type=float, default=None, help="anneal --bc-coef linearly to this")
+    parser.add_argument(
+        "--critic-readout", type=str, default=None, help="comma list: Deep Sets critic readout sizes (default additive)"
+    )
+    parser.add_argument("--init-actor", type=str, default=None, help="with --warm-start: copy this clone's actor")
+    parser.add_argument("--eval-seed", type=int, default=EVAL_SEED, help="first held-out env seed (tune elsewhere)")
+    parser.add_argument("--n-eval", type=int, default=100, help="held-out SCMs per strategy")
+    parser.add_argument(
         "--chooser-online",
         type=str,
         default=None,
@@ -348,8 +381,8 @@ def main() -> None:
         print(json.dumps({"chooser_online": block, "wall_seconds": round(time.time() - t0, 1)}))
         return
     quick = args.quick
-    n_eval = 100
-    n_ig = 20 if quick else 100
+    n_eval = args.n_eval
+    n_ig = min(20, n_eval) if quick else n_eval
     n_shift = args.n_zero_shot or (20 if quick else 100)
     n_beyond = 8 if quick else 40
     n_outcomes = 3
@@ -388,6 +421,10 @@ def main() -> None:
             args.save_bc,
             (args.checkpoint_every, args.checkpoint_dir) if args.checkpoint_every else None,
             args.relative_targets,
+            args.bc_coef,
+            args.bc_coef_final,
+            [int(x) for x in args.critic_readout.split(",")] if args.critic_readout else None,
+            args.init_actor,
         )
         if args.save:
             model.save(args.save)
@@ -403,7 +440,7 @@ def main() -> None:
     for name in selected:
         strategy = chosen[name]
         n = n_ig if name == "info_gain" else n_eval
-        per_strategy[name] = run_episodes(strategy, {}, n, EVAL_SEED)
+        per_strategy[name] = run_episodes(strategy, {}, n, args.eval_seed)
         result[name] = {key: ci(values) for key, values in per_strategy[name].items()}
         print(name, {k: v["mean"] for k, v in result[name].items()}, flush=True)
     result["paired"] = {}
@@ -433,7 +470,7 @@ def main() -> None:
     if args.zero_shot:
         shifted = {name: shifted[name] for name in args.zero_shot.split(",")}
     for setting, kwargs in shifted.items():
-        runs = {name: run_episodes(chosen[name], kwargs, n_shift, EVAL_SEED) for name in zero_shot}
+        runs = {name: run_episodes(chosen[name], kwargs, n_shift, args.eval_seed) for name in zero_shot}
         block: dict[str, Any] = {
             name: {key: ci(values[key]) for key in ("return", "f1")} for name, values in runs.items()
         }
