@@ -36,7 +36,9 @@ def demo_loss(model: SAC, data: TeacherData) -> float:
 def test_without_imitation_it_is_sac(teacher: TeacherData) -> None:
     sac = SAC(DesignSACPolicy, small_env(), **SAC_KWARGS)
     sac.learn(12)  # before the next model re-seeds the global generators
-    design = DesignSAC(DesignSACPolicy, small_env(), bc_coef=0.0, normalize_q=False, demonstrations=teacher, **SAC_KWARGS)
+    design = DesignSAC(
+        DesignSACPolicy, small_env(), bc_coef=0.0, normalize_q=False, demonstrations=teacher, **SAC_KWARGS
+    )
     design.learn(12)
     assert design._n_updates == 8
     for a, b in zip(sac.policy.parameters(), design.policy.parameters()):
