@@ -153,6 +153,43 @@ def ms_per_reward(d: int, reps: int) -> float:
     return 1000 * (time.process_time() - start) / reps
 
 
+def update_cost(teacher: TeacherData, steps: int = 20, rounds: int = 2) -> dict[str, float]:
+    """CPU ms per env step (one SAC update each) of SAC and of DesignSAC with imitation, interleaved A/B/A/B.
+
+    Both at the benchmark's settings (batch 16, d = 10, relative targets, Deep Sets critic), learning from the
+    first step; the difference is DesignSAC's extra actor pass on a batch of demonstrations.
+    """
+    kwargs: dict[str, Any] = {
+        "batch_size": 16,
+        "learning_starts": 0,
+        "buffer_size": 1000,
+        "gamma": 0.9,
+        "ent_coef": "auto_0.1",
+        "seed": 0,
+        "policy_kwargs": {
+            "net_arch": [32, 32],
+            "features_extractor_kwargs": {"embed_dim": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 32},
+            "relative_targets": True,
+            "critic_readout_arch": [32],
+        },
+    }
+    models = {
+        "sac": SAC(DesignSACPolicy, CausalDesignEnv(), **kwargs),
+        "design_sac": DesignSAC(DesignSACPolicy, CausalDesignEnv(), demonstrations=teacher, **kwargs),
+    }
+    cpu = dict.fromkeys(models, 0.0)
+    for model in models.values():
+        model.learn(5)  # warm-up
+    for _ in range(rounds):
+        for name, model in models.items():
+            start = time.process_time()
+            model.learn(steps, reset_num_timesteps=False)
+            cpu[name] += time.process_time() - start
+    out = {f"{name}_cpu_ms_per_step": round(1000 * value / (steps * rounds), 1) for name, value in cpu.items()}
+    out["ratio"] = round(cpu["design_sac"] / cpu["sac"], 3)
+    return out
+
+
 def train(
     steps: int,
     seed: int,
@@ -166,6 +203,9 @@ def train(
     bc_coef_final: float | None = None,
     critic_readout: list[int] | None = None,
     init_actor: str | None = None,
+    ent_coef: str = "auto_0.1",
+    target_entropy: float | None = None,
+    learning_starts: int | None = None,
 ) -> tuple[SAC, float]:
     """SAC on CausalDesign-v0; with ``teacher``: behaviour cloning, a prefilled buffer, a frozen-actor warm-up.
 
@@ -186,13 +226,16 @@ def train(
         **extra,
         learning_rate=3e-4,
         buffer_size=max(steps, 1000) + (len(teacher) if teacher is not None else 0),
-        learning_starts=0 if teacher is not None else min(200, steps // 2),
+        learning_starts=learning_starts
+        if learning_starts is not None
+        else (0 if teacher is not None else min(200, steps // 2)),
         batch_size=16,
         tau=0.005,
         gamma=0.9,
         train_freq=1,
         gradient_steps=1,
-        ent_coef="auto_0.1",
+        ent_coef=ent_coef if ent_coef.startswith("auto") else float(ent_coef),
+        target_entropy="auto" if target_entropy is None else target_entropy,
         seed=seed,
         policy_kwargs={
             "net_arch": [32, 32],
@@ -356,6 +399,19 @@ def main() -> None:
     parser.add_argument(
         "--critic-readout", type=str, default=None, help="comma list: Deep Sets critic readout sizes (default additive)"
     )
+    parser.add_argument("--ent-coef", type=str, default="auto_0.1", help="SAC's ent_coef (auto_<init> or a number)")
+    parser.add_argument(
+        "--target-entropy", type=float, default=None, help="SAC's target entropy (default -2 d, SB3's 'auto')"
+    )
+    parser.add_argument(
+        "--learning-starts",
+        type=int,
+        default=None,
+        help="uniform random env steps before SAC updates (default 0 with --warm-start, else min(200, steps / 2))",
+    )
+    parser.add_argument(
+        "--update-cost", action="store_true", help="with --warm-start: CPU per step of SAC vs DesignSAC, then exit"
+    )
     parser.add_argument("--init-actor", type=str, default=None, help="with --warm-start: copy this clone's actor")
     parser.add_argument("--eval-seed", type=int, default=EVAL_SEED, help="first held-out env seed (tune elsewhere)")
     parser.add_argument("--n-eval", type=int, default=100, help="held-out SCMs per strategy")
@@ -412,6 +468,12 @@ def main() -> None:
                     "return": ci(teacher.rewards.reshape(args.teacher_episodes, -1).sum(axis=1).tolist()),
                 }
                 print("teacher", result["teacher"], flush=True)
+        if args.update_cost:
+            if teacher is None:
+                raise SystemExit("--update-cost needs --warm-start (DesignSAC's demonstrations)")
+            result["update_cost"] = update_cost(teacher)
+            print(json.dumps(result))
+            return
         model, train_cpu = train(
             steps,
             args.seed,
@@ -425,6 +487,9 @@ def main() -> None:
             args.bc_coef_final,
             [int(x) for x in args.critic_readout.split(",")] if args.critic_readout else None,
             args.init_actor,
+            args.ent_coef,
+            args.target_entropy,
+            args.learning_starts,
         )
         if args.save:
             model.save(args.save)
