@@ -430,7 +430,7 @@ def main() -> None:
     parser.add_argument("--in-distribution-only", action="store_true", help="skip zero-shot and the chooser loop")
     args = parser.parse_args()
     th.set_num_threads(1)
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     if args.chooser_online:
         seeds = [int(seed) for seed in args.chooser_online.split(",")]
         block = chooser_online(seeds, args.chooser_steps, update_freq=250, refresh_every=args.chooser_refresh)
@@ -528,6 +528,7 @@ def main() -> None:
     }
     if args.in_distribution_only:
         result["wall_seconds"] = round(time.time() - t0, 1)
+        result["cpu_seconds"] = round(time.process_time() - cpu0, 1)
         print(json.dumps(result))
         return
     result["zero_shot"] = {}
@@ -553,6 +554,7 @@ def main() -> None:
         print("info gain vs uniform", result["info_gain_vs_uniform"]["mean_f1_gain_per_step"], flush=True)
     result["quick"] = quick
     result["wall_seconds"] = round(time.time() - t0, 1)
+    result["cpu_seconds"] = round(time.process_time() - cpu0, 1)
     print(json.dumps(result))
 
 
