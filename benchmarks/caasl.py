@@ -190,6 +190,28 @@ def update_cost(teacher: TeacherData, steps: int = 20, rounds: int = 2) -> dict[
     return out
 
 
+def describe_policy(model: SAC, teacher: TeacherData, n_scms: int = 10, seed0: int = 20_000) -> dict[str, Any]:
+    """What a trained actor does: its log-probability and log std on the teacher's histories, and, in the first
+    step of ``n_scms`` SCMs (env seeds ``seed0..``), how many targets its deterministic action sets and its values.
+    """
+    with th.no_grad():
+        obs = th.as_tensor(teacher.observations, dtype=th.float32, device=model.device)
+        _, log_prob = model.actor.action_log_prob(obs)
+        _, log_std, _ = model.actor.get_action_dist_params(obs)
+    env, n_targets, values = CausalDesignEnv(), [], []
+    for i in range(n_scms):
+        obs_i, _ = env.reset(seed=seed0 + i)
+        action = design_action(model.policy, obs_i)
+        n_targets.append(int((action[: env.n_variables] > 0).sum()))
+        values.append(float(np.abs(action[env.n_variables :]).mean()))
+    return {
+        "mean_log_prob": round(float(log_prob.mean()), 2),
+        "mean_log_std": round(float(log_std.mean()), 3),
+        "first_step_targets": n_targets,
+        "first_step_mean_abs_value": round(float(np.mean(values)), 3),
+    }
+
+
 def train(
     steps: int,
     seed: int,
@@ -412,6 +434,9 @@ def main() -> None:
     parser.add_argument(
         "--update-cost", action="store_true", help="with --warm-start: CPU per step of SAC vs DesignSAC, then exit"
     )
+    parser.add_argument(
+        "--describe", type=str, default=None, help="with --warm-start: describe these saved models (comma list), exit"
+    )
     parser.add_argument("--init-actor", type=str, default=None, help="with --warm-start: copy this clone's actor")
     parser.add_argument("--eval-seed", type=int, default=EVAL_SEED, help="first held-out env seed (tune elsewhere)")
     parser.add_argument("--n-eval", type=int, default=100, help="held-out SCMs per strategy")
@@ -468,6 +493,12 @@ def main() -> None:
                     "return": ci(teacher.rewards.reshape(args.teacher_episodes, -1).sum(axis=1).tolist()),
                 }
                 print("teacher", result["teacher"], flush=True)
+        if args.describe:
+            if teacher is None:
+                raise SystemExit("--describe needs --warm-start (the teacher's histories)")
+            result["describe"] = {path: describe_policy(SAC.load(path), teacher) for path in args.describe.split(",")}
+            print(json.dumps(result))
+            return
         if args.update_cost:
             if teacher is None:
                 raise SystemExit("--update-cost needs --warm-start (DesignSAC's demonstrations)")
