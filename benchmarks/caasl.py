@@ -20,6 +20,11 @@
 6. ``--warm-start teacher.npz`` (a departure from the paper): behaviour cloning of the greedy
    information-gain teacher, its transitions in the replay buffer, the actor frozen for ``--freeze-steps``,
    then SAC; ``--save-bc`` keeps the clone for the ablation; ``--relative-targets`` for the policy option.
+   ``--bc-coef`` trains :class:`~sb3_causal.design.DesignSAC` (imitation of the teacher in the actor loss) instead
+   of SAC; ``--init-actor`` starts from a saved clone; ``--critic-readout``, ``--target-entropy``, ``--ent-coef``,
+   ``--learning-starts`` set the options the collapse diagnosis asked for; ``--eval-seed`` / ``--n-eval`` move
+   the evaluation to tuning SCMs. ``--describe`` reports what saved actors do; ``--update-cost`` the CPU per
+   step of SAC vs DesignSAC.
 7. ``--chooser-online SEEDS``: only CausalDQN on FactoredSCM-v0 with uniform eta lifts vs the
    information-gain chooser fed by ``DesignDataCallback`` (the online learner's F1 per graph update).
 

@@ -15,7 +15,8 @@ this module offers an optional warm start, in three parts:
    :class:`FreezeActorCallback` keeps the actor fixed for the first SAC updates, so that the critics learn
    the cloned policy's values before its gradient moves the actor.
 
-Everything is optional: ``SAC(DesignSACPolicy, env)`` alone is the paper's method.
+Everything is optional: ``SAC(DesignSACPolicy, env)`` alone is the paper's method. To keep imitating the teacher
+while SAC trains, use :class:`~sb3_causal.design.DesignSAC` (its actor loss adds :func:`imitation_loss`).
 """
 
 from __future__ import annotations
