@@ -442,6 +442,9 @@ def main() -> None:
     parser.add_argument(
         "--describe", type=str, default=None, help="with --warm-start: describe these saved models (comma list), exit"
     )
+    parser.add_argument(
+        "--other-model", type=str, default=None, help="also evaluate this saved model as strategy other_model"
+    )
     parser.add_argument("--init-actor", type=str, default=None, help="with --warm-start: copy this clone's actor")
     parser.add_argument("--eval-seed", type=int, default=EVAL_SEED, help="first held-out env seed (tune elsewhere)")
     parser.add_argument("--n-eval", type=int, default=100, help="held-out SCMs per strategy")
@@ -534,6 +537,9 @@ def main() -> None:
 
     per_strategy: dict[str, dict[str, list[float]]] = {}
     chosen = strategies(model, n_outcomes)
+    if args.other_model:  # e.g. the clone before RL: paired policy-minus-other_model differences on the same SCMs
+        other = SAC.load(args.other_model)
+        chosen["other_model"] = lambda env, obs, rng: design_action(other.policy, obs, deterministic=True)
     selected = args.strategies.split(",") if args.strategies else list(chosen)
     unknown = sorted(set(selected) - set(chosen))
     if unknown:
