@@ -8,7 +8,7 @@ import torch as th
 from stable_baselines3 import SAC
 
 from sb3_causal.design import DesignSAC, DesignSACPolicy
-from sb3_causal.design.warmstart import TeacherData, collect_teacher_episodes, imitation_loss
+from sb3_causal.design.warmstart import FreezeActorCallback, TeacherData, collect_teacher_episodes, imitation_loss
 from sb3_causal_envs.causal_design import CausalDesignEnv
 
 KWARGS = {
@@ -94,3 +94,12 @@ def test_bad_input(teacher: TeacherData) -> None:
     bad = TeacherData(**{**teacher.__dict__, "actions": np.full_like(teacher.actions, np.nan)})
     with pytest.raises(ValueError, match="non-finite"):
         DesignSAC(DesignSACPolicy, small_env(), demonstrations=bad, **SAC_KWARGS)
+
+
+def test_frozen_actor_skips_the_actor_update(teacher: TeacherData) -> None:
+    model = DesignSAC(DesignSACPolicy, small_env(), bc_coef=5.0, demonstrations=teacher, **SAC_KWARGS)
+    before = [p.detach().clone() for p in model.actor.parameters()]
+    callback = FreezeActorCallback(n_steps=100)
+    model.learn(9, callback=callback)
+    assert model._n_updates == 5
+    assert all(th.equal(a, b) for a, b in zip(before, model.actor.parameters()))
