@@ -20,6 +20,11 @@
 6. ``--warm-start teacher.npz`` (a departure from the paper): behaviour cloning of the greedy
    information-gain teacher, its transitions in the replay buffer, the actor frozen for ``--freeze-steps``,
    then SAC; ``--save-bc`` keeps the clone for the ablation; ``--relative-targets`` for the policy option.
+   ``--bc-coef`` trains :class:`~sb3_causal.design.DesignSAC` (imitation of the teacher in the actor loss) instead
+   of SAC; ``--init-actor`` starts from a saved clone; ``--critic-readout``, ``--target-entropy``, ``--ent-coef``,
+   ``--learning-starts`` set the options the collapse diagnosis asked for; ``--eval-seed`` / ``--n-eval`` move
+   the evaluation to tuning SCMs. ``--describe`` reports what saved actors do; ``--update-cost`` the CPU per
+   step of SAC vs DesignSAC.
 7. ``--chooser-online SEEDS``: only CausalDQN on FactoredSCM-v0 with uniform eta lifts vs the
    information-gain chooser fed by ``DesignDataCallback`` (the online learner's F1 per graph update).
 
@@ -44,6 +49,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 
 from sb3_causal.design import (
+    DesignSAC,
     DesignSACPolicy,
     design_action,
     edge_metrics,
@@ -152,6 +158,65 @@ def ms_per_reward(d: int, reps: int) -> float:
     return 1000 * (time.process_time() - start) / reps
 
 
+def update_cost(teacher: TeacherData, steps: int = 20, rounds: int = 2) -> dict[str, float]:
+    """CPU ms per env step (one SAC update each) of SAC and of DesignSAC with imitation, interleaved A/B/A/B.
+
+    Both at the benchmark's settings (batch 16, d = 10, relative targets, Deep Sets critic), learning from the
+    first step; the difference is DesignSAC's extra actor pass on a batch of demonstrations.
+    """
+    kwargs: dict[str, Any] = {
+        "batch_size": 16,
+        "learning_starts": 0,
+        "buffer_size": 1000,
+        "gamma": 0.9,
+        "ent_coef": "auto_0.1",
+        "seed": 0,
+        "policy_kwargs": {
+            "net_arch": [32, 32],
+            "features_extractor_kwargs": {"embed_dim": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 32},
+            "relative_targets": True,
+            "critic_readout_arch": [32],
+        },
+    }
+    models = {
+        "sac": SAC(DesignSACPolicy, CausalDesignEnv(), **kwargs),
+        "design_sac": DesignSAC(DesignSACPolicy, CausalDesignEnv(), demonstrations=teacher, **kwargs),
+    }
+    cpu = dict.fromkeys(models, 0.0)
+    for model in models.values():
+        model.learn(5)  # warm-up
+    for _ in range(rounds):
+        for name, model in models.items():
+            start = time.process_time()
+            model.learn(steps, reset_num_timesteps=False)
+            cpu[name] += time.process_time() - start
+    out = {f"{name}_cpu_ms_per_step": round(1000 * value / (steps * rounds), 1) for name, value in cpu.items()}
+    out["ratio"] = round(cpu["design_sac"] / cpu["sac"], 3)
+    return out
+
+
+def describe_policy(model: SAC, teacher: TeacherData, n_scms: int = 10, seed0: int = 20_000) -> dict[str, Any]:
+    """What a trained actor does: its log-probability and log std on the teacher's histories, and, in the first
+    step of ``n_scms`` SCMs (env seeds ``seed0..``), how many targets its deterministic action sets and its values.
+    """
+    with th.no_grad():
+        obs = th.as_tensor(teacher.observations, dtype=th.float32, device=model.device)
+        _, log_prob = model.actor.action_log_prob(obs)
+        _, log_std, _ = model.actor.get_action_dist_params(obs)
+    env, n_targets, values = CausalDesignEnv(), [], []
+    for i in range(n_scms):
+        obs_i, _ = env.reset(seed=seed0 + i)
+        action = design_action(model.policy, obs_i)
+        n_targets.append(int((action[: env.n_variables] > 0).sum()))
+        values.append(float(np.abs(action[env.n_variables :]).mean()))
+    return {
+        "mean_log_prob": round(float(log_prob.mean()), 2),
+        "mean_log_std": round(float(log_std.mean()), 3),
+        "first_step_targets": n_targets,
+        "first_step_mean_abs_value": round(float(np.mean(values)), 3),
+    }
+
+
 def train(
     steps: int,
     seed: int,
@@ -161,25 +226,49 @@ def train(
     save_bc: str | None = None,
     checkpoint: tuple[int, str] | None = None,
     relative_targets: bool = False,
+    bc_coef: float | None = None,
+    bc_coef_final: float | None = None,
+    critic_readout: list[int] | None = None,
+    init_actor: str | None = None,
+    ent_coef: str = "auto_0.1",
+    target_entropy: float | None = None,
+    learning_starts: int | None = None,
 ) -> tuple[SAC, float]:
-    """SAC on CausalDesign-v0; with ``teacher``: behaviour cloning, a prefilled buffer, a frozen-actor warm-up."""
-    model = SAC(
+    """SAC on CausalDesign-v0; with ``teacher``: behaviour cloning, a prefilled buffer, a frozen-actor warm-up.
+
+    With ``bc_coef``: :class:`DesignSAC` (imitation of the teacher in the actor loss, annealed linearly to
+    ``bc_coef_final`` over the SAC steps if given). ``init_actor``: copy the actor of this saved model (a clone)
+    instead of behaviour cloning again.
+    """
+    extra: dict[str, Any] = {}
+    if bc_coef is not None:
+        if teacher is None:
+            raise SystemExit("--bc-coef needs --warm-start (the teacher's demonstrations)")
+        extra = {"bc_coef": bc_coef, "demonstrations": teacher}
+        if bc_coef_final is not None:
+            extra.update(bc_coef_final=bc_coef_final, bc_anneal_updates=max(steps, 1))
+    model = (DesignSAC if bc_coef is not None else SAC)(
         DesignSACPolicy,
         CausalDesignEnv(),
+        **extra,
         learning_rate=3e-4,
         buffer_size=max(steps, 1000) + (len(teacher) if teacher is not None else 0),
-        learning_starts=0 if teacher is not None else min(200, steps // 2),
+        learning_starts=learning_starts
+        if learning_starts is not None
+        else (0 if teacher is not None else min(200, steps // 2)),
         batch_size=16,
         tau=0.005,
         gamma=0.9,
         train_freq=1,
         gradient_steps=1,
-        ent_coef="auto_0.1",
+        ent_coef=ent_coef if ent_coef.startswith("auto") else float(ent_coef),
+        target_entropy="auto" if target_entropy is None else target_entropy,
         seed=seed,
         policy_kwargs={
             "net_arch": [32, 32],
             "features_extractor_kwargs": {"embed_dim": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 32},
             "relative_targets": relative_targets,
+            "critic_readout_arch": critic_readout,
         },
     )
     start = time.process_time()
@@ -187,12 +276,16 @@ def train(
     if checkpoint is not None:
         callbacks.append(CheckpointCallback(checkpoint[0], checkpoint[1], name_prefix="caasl_sac"))
     if teacher is not None:
-        losses = behaviour_clone(model, teacher, n_updates=bc_updates, seed=seed)
-        print(
-            f"behaviour cloning: loss {np.mean(losses[:50]):.3f} -> {np.mean(losses[-50:]):.3f} in "
-            f"{time.process_time() - start:.0f} s CPU",
-            flush=True,
-        )
+        if init_actor:
+            model.actor.load_state_dict(SAC.load(init_actor).actor.state_dict())
+            print(f"actor copied from {init_actor}", flush=True)
+        else:
+            losses = behaviour_clone(model, teacher, n_updates=bc_updates, seed=seed)
+            print(
+                f"behaviour cloning: loss {np.mean(losses[:50]):.3f} -> {np.mean(losses[-50:]):.3f} in "
+                f"{time.process_time() - start:.0f} s CPU",
+                flush=True,
+            )
         if save_bc:
             model.save(save_bc)
         prefill_replay_buffer(model, teacher)
@@ -327,6 +420,35 @@ def main() -> None:
     )
     parser.add_argument("--save-bc", type=str, default=None, help="save the behaviour-cloned model (before SAC)")
     parser.add_argument(
+        "--bc-coef", type=float, default=None, help="DesignSAC: imitation weight in the actor loss (needs --warm-start)"
+    )
+    parser.add_argument("--bc-coef-final", type=float, default=None, help="anneal --bc-coef linearly to this")
+    parser.add_argument(
+        "--critic-readout", type=str, default=None, help="comma list: Deep Sets critic readout sizes (default additive)"
+    )
+    parser.add_argument("--ent-coef", type=str, default="auto_0.1", help="SAC's ent_coef (auto_<init> or a number)")
+    parser.add_argument(
+        "--target-entropy", type=float, default=None, help="SAC's target entropy (default -2 d, SB3's 'auto')"
+    )
+    parser.add_argument(
+        "--learning-starts",
+        type=int,
+        default=None,
+        help="uniform random env steps before SAC updates (default 0 with --warm-start, else min(200, steps / 2))",
+    )
+    parser.add_argument(
+        "--update-cost", action="store_true", help="with --warm-start: CPU per step of SAC vs DesignSAC, then exit"
+    )
+    parser.add_argument(
+        "--describe", type=str, default=None, help="with --warm-start: describe these saved models (comma list), exit"
+    )
+    parser.add_argument(
+        "--other-model", type=str, default=None, help="also evaluate this saved model as strategy other_model"
+    )
+    parser.add_argument("--init-actor", type=str, default=None, help="with --warm-start: copy this clone's actor")
+    parser.add_argument("--eval-seed", type=int, default=EVAL_SEED, help="first held-out env seed (tune elsewhere)")
+    parser.add_argument("--n-eval", type=int, default=100, help="held-out SCMs per strategy")
+    parser.add_argument(
         "--chooser-online",
         type=str,
         default=None,
@@ -341,15 +463,15 @@ def main() -> None:
     parser.add_argument("--in-distribution-only", action="store_true", help="skip zero-shot and the chooser loop")
     args = parser.parse_args()
     th.set_num_threads(1)
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     if args.chooser_online:
         seeds = [int(seed) for seed in args.chooser_online.split(",")]
         block = chooser_online(seeds, args.chooser_steps, update_freq=250, refresh_every=args.chooser_refresh)
         print(json.dumps({"chooser_online": block, "wall_seconds": round(time.time() - t0, 1)}))
         return
     quick = args.quick
-    n_eval = 100
-    n_ig = 20 if quick else 100
+    n_eval = args.n_eval
+    n_ig = min(20, n_eval) if quick else n_eval
     n_shift = args.n_zero_shot or (20 if quick else 100)
     n_beyond = 8 if quick else 40
     n_outcomes = 3
@@ -379,6 +501,18 @@ def main() -> None:
                     "return": ci(teacher.rewards.reshape(args.teacher_episodes, -1).sum(axis=1).tolist()),
                 }
                 print("teacher", result["teacher"], flush=True)
+        if args.describe:
+            if teacher is None:
+                raise SystemExit("--describe needs --warm-start (the teacher's histories)")
+            result["describe"] = {path: describe_policy(SAC.load(path), teacher) for path in args.describe.split(",")}
+            print(json.dumps(result))
+            return
+        if args.update_cost:
+            if teacher is None:
+                raise SystemExit("--update-cost needs --warm-start (DesignSAC's demonstrations)")
+            result["update_cost"] = update_cost(teacher)
+            print(json.dumps(result))
+            return
         model, train_cpu = train(
             steps,
             args.seed,
@@ -388,6 +522,13 @@ def main() -> None:
             args.save_bc,
             (args.checkpoint_every, args.checkpoint_dir) if args.checkpoint_every else None,
             args.relative_targets,
+            args.bc_coef,
+            args.bc_coef_final,
+            [int(x) for x in args.critic_readout.split(",")] if args.critic_readout else None,
+            args.init_actor,
+            args.ent_coef,
+            args.target_entropy,
+            args.learning_starts,
         )
         if args.save:
             model.save(args.save)
@@ -396,6 +537,9 @@ def main() -> None:
 
     per_strategy: dict[str, dict[str, list[float]]] = {}
     chosen = strategies(model, n_outcomes)
+    if args.other_model:  # e.g. the clone before RL: paired policy-minus-other_model differences on the same SCMs
+        other = SAC.load(args.other_model)
+        chosen["other_model"] = lambda env, obs, rng: design_action(other.policy, obs, deterministic=True)
     selected = args.strategies.split(",") if args.strategies else list(chosen)
     unknown = sorted(set(selected) - set(chosen))
     if unknown:
@@ -403,7 +547,7 @@ def main() -> None:
     for name in selected:
         strategy = chosen[name]
         n = n_ig if name == "info_gain" else n_eval
-        per_strategy[name] = run_episodes(strategy, {}, n, EVAL_SEED)
+        per_strategy[name] = run_episodes(strategy, {}, n, args.eval_seed)
         result[name] = {key: ci(values) for key, values in per_strategy[name].items()}
         print(name, {k: v["mean"] for k, v in result[name].items()}, flush=True)
     result["paired"] = {}
@@ -426,6 +570,7 @@ def main() -> None:
     }
     if args.in_distribution_only:
         result["wall_seconds"] = round(time.time() - t0, 1)
+        result["cpu_seconds"] = round(time.process_time() - cpu0, 1)
         print(json.dumps(result))
         return
     result["zero_shot"] = {}
@@ -433,7 +578,7 @@ def main() -> None:
     if args.zero_shot:
         shifted = {name: shifted[name] for name in args.zero_shot.split(",")}
     for setting, kwargs in shifted.items():
-        runs = {name: run_episodes(chosen[name], kwargs, n_shift, EVAL_SEED) for name in zero_shot}
+        runs = {name: run_episodes(chosen[name], kwargs, n_shift, args.eval_seed) for name in zero_shot}
         block: dict[str, Any] = {
             name: {key: ci(values[key]) for key in ("return", "f1")} for name, values in runs.items()
         }
@@ -451,6 +596,7 @@ def main() -> None:
         print("info gain vs uniform", result["info_gain_vs_uniform"]["mean_f1_gain_per_step"], flush=True)
     result["quick"] = quick
     result["wall_seconds"] = round(time.time() - t0, 1)
+    result["cpu_seconds"] = round(time.process_time() - cpu0, 1)
     print(json.dumps(result))
 
 

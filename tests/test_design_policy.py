@@ -114,3 +114,40 @@ def test_relative_targets_stay_equivariant_and_round_trip(tmp_path) -> None:
     loaded = SAC.load(tmp_path / "relative.zip")
     assert loaded.policy.actor.relative_targets
     np.testing.assert_allclose(design_action(loaded.policy, obs), design_action(relative.policy, obs), atol=1e-6)
+
+
+def test_deep_sets_critic_stays_invariant_and_sees_interactions(tmp_path) -> None:
+    env = CausalDesignEnv(n_variables=4, n_observational=6, n_steps=3)
+    additive, deep_sets = (
+        SAC(
+            DesignSACPolicy,
+            env,
+            policy_kwargs={**POLICY_KWARGS, "critic_readout_arch": readout},
+            seed=0,
+            learning_starts=10_000,
+            buffer_size=100,
+        )
+        for readout in (None, [16])
+    )
+    obs = history(0)
+    perm = np.array([2, 0, 3, 1])
+    both = np.concatenate([perm, 4 + perm])
+    action = np.linspace(-1, 1, 8)
+    th.testing.assert_close(
+        q_values(deep_sets, obs[:, perm], action[both]), q_values(deep_sets, obs, action), atol=1e-5, rtol=1e-5
+    )
+
+    def interaction(model: SAC) -> float:
+        """Q(1, 1) - Q(1, -1) - Q(-1, 1) + Q(-1, -1) over the targets of variables 0 and 1 (0 if additive)."""
+        total = 0.0
+        for a0, a1, sign in ((1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1)):
+            act = np.array([a0, a1, -1, -1, 0.5, 0.5, 0.5, 0.5], dtype=np.float32)
+            total += sign * float(q_values(model, obs, act)[0])
+        return total
+
+    assert abs(interaction(additive)) < 1e-5
+    assert abs(interaction(deep_sets)) > 1e-4
+    deep_sets.save(tmp_path / "deep_sets.zip")
+    loaded = SAC.load(tmp_path / "deep_sets.zip")
+    assert loaded.policy.critic.readout_arch == [16]
+    th.testing.assert_close(q_values(loaded, obs, action), q_values(deep_sets, obs, action))

@@ -3,10 +3,12 @@
 from sb3_causal.design.chooser import DesignDataCallback, InformationGainChooser, information_gain
 from sb3_causal.design.extractor import DesignHistoryExtractor, DesignSACPolicy, design_action
 from sb3_causal.design.posterior import EdgePosterior, ExactPosterior, edge_metrics, expected_correct_entries
+from sb3_causal.design.sac import DesignSAC
 
 __all__ = [
     "DesignDataCallback",
     "DesignHistoryExtractor",
+    "DesignSAC",
     "DesignSACPolicy",
     "EdgePosterior",
     "ExactPosterior",

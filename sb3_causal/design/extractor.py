@@ -154,7 +154,17 @@ class DesignActor(Actor):
 
 
 class DesignCritic(ContinuousCritic):
-    """SAC critics ``Q(h, a) = sum_i MLP([vector_i, a_i, a_{d+i}])``, one MLP per critic, ``net_arch`` hidden."""
+    """SAC critics over per-variable inputs ``x_i = [vector_i, a_i, a_{d+i}]``, one network per critic.
+
+    With ``readout_arch=None`` (the default) each critic is additive, ``Q(h, a) = sum_i MLP(x_i)`` (``net_arch``
+    hidden). An additive critic cannot express interactions between the variables' actions: its maximiser picks
+    every variable's target independently, so if intervening on a variable looks good on its own, it intervenes
+    on all of them at once, which reveals nothing about the edges. With a list ``readout_arch`` each critic is
+    a Deep Sets network, ``Q(h, a) = rho(sum_i phi(x_i))``: ``phi`` is an MLP with ``net_arch`` hidden sizes
+    (its output is the last of them, after the activation) and ``rho`` an MLP with ``readout_arch`` hidden
+    sizes, so ``Q`` can depend on how many and which variables are intervened on together. Both are invariant
+    to permuting the variables.
+    """
 
     def __init__(
         self,
@@ -167,6 +177,7 @@ class DesignCritic(ContinuousCritic):
         normalize_images: bool = True,
         n_critics: int = 2,
         share_features_extractor: bool = True,
+        readout_arch: list[int] | None = None,
     ) -> None:
         super().__init__(
             observation_space,
@@ -179,9 +190,19 @@ class DesignCritic(ContinuousCritic):
             n_critics,
             share_features_extractor,
         )
+        self.readout_arch = None if readout_arch is None else list(readout_arch)
+        if self.readout_arch is not None and not net_arch:
+            raise ValueError("a Deep Sets critic (readout_arch) needs a non-empty net_arch for its per-variable phi")
         self.q_networks = []
+        self.readouts: list[nn.Module] = []
         for idx in range(n_critics):
-            q_net = nn.Sequential(*create_mlp(features_extractor.embed_dim + 2, 1, list(net_arch), activation_fn))
+            if self.readout_arch is None:
+                q_net = nn.Sequential(*create_mlp(features_extractor.embed_dim + 2, 1, list(net_arch), activation_fn))
+            else:
+                q_net = nn.Sequential(*create_mlp(features_extractor.embed_dim + 2, -1, list(net_arch), activation_fn))
+                readout = nn.Sequential(*create_mlp(net_arch[-1], 1, self.readout_arch, activation_fn))
+                self.add_module(f"readout{idx}", readout)
+                self.readouts.append(readout)
             self.add_module(f"qf{idx}", q_net)  # replaces the flat critic of the same name
             self.q_networks.append(q_net)
 
@@ -192,12 +213,16 @@ class DesignCritic(ContinuousCritic):
         per_variable_action = actions.reshape(b, 2, d).transpose(1, 2)
         return th.cat([h, per_variable_action], dim=-1)
 
+    def _q(self, idx: int, x: th.Tensor) -> th.Tensor:
+        pooled = self.q_networks[idx](x).sum(dim=1)
+        return pooled if self.readout_arch is None else self.readouts[idx](pooled)
+
     def forward(self, obs: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, ...]:
         x = self._inputs(obs, actions)
-        return tuple(q_net(x).sum(dim=1) for q_net in self.q_networks)
+        return tuple(self._q(idx, x) for idx in range(len(self.q_networks)))
 
     def q1_forward(self, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
-        return self.q_networks[0](self._inputs(obs, actions)).sum(dim=1)
+        return self._q(0, self._inputs(obs, actions))
 
 
 class DesignSACPolicy(SACPolicy):
@@ -208,6 +233,8 @@ class DesignSACPolicy(SACPolicy):
     :param features_extractor_kwargs: arguments of :class:`DesignHistoryExtractor` (``embed_dim``, ``n_layers``...)
     :param relative_targets: target means relative to the best variable's (:class:`DesignActor`; a departure
         from the paper, off by default)
+    :param critic_readout_arch: hidden sizes of a Deep Sets readout after the critics' per-variable networks
+        (:class:`DesignCritic`); ``None`` (the default) keeps the additive critic ``sum_i Q_i``
     """
 
     def __init__(
@@ -218,10 +245,12 @@ class DesignSACPolicy(SACPolicy):
         net_arch: list[int] | dict[str, list[int]] | None = None,
         features_extractor_class: type[BaseFeaturesExtractor] = DesignHistoryExtractor,
         relative_targets: bool = False,
+        critic_readout_arch: list[int] | None = None,
         **kwargs: Any,
     ) -> None:
         _history_shape(observation_space)
         self._relative_targets = bool(relative_targets)  # read by make_actor, which super().__init__ calls
+        self._critic_readout_arch = None if critic_readout_arch is None else list(critic_readout_arch)
         super().__init__(
             observation_space,
             action_space,
@@ -238,11 +267,12 @@ class DesignSACPolicy(SACPolicy):
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data["relative_targets"] = self._relative_targets
+        data["critic_readout_arch"] = self._critic_readout_arch
         return data
 
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> DesignCritic:
         critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
-        return DesignCritic(**critic_kwargs).to(self.device)
+        return DesignCritic(**critic_kwargs, readout_arch=self._critic_readout_arch).to(self.device)
 
 
 def design_action(

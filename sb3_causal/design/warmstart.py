@@ -15,7 +15,8 @@ this module offers an optional warm start, in three parts:
    :class:`FreezeActorCallback` keeps the actor fixed for the first SAC updates, so that the critics learn
    the cloned policy's values before its gradient moves the actor.
 
-Everything is optional: ``SAC(DesignSACPolicy, env)`` alone is the paper's method.
+Everything is optional: ``SAC(DesignSACPolicy, env)`` alone is the paper's method. To keep imitating the teacher
+while SAC trains, use :class:`~sb3_causal.design.DesignSAC` (its actor loss adds :func:`imitation_loss`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.sac.policies import Actor
 
 from sb3_causal.design.chooser import information_gain
 
@@ -34,6 +36,7 @@ __all__ = [
     "TeacherData",
     "behaviour_clone",
     "collect_teacher_episodes",
+    "imitation_loss",
     "information_gain_action",
     "prefill_replay_buffer",
 ]
@@ -94,6 +97,24 @@ def collect_teacher_episodes(env, n_episodes: int, seed: int, n_outcomes: int = 
     return TeacherData(**{key: np.stack(values) for key, values in rows.items()})
 
 
+def imitation_loss(
+    actor: Actor, observations: th.Tensor, actions: th.Tensor, log_std_target: float | None = None
+) -> th.Tensor:
+    """How far ``actor`` is from single-target teacher ``actions`` on ``observations`` (a batch).
+
+    The cross-entropy of the target means (as logits over the variables) against the teacher's target, plus the
+    mean squared error between ``tanh(mean)`` and the teacher's action; with ``log_std_target``, plus the mean
+    squared error between ``log_std`` and it.
+    """
+    d = actions.shape[1] // 2
+    mean, log_std, _ = actor.get_action_dist_params(observations)
+    loss = th.nn.functional.cross_entropy(mean[:, :d], actions[:, :d].argmax(dim=1))
+    loss = loss + ((th.tanh(mean) - actions) ** 2).mean()
+    if log_std_target is not None:
+        loss = loss + ((log_std - log_std_target) ** 2).mean()
+    return loss
+
+
 def behaviour_clone(
     model: SAC,
     data: TeacherData,
@@ -107,26 +128,19 @@ def behaviour_clone(
     if len(data) < 1:
         raise ValueError("no teacher transitions to clone")
     actor = model.actor
-    d = data.actions.shape[1] // 2
     if data.observations.shape[1:] != model.observation_space.shape:
         raise ValueError(
             f"teacher observations {data.observations.shape[1:]} do not fit the model's {model.observation_space.shape}"
         )
     obs = th.as_tensor(data.observations, dtype=th.float32, device=model.device)
     act = th.as_tensor(data.actions, dtype=th.float32, device=model.device)
-    chosen = act[:, :d].argmax(dim=1)
     optimizer = th.optim.Adam(actor.parameters(), lr=learning_rate)
     generator = th.Generator().manual_seed(seed)
     losses = []
     actor.train()
     for _ in range(n_updates):
         idx = th.randint(len(data), (min(batch_size, len(data)),), generator=generator)
-        mean, log_std, _ = actor.get_action_dist_params(obs[idx])
-        loss = (
-            th.nn.functional.cross_entropy(mean[:, :d], chosen[idx])
-            + ((th.tanh(mean) - act[idx]) ** 2).mean()
-            + ((log_std - log_std_target) ** 2).mean()
-        )
+        loss = imitation_loss(actor, obs[idx], act[idx], log_std_target)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
