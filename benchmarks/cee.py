@@ -56,12 +56,14 @@ from stable_baselines3.common.vec_env import VecEnv
 import sb3_causal  # noqa: F401  (registers the envs)
 from sb3_causal.masks import CEEMask, MaskProviderVecEnv
 from sb3_causal_envs.maze import RedundantActionMaze
+from sb3_causal_envs.minigrid_cee import solution_masked_steps
 
 AGENTS = ("ppo", "cee", "npm")
-# PPO hyperparameters, the same for the three agents of an env; MiniGrid's entropy coefficient is the paper's (0.2)
+# PPO hyperparameters, the same for the three agents of an env. MiniGrid: the authors' (SB3's PPO defaults and
+# ent_coef 0.2, their pureppo/maskppo configs), with their 2048-step rollout split over our 4 envs (512 each)
 PPO_KWARGS: dict[str, dict[str, Any]] = {
     "maze": dict(n_steps=128, batch_size=128, n_epochs=4, learning_rate=3e-4, ent_coef=0.01),
-    "minigrid": dict(n_steps=512, batch_size=256, n_epochs=10, learning_rate=3e-4, ent_coef=0.2),
+    "minigrid": dict(n_steps=512, batch_size=64, n_epochs=10, learning_rate=3e-4, ent_coef=0.2),
     "atari": dict(n_steps=128, batch_size=256, n_epochs=4, learning_rate=2.5e-4, clip_range=0.1, ent_coef=0.01),
 }
 # CEE mask arguments of the benchmark (the rest are CEEMask's defaults: epsilon 0.5, tau 0.8, T 1, as the paper)
@@ -211,6 +213,9 @@ def run_env(
         if name == "maze":
             quality.append(reduction_quality(mask, RedundantActionMaze(**env_kwargs)))
             print(f"[{name} seed {seed}] reduction: {quality[-1]}", flush=True)
+        else:  # does the mask leave the known solution of the layout open?
+            quality.append({"solution_masked_steps": solution_masked_steps(mask)})
+            print(f"[{name} seed {seed}] solution steps masked (step, action): {quality[-1]}", flush=True)
         for agent in AGENTS:
             venv = make_vec_env(env_id, n_envs=4, seed=seed, env_kwargs=env_kwargs)
             model = make_agent(agent, venv, mask, seed, name)
@@ -238,6 +243,19 @@ def steps_to_reach(log: EpisodeLog, target: float, window: int = 20) -> int | No
     return int(steps[hit[0]]) if hit.size and np.isfinite(target) else None
 
 
+def binned_success(log: EpisodeLog, edges: np.ndarray) -> np.ndarray:
+    """Per bin ``(edges[k-1], edges[k]]`` of env steps (the first from 0): the fraction of the episodes ending
+    in it with a positive reward (NaN: none ended)."""
+    steps, r = np.asarray(log.steps), np.asarray(log.returns)
+    lower = np.concatenate([[0], edges[:-1]])
+    out = np.full(edges.shape, np.nan)
+    for k, (lo, hi) in enumerate(zip(lower, edges, strict=True)):
+        inside = (steps > lo) & (steps <= hi)
+        if inside.any():
+            out[k] = float((r[inside] > 0).mean())
+    return out
+
+
 def plot(results: dict[str, dict], out_dir: str, steps: dict[str, int]) -> list[str]:
     """Running-mean return curves per env in total env steps (CEE's and NPM's start after pre-training)."""
     import matplotlib
@@ -248,17 +266,21 @@ def plot(results: dict[str, dict], out_dir: str, steps: dict[str, int]) -> list[
     paths = []
     for name, res in results.items():
         fig, ax = plt.subplots(figsize=(6, 4))
-        grid = np.linspace(0, steps[name], 41)[1:]
+        success = name == "minigrid"
+        grid = np.linspace(0, steps[name], 21 if success else 41)[1:]
         for agent in AGENTS:
             curves = []
             for log in res["logs"][agent]:
+                if success:  # fraction of the episodes ending in each bin of env steps that succeeded
+                    curves.append(binned_success(log, grid))
+                    continue
                 s, m = running_mean(log)
                 curves.append(np.interp(grid, s, m, left=np.nan) if s.size else np.full_like(grid, np.nan))
             curves = np.asarray(curves)
             ax.plot(grid, np.nanmean(curves, axis=0), label=agent)
             ax.fill_between(grid, np.nanmin(curves, axis=0), np.nanmax(curves, axis=0), alpha=0.2)
         ax.set_xlabel("total env steps (CEE / NPM: pre-training included)")
-        ax.set_ylabel("episode return (running mean of 20)")
+        ax.set_ylabel("success rate per bin of env steps" if success else "episode return (running mean of 20)")
         ax.set_title(f"{name}: mean over seeds, band = min/max")
         ax.legend()
         path = f"{out_dir}/cee_{name}.png"
@@ -375,8 +397,8 @@ def main() -> None:
     budget = {
         "maze_steps": args.maze_steps or (20_000 if args.quick else 100_000),
         "maze_pretrain": args.maze_pretrain or 16_000,
-        "minigrid_steps": args.minigrid_steps or (8_000 if args.quick else 100_000),
-        "minigrid_pretrain": args.minigrid_pretrain or (10_000 if args.quick else 20_000),
+        "minigrid_steps": args.minigrid_steps or (4_000 if args.quick else 80_000),
+        "minigrid_pretrain": args.minigrid_pretrain or (6_000 if args.quick else 20_000),
     }
     print(f"budget: {budget}, seeds {args.seeds}", flush=True)
     rng = np.random.default_rng(0)
@@ -406,6 +428,12 @@ def main() -> None:
             )
             for a in AGENTS
         }
+        figures["success_rate_per_seed"] = {
+            a: [final_value(log, totals["minigrid"], window, success=True) for log in mg["logs"][a]] for a in AGENTS
+        }
+        figures["successes"] = {a: [int((np.asarray(log.returns) > 0).sum()) for log in mg["logs"][a]] for a in AGENTS}
+        figures["episodes"] = {a: [len(log.returns) for log in mg["logs"][a]] for a in AGENTS}
+        figures["minigrid_solution_masked_steps"] = [q["solution_masked_steps"] for q in mg["quality"]]
         figures["minigrid_pretrain_last"] = mg["pre_logs"]
     figures["cee_actions_allowed_in_training"] = {k: bootstrap_ci(v["kept"], rng) for k, v in results.items()}
     figures["pretrain_cpu_seconds"] = {k: float(np.mean(v["pre_cpu"])) for k, v in results.items()}

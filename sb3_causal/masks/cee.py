@@ -106,6 +106,12 @@ class CEEMask(nn.Module):
         about the actions, in [0, 1] (see :meth:`fit`); 0 turns that check off
     :param guard: what a detected collapse does (see :meth:`fit`): ``"allow_all"`` (warn, serve every
         env-valid action), ``"warn"`` (warn, keep the clusters) or ``"raise"``
+    :param balance_pairs: weigh each training transition by one over the number of stored transitions with the
+        same ``(s, s')`` (IDM loss) or the same ``(s, a)`` (N-network loss), so every distinct pair weighs the
+        same: the per-pair optimum (the IDM's conditional, the N target) is unchanged, but a rare transition
+        (a door that opens only when the key is held) is not drowned by a frequent one (turning in place) and
+        learned before early stopping ends the fit. Envs whose states never repeat are unaffected. ``False``:
+        every transition weighs the same
     :param cache_size: states whose masks are memoised (a mask is a function of the state and the env mask
         while the networks are fixed; the memo is cleared when full and when the networks change); 0: none
     :param seed: seed of the networks' initialisation, of pre-training's action and minibatch draws and of
@@ -133,6 +139,7 @@ class CEEMask(nn.Module):
         patience: int = 5,
         min_retained: float = 0.5,
         guard: str = "allow_all",
+        balance_pairs: bool = True,
         cache_size: int = 100_000,
         seed: int | None = None,
     ) -> None:
@@ -196,6 +203,7 @@ class CEEMask(nn.Module):
         self.patience = int(patience)
         self.min_retained = float(min_retained)
         self.guard = guard
+        self.balance_pairs = bool(balance_pairs)
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size!r}")
         self.cache_size = int(cache_size)
@@ -252,6 +260,7 @@ class CEEMask(nn.Module):
             "patience": self.patience,
             "min_retained": self.min_retained,
             "guard": self.guard,
+            "balance_pairs": self.balance_pairs,
             "cache_size": self.cache_size,
             "seed": self.seed,
         }
@@ -453,19 +462,24 @@ class CEEMask(nn.Module):
         valid = th.as_tensor(self._buf_valid[:n])
         pair = self._idm_input(obs, nxt)
 
+        idm_weight = th.as_tensor(self._pair_weights(self._buf_obs[:n], self._buf_next[:n]))
+
         def idm_loss(idx: np.ndarray) -> tuple[th.Tensor, th.Tensor]:
             logits = self.idm(pair[idx])
-            return F.cross_entropy(logits, actions[idx]), (logits.argmax(dim=1) == actions[idx]).float().mean()
+            w = idm_weight[idx]
+            loss = (F.cross_entropy(logits, actions[idx], reduction="none") * w).sum() / w.sum()
+            return loss, (logits.argmax(dim=1) == actions[idx]).float().mean()
 
         idm_fit = self._train_until_stale(self.idm, self.idm_optimizer, idm_loss, train_idx, val_idx)
         with th.no_grad():
             log_p = F.log_softmax(self.idm(pair), dim=1)
             target = log_p.clamp_min(_LOG_EPS) - log_pi
-        weight = valid.float()
+        weight = valid.float()  # (n, A): the entries of the N target that count
+        n_weight = th.as_tensor(self._pair_weights(self._buf_obs[:n], self._buf_action[:n, None]))[:, None]
 
         def n_loss(idx: np.ndarray) -> tuple[th.Tensor, th.Tensor]:
             pred = self._n_rows(obs[idx], actions[idx])
-            w = weight[idx]
+            w = weight[idx] * n_weight[idx]
             return (((pred - target[idx]) ** 2) * w).sum() / w.sum(), th.zeros(())
 
         n_fit = self._train_until_stale(self._n_modules(), self.n_optimizer, n_loss, train_idx, val_idx)
@@ -503,6 +517,16 @@ class CEEMask(nn.Module):
             warnings.warn(message, UserWarning, stacklevel=3)
         self.clear_cache()
         return record
+
+    def _pair_weights(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """Per row, one over the number of rows with the same ``(first, second)`` (all ones unless
+        ``balance_pairs``): every distinct pair gets the same total weight (float32)."""
+        if not self.balance_pairs:
+            return np.ones(len(first), dtype=np.float32)
+        rows = np.ascontiguousarray(np.concatenate([first, second.astype(first.dtype)], axis=1))
+        keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        return (1.0 / counts[inverse.ravel()]).astype(np.float32)
 
     def _idm_input(self, obs: th.Tensor, next_obs: th.Tensor) -> th.Tensor:
         """The IDM's input: the state and the change it underwent, ``[s, s' - s]``."""
