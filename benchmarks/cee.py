@@ -40,8 +40,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import resource
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +102,7 @@ def bootstrap_ci(values: list[float], rng: np.random.Generator, n: int = 2000) -
     return [float(x.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
-def running_mean(log: EpisodeLog, window: int = 20) -> tuple[np.ndarray, np.ndarray]:
+def running_mean(log: Episodes, window: int = 20) -> tuple[np.ndarray, np.ndarray]:
     """(env steps, mean return of the last ``window`` episodes) at each finished episode."""
     r = np.asarray(log.returns, dtype=float)
     c = np.concatenate([[0.0], np.cumsum(r)])
@@ -108,7 +111,7 @@ def running_mean(log: EpisodeLog, window: int = 20) -> tuple[np.ndarray, np.ndar
     return np.asarray(log.steps), (c[idx] - c[lo]) / np.maximum(idx - lo, 1)
 
 
-def final_value(log: EpisodeLog, total: int, window: int, fraction: float = 0.2, success: bool = False) -> float:
+def final_value(log: Episodes, total: int, window: int, fraction: float = 0.2, success: bool = False) -> float:
     """Mean return (or success rate) of the episodes that ended in the last ``fraction * window`` env steps
     before ``total`` (total env steps, pre-training counted)."""
     steps, r = np.asarray(log.steps), np.asarray(log.returns)
@@ -193,57 +196,89 @@ def reduction_quality(mask: CEEMask, env: RedundantActionMaze) -> dict[str, Any]
     }
 
 
-def run_env(
-    name: str, env_id: str, env_kwargs: dict, pre_kwargs: dict, steps: int, pre_steps: int, seeds: list[int]
+@dataclass
+class Episodes:
+    """Finished episodes of one run: total env steps at each episode's end and its return (plain lists)."""
+
+    steps: list[int]
+    returns: list[float]
+
+
+def run_seed(
+    name: str, env_id: str, env_kwargs: dict, pre_kwargs: dict, steps: int, pre_steps: int, seed: int
 ) -> dict[str, Any]:
-    """Per seed: pre-train a mask, then the three agents at equal total env steps (``steps + pre_steps``).
+    """One seed: pre-train a mask, then the three agents at equal total env steps (``steps + pre_steps``)."""
+    th.set_num_threads(1)
+    th.manual_seed(seed)
+    mask, cpu = pretrain(env_id, {**env_kwargs, **pre_kwargs}, pre_steps, seed, **MASK_KWARGS)
+    out: dict[str, Any] = {"pre_cpu": cpu, "pre_log": mask.pretrain_log[-1], "logs": {}}
+    print(f"[{name} seed {seed}] pre-training {pre_steps} steps ({cpu:.0f} s CPU): {out['pre_log']}", flush=True)
+    if name == "maze":
+        out["quality"] = reduction_quality(mask, RedundantActionMaze(**env_kwargs))
+        print(f"[{name} seed {seed}] reduction: {out['quality']}", flush=True)
+    else:  # does the mask leave the known solution of the layout open?
+        out["quality"] = {"solution_masked_steps": solution_masked_steps(mask)}
+        print(f"[{name} seed {seed}] solution steps masked (step, action): {out['quality']}", flush=True)
+    for agent in AGENTS:
+        venv = make_vec_env(env_id, n_envs=4, seed=seed, env_kwargs=env_kwargs)
+        model = make_agent(agent, venv, mask, seed, name)
+        log = EpisodeLog(offset=0 if agent == "ppo" else pre_steps)
+        start = time.process_time()
+        mask.reset_stats()
+        model.learn(steps + pre_steps if agent == "ppo" else steps, callback=log)
+        out["logs"][agent] = Episodes(log.steps, log.returns)
+        if agent == "cee":  # mean number of actions the mask allowed over the states met in training
+            out["kept"] = mask.n_allowed / max(mask.n_rows, 1)
+        fin = final_value(out["logs"][agent], steps + pre_steps, steps, success=name == "minigrid")
+        what = "success" if name == "minigrid" else "return"
+        print(
+            f"[{name} seed {seed}] {agent}: {len(log.returns)} episodes, final {what} "
+            f"{fin:.3f} ({time.process_time() - start:.0f} s CPU)",
+            flush=True,
+        )
+    out["mask"] = mask if name == "maze" else None  # the maze's small mask serves the overhead measurement
+    return out
+
+
+def run_env(
+    name: str,
+    env_id: str,
+    env_kwargs: dict,
+    pre_kwargs: dict,
+    steps: int,
+    pre_steps: int,
+    seeds: list[int],
+    jobs: int = 1,
+) -> dict[str, Any]:
+    """Per seed (``jobs`` seeds at a time, in worker processes when > 1): :func:`run_seed`.
 
     PPO learns for ``steps + pre_steps`` env steps; CEE and NPM for ``steps`` after the ``pre_steps`` of
     pre-training, their episode records shifted by ``pre_steps``: every curve and figure is in total env steps.
     """
-    logs: dict[str, list[EpisodeLog]] = {a: [] for a in AGENTS}
-    quality, pre_cpu, pre_logs, masks, kept = [], [], [], [], []
-    for seed in seeds:
-        th.manual_seed(seed)
-        mask, cpu = pretrain(env_id, {**env_kwargs, **pre_kwargs}, pre_steps, seed, **MASK_KWARGS)
-        pre_cpu.append(cpu)
-        masks.append(mask)
-        pre_logs.append(mask.pretrain_log[-1])
-        print(f"[{name} seed {seed}] pre-training {pre_steps} steps ({cpu:.0f} s CPU): {pre_logs[-1]}", flush=True)
-        if name == "maze":
-            quality.append(reduction_quality(mask, RedundantActionMaze(**env_kwargs)))
-            print(f"[{name} seed {seed}] reduction: {quality[-1]}", flush=True)
-        else:  # does the mask leave the known solution of the layout open?
-            quality.append({"solution_masked_steps": solution_masked_steps(mask)})
-            print(f"[{name} seed {seed}] solution steps masked (step, action): {quality[-1]}", flush=True)
-        for agent in AGENTS:
-            venv = make_vec_env(env_id, n_envs=4, seed=seed, env_kwargs=env_kwargs)
-            model = make_agent(agent, venv, mask, seed, name)
-            log = EpisodeLog(offset=0 if agent == "ppo" else pre_steps)
-            start = time.process_time()
-            mask.reset_stats()
-            model.learn(steps + pre_steps if agent == "ppo" else steps, callback=log)
-            logs[agent].append(log)
-            if agent == "cee":  # mean number of actions the mask allowed over the states met in training
-                kept.append(mask.n_allowed / max(mask.n_rows, 1))
-            fin = final_value(log, steps + pre_steps, steps, success=name == "minigrid")
-            what = "success" if name == "minigrid" else "return"
-            print(
-                f"[{name} seed {seed}] {agent}: {len(log.returns)} episodes, final {what} "
-                f"{fin:.3f} ({time.process_time() - start:.0f} s CPU)",
-                flush=True,
-            )
-    return {"logs": logs, "quality": quality, "pre_cpu": pre_cpu, "pre_logs": pre_logs, "masks": masks, "kept": kept}
+    args = [(name, env_id, env_kwargs, pre_kwargs, steps, pre_steps, seed) for seed in seeds]
+    if jobs > 1:
+        with multiprocessing.get_context("fork").Pool(min(jobs, len(seeds))) as pool:
+            runs = pool.starmap(run_seed, args)
+    else:
+        runs = [run_seed(*a) for a in args]
+    return {
+        "logs": {a: [r["logs"][a] for r in runs] for a in AGENTS},
+        "quality": [r["quality"] for r in runs],
+        "pre_cpu": [r["pre_cpu"] for r in runs],
+        "pre_logs": [r["pre_log"] for r in runs],
+        "masks": [r["mask"] for r in runs],
+        "kept": [r["kept"] for r in runs],
+    }
 
 
-def steps_to_reach(log: EpisodeLog, target: float, window: int = 20) -> int | None:
+def steps_to_reach(log: Episodes, target: float, window: int = 20) -> int | None:
     """Env steps at which the mean return of the last ``window`` episodes first reaches ``target`` (None: never)."""
     steps, mean = running_mean(log, window)
     hit = np.flatnonzero(mean[window - 1 :] >= target) + window - 1
     return int(steps[hit[0]]) if hit.size and np.isfinite(target) else None
 
 
-def binned_success(log: EpisodeLog, edges: np.ndarray) -> np.ndarray:
+def binned_success(log: Episodes, edges: np.ndarray) -> np.ndarray:
     """Per bin ``(edges[k-1], edges[k]]`` of env steps (the first from 0): the fraction of the episodes ending
     in it with a positive reward (NaN: none ended)."""
     steps, r = np.asarray(log.steps), np.asarray(log.returns)
@@ -391,6 +426,7 @@ def main() -> None:
     parser.add_argument("--minigrid-pretrain", type=int, default=None)
     parser.add_argument("--out-dir", default=".")
     parser.add_argument("--atari", action="store_true", help="also run one Atari game (ale-py) on a tiny budget")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run at once, in worker processes")
     args = parser.parse_args()
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)  # before the runs, not after them
     th.set_num_threads(1)
@@ -408,7 +444,7 @@ def main() -> None:
         "minigrid": ("UnlockPickupFixed-v0", {}, {}),
     }
     results = {
-        name: run_env(name, *specs[name], budget[f"{name}_steps"], budget[f"{name}_pretrain"], args.seeds)
+        name: run_env(name, *specs[name], budget[f"{name}_steps"], budget[f"{name}_pretrain"], args.seeds, args.jobs)
         for name in args.envs
     }
     totals = {name: budget[f"{name}_steps"] + budget[f"{name}_pretrain"] for name in results}
@@ -449,7 +485,8 @@ def main() -> None:
         figures["atari"] = run_atari("ALE/Breakout-v5", 2000, 4000 if args.quick else 20_000, args.seeds[0])
     figures["plots"] = plot(results, args.out_dir, totals)
     figures["wall_seconds"] = time.time() - wall_start
-    figures["cpu_seconds"] = time.process_time() - cpu_start
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the worker processes of --jobs
+    figures["cpu_seconds"] = time.process_time() - cpu_start + children.ru_utime + children.ru_stime
     print(json.dumps(figures))
 
 
