@@ -73,6 +73,14 @@ PPO_KWARGS: dict[str, dict[str, Any]] = {
 MASK_KWARGS: dict[str, Any] = {}
 
 
+@dataclass
+class Episodes:
+    """Finished episodes of one run: total env steps at each episode's end and its return (plain lists)."""
+
+    steps: list[int]
+    returns: list[float]
+
+
 class EpisodeLog(BaseCallback):
     """Records (env steps so far, episode return) of every finished episode.
 
@@ -194,14 +202,6 @@ def reduction_quality(mask: CEEMask, env: RedundantActionMaze) -> dict[str, Any]
         "kept_fraction": float(masks.sum(axis=1).mean() / env.n_actions),
         "true_min_fraction": float(np.mean(n_classes) / env.n_actions),
     }
-
-
-@dataclass
-class Episodes:
-    """Finished episodes of one run: total env steps at each episode's end and its return (plain lists)."""
-
-    steps: list[int]
-    returns: list[float]
 
 
 def run_seed(
