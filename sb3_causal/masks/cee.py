@@ -701,10 +701,8 @@ class CEEMask(nn.Module):
     def clusters(self, observations: np.ndarray, env_masks: np.ndarray | None = None) -> np.ndarray:
         """The action clusters of each state: ``(batch, n_actions)`` int, each action's cluster id (its first
         member's index), -1 for env-invalid actions."""
-        flat = self._flat(observations)
-        self._check_pretrained()
-        valid = self._valid(env_masks, len(observations))
-        return self._clusters_and_effects(self._n_values_flat(flat), valid, self._apart_rows(flat))[0]
+        n, valid = self.n_values(observations), self._valid(env_masks, len(observations))
+        return self._clusters_and_effects(n, valid, self._apart_rows(self._flat(observations)))[0]
 
     def _valid(self, env_masks: np.ndarray | None, batch: int) -> np.ndarray:
         if env_masks is None:
@@ -790,10 +788,8 @@ class CEEMask(nn.Module):
             else:
                 out[i] = row
         if missing:
-            flat = self._flat(obs[missing])
-            cluster, effects = self._clusters_and_effects(
-                self._n_values_flat(flat), valid[missing], self._apart_rows(flat)
-            )
+            apart = self._apart_rows(self._flat(obs[missing]))
+            cluster, effects = self._clusters_and_effects(self.n_values(obs[missing]), valid[missing], apart)
             out[missing] = self._keep_by_effect(cluster, effects) if self.keep == "effect" else cluster
             if len(self._cache) + len(missing) > self.cache_size:
                 self._cache.clear()
