@@ -19,8 +19,10 @@ Figures:
   ``0.2 * maze_steps`` env steps, averaged over seeds); None where it never does (counted as the budget,
   a lower bound, in ``steps_to_ppo_final_ci``); ``steps_fraction_of_ppo``: an agent's mean over PPO's mean
   (the target: CEE <= 1/3);
-* MiniGrid (``UnlockPickupFixed-v0``, grid observation): ``success_rate`` per agent (episodes with a
-  positive reward, over the last ``0.2 * minigrid_steps`` env steps and over the whole run);
+* MiniGrid (``UnlockPickupFixed-v0``, grid observation, the authors' PPO hyperparameters): ``success_rate``
+  per agent (episodes with a positive reward, over the last ``0.2 * minigrid_steps`` env steps and over the
+  whole run), per seed, and success-rate curves; ``minigrid_solution_masked_steps``: the steps of a known
+  solution of the layout that each seed's mask forbids (empty: the solution stays open);
 * ``mask_overhead_ratio``: CPU seconds per env step of PPO under the CEE mask over plain PPO on the maze,
   after pre-training, in interleaved chunks (PPO, CEE, CEE, PPO, ...); ``mask_only_overhead_ratio``:
   1 + the CPU time inside the mask's calls per env step over PPO's (see :func:`overhead`);
@@ -31,7 +33,9 @@ few lines: ``rliable`` fails to import here, its ``arch`` dependency breaks on t
 Budgets are far below the paper's (maze 2M pre-training steps, MiniGrid 5M + 500k per run): see the
 ``budget`` entry. Seed 0 was used while developing the defaults; the reported seeds start at 1.
 
-    python benchmarks/cee.py --quick [--out-dir cee_figures] [--atari] [--envs maze minigrid]
+    python benchmarks/cee.py --quick [--out-dir cee_figures] [--atari] [--envs maze minigrid] [--jobs 3]
+
+``--jobs N`` runs N seeds at once in worker processes (``cpu_seconds`` includes theirs).
 
 Prints progress, saves curves as PNG, ends with one JSON line of figures.
 """
