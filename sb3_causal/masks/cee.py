@@ -24,7 +24,8 @@ The mask of a state ``s`` (phase 2, :meth:`CEEMask.__call__`), per env and per s
 
 1. ``M = N(s, .)``; effects ``e_i = M[i, i]``; ``SF[i, j] = e_j - M[i, j]``;
 2. greedy clustering in index order over the env-valid actions: ``j`` joins the cluster of the first
-   unclustered ``i`` when ``max(SF[i, j], SF[j, i]) < epsilon``;
+   unclustered ``i`` when ``max(SF[i, j], SF[j, i]) < epsilon`` (and, with ``split_observed``, when the
+   replay buffer never saw ``j`` and a member lead to disjoint next states from this exact state);
 3. in a cluster of more than one action, the relative causal effects are ``softmax(e / temperature)``
    over its members; the members whose share is ``>= tau`` are kept; a cluster where no member reaches
    ``tau`` keeps its best member (the highest share; near-ties within ``tie_tolerance`` go to the lowest
