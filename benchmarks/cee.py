@@ -19,8 +19,10 @@ Figures:
   ``0.2 * maze_steps`` env steps, averaged over seeds); None where it never does (counted as the budget,
   a lower bound, in ``steps_to_ppo_final_ci``); ``steps_fraction_of_ppo``: an agent's mean over PPO's mean
   (the target: CEE <= 1/3);
-* MiniGrid (``UnlockPickupFixed-v0``, grid observation): ``success_rate`` per agent (episodes with a
-  positive reward, over the last ``0.2 * minigrid_steps`` env steps and over the whole run);
+* MiniGrid (``UnlockPickupFixed-v0``, grid observation, the authors' PPO hyperparameters): ``success_rate``
+  per agent (episodes with a positive reward, over the last ``0.2 * minigrid_steps`` env steps and over the
+  whole run), per seed, and success-rate curves; ``minigrid_solution_masked_steps``: the steps of a known
+  solution of the layout that each seed's mask forbids (empty: the solution stays open);
 * ``mask_overhead_ratio``: CPU seconds per env step of PPO under the CEE mask over plain PPO on the maze,
   after pre-training, in interleaved chunks (PPO, CEE, CEE, PPO, ...); ``mask_only_overhead_ratio``:
   1 + the CPU time inside the mask's calls per env step over PPO's (see :func:`overhead`);
@@ -31,7 +33,9 @@ few lines: ``rliable`` fails to import here, its ``arch`` dependency breaks on t
 Budgets are far below the paper's (maze 2M pre-training steps, MiniGrid 5M + 500k per run): see the
 ``budget`` entry. Seed 0 was used while developing the defaults; the reported seeds start at 1.
 
-    python benchmarks/cee.py --quick [--out-dir cee_figures] [--atari] [--envs maze minigrid]
+    python benchmarks/cee.py --quick [--out-dir cee_figures] [--atari] [--envs maze minigrid] [--jobs 3]
+
+``--jobs N`` runs N seeds at once in worker processes (``cpu_seconds`` includes theirs).
 
 Prints progress, saves curves as PNG, ends with one JSON line of figures.
 """
@@ -40,8 +44,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import resource
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,16 +63,26 @@ from stable_baselines3.common.vec_env import VecEnv
 import sb3_causal  # noqa: F401  (registers the envs)
 from sb3_causal.masks import CEEMask, MaskProviderVecEnv
 from sb3_causal_envs.maze import RedundantActionMaze
+from sb3_causal_envs.minigrid_cee import solution_masked_steps
 
 AGENTS = ("ppo", "cee", "npm")
-# PPO hyperparameters, the same for the three agents of an env; MiniGrid's entropy coefficient is the paper's (0.2)
+# PPO hyperparameters, the same for the three agents of an env. MiniGrid: the authors' (SB3's PPO defaults and
+# ent_coef 0.2, their pureppo/maskppo configs), with their 2048-step rollout split over our 4 envs (512 each)
 PPO_KWARGS: dict[str, dict[str, Any]] = {
     "maze": dict(n_steps=128, batch_size=128, n_epochs=4, learning_rate=3e-4, ent_coef=0.01),
-    "minigrid": dict(n_steps=512, batch_size=256, n_epochs=10, learning_rate=3e-4, ent_coef=0.2),
+    "minigrid": dict(n_steps=512, batch_size=64, n_epochs=10, learning_rate=3e-4, ent_coef=0.2),
     "atari": dict(n_steps=128, batch_size=256, n_epochs=4, learning_rate=2.5e-4, clip_range=0.1, ent_coef=0.01),
 }
 # CEE mask arguments of the benchmark (the rest are CEEMask's defaults: epsilon 0.5, tau 0.8, T 1, as the paper)
 MASK_KWARGS: dict[str, Any] = {}
+
+
+@dataclass
+class Episodes:
+    """Finished episodes of one run: total env steps at each episode's end and its return (plain lists)."""
+
+    steps: list[int]
+    returns: list[float]
 
 
 class EpisodeLog(BaseCallback):
@@ -97,7 +114,7 @@ def bootstrap_ci(values: list[float], rng: np.random.Generator, n: int = 2000) -
     return [float(x.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
-def running_mean(log: EpisodeLog, window: int = 20) -> tuple[np.ndarray, np.ndarray]:
+def running_mean(log: Episodes, window: int = 20) -> tuple[np.ndarray, np.ndarray]:
     """(env steps, mean return of the last ``window`` episodes) at each finished episode."""
     r = np.asarray(log.returns, dtype=float)
     c = np.concatenate([[0.0], np.cumsum(r)])
@@ -106,7 +123,7 @@ def running_mean(log: EpisodeLog, window: int = 20) -> tuple[np.ndarray, np.ndar
     return np.asarray(log.steps), (c[idx] - c[lo]) / np.maximum(idx - lo, 1)
 
 
-def final_value(log: EpisodeLog, total: int, window: int, fraction: float = 0.2, success: bool = False) -> float:
+def final_value(log: Episodes, total: int, window: int, fraction: float = 0.2, success: bool = False) -> float:
     """Mean return (or success rate) of the episodes that ended in the last ``fraction * window`` env steps
     before ``total`` (total env steps, pre-training counted)."""
     steps, r = np.asarray(log.steps), np.asarray(log.returns)
@@ -191,51 +208,91 @@ def reduction_quality(mask: CEEMask, env: RedundantActionMaze) -> dict[str, Any]
     }
 
 
-def run_env(
-    name: str, env_id: str, env_kwargs: dict, pre_kwargs: dict, steps: int, pre_steps: int, seeds: list[int]
+def run_seed(
+    name: str, env_id: str, env_kwargs: dict, pre_kwargs: dict, steps: int, pre_steps: int, seed: int
 ) -> dict[str, Any]:
-    """Per seed: pre-train a mask, then the three agents at equal total env steps (``steps + pre_steps``).
+    """One seed: pre-train a mask, then the three agents at equal total env steps (``steps + pre_steps``)."""
+    th.set_num_threads(1)
+    th.manual_seed(seed)
+    mask, cpu = pretrain(env_id, {**env_kwargs, **pre_kwargs}, pre_steps, seed, **MASK_KWARGS)
+    out: dict[str, Any] = {"pre_cpu": cpu, "pre_log": mask.pretrain_log[-1], "logs": {}}
+    print(f"[{name} seed {seed}] pre-training {pre_steps} steps ({cpu:.0f} s CPU): {out['pre_log']}", flush=True)
+    if name == "maze":
+        out["quality"] = reduction_quality(mask, RedundantActionMaze(**env_kwargs))
+        print(f"[{name} seed {seed}] reduction: {out['quality']}", flush=True)
+    else:  # does the mask leave the known solution of the layout open?
+        out["quality"] = {"solution_masked_steps": solution_masked_steps(mask)}
+        print(f"[{name} seed {seed}] solution steps masked (step, action): {out['quality']}", flush=True)
+    for agent in AGENTS:
+        venv = make_vec_env(env_id, n_envs=4, seed=seed, env_kwargs=env_kwargs)
+        model = make_agent(agent, venv, mask, seed, name)
+        log = EpisodeLog(offset=0 if agent == "ppo" else pre_steps)
+        start = time.process_time()
+        mask.reset_stats()
+        model.learn(steps + pre_steps if agent == "ppo" else steps, callback=log)
+        out["logs"][agent] = Episodes(log.steps, log.returns)
+        if agent == "cee":  # mean number of actions the mask allowed over the states met in training
+            out["kept"] = mask.n_allowed / max(mask.n_rows, 1)
+        fin = final_value(out["logs"][agent], steps + pre_steps, steps, success=name == "minigrid")
+        what = "success" if name == "minigrid" else "return"
+        print(
+            f"[{name} seed {seed}] {agent}: {len(log.returns)} episodes, final {what} "
+            f"{fin:.3f} ({time.process_time() - start:.0f} s CPU)",
+            flush=True,
+        )
+    out["mask"] = mask if name == "maze" else None  # the maze's small mask serves the overhead measurement
+    return out
+
+
+def run_env(
+    name: str,
+    env_id: str,
+    env_kwargs: dict,
+    pre_kwargs: dict,
+    steps: int,
+    pre_steps: int,
+    seeds: list[int],
+    jobs: int = 1,
+) -> dict[str, Any]:
+    """Per seed (``jobs`` seeds at a time, in worker processes when > 1): :func:`run_seed`.
 
     PPO learns for ``steps + pre_steps`` env steps; CEE and NPM for ``steps`` after the ``pre_steps`` of
     pre-training, their episode records shifted by ``pre_steps``: every curve and figure is in total env steps.
     """
-    logs: dict[str, list[EpisodeLog]] = {a: [] for a in AGENTS}
-    quality, pre_cpu, pre_logs, masks, kept = [], [], [], [], []
-    for seed in seeds:
-        th.manual_seed(seed)
-        mask, cpu = pretrain(env_id, {**env_kwargs, **pre_kwargs}, pre_steps, seed, **MASK_KWARGS)
-        pre_cpu.append(cpu)
-        masks.append(mask)
-        pre_logs.append(mask.pretrain_log[-1])
-        print(f"[{name} seed {seed}] pre-training {pre_steps} steps ({cpu:.0f} s CPU): {pre_logs[-1]}", flush=True)
-        if name == "maze":
-            quality.append(reduction_quality(mask, RedundantActionMaze(**env_kwargs)))
-            print(f"[{name} seed {seed}] reduction: {quality[-1]}", flush=True)
-        for agent in AGENTS:
-            venv = make_vec_env(env_id, n_envs=4, seed=seed, env_kwargs=env_kwargs)
-            model = make_agent(agent, venv, mask, seed, name)
-            log = EpisodeLog(offset=0 if agent == "ppo" else pre_steps)
-            start = time.process_time()
-            mask.reset_stats()
-            model.learn(steps + pre_steps if agent == "ppo" else steps, callback=log)
-            logs[agent].append(log)
-            if agent == "cee":  # mean number of actions the mask allowed over the states met in training
-                kept.append(mask.n_allowed / max(mask.n_rows, 1))
-            fin = final_value(log, steps + pre_steps, steps, success=name == "minigrid")
-            what = "success" if name == "minigrid" else "return"
-            print(
-                f"[{name} seed {seed}] {agent}: {len(log.returns)} episodes, final {what} "
-                f"{fin:.3f} ({time.process_time() - start:.0f} s CPU)",
-                flush=True,
-            )
-    return {"logs": logs, "quality": quality, "pre_cpu": pre_cpu, "pre_logs": pre_logs, "masks": masks, "kept": kept}
+    args = [(name, env_id, env_kwargs, pre_kwargs, steps, pre_steps, seed) for seed in seeds]
+    if jobs > 1:
+        with multiprocessing.get_context("fork").Pool(min(jobs, len(seeds))) as pool:
+            runs = pool.starmap(run_seed, args)
+    else:
+        runs = [run_seed(*a) for a in args]
+    return {
+        "logs": {a: [r["logs"][a] for r in runs] for a in AGENTS},
+        "quality": [r["quality"] for r in runs],
+        "pre_cpu": [r["pre_cpu"] for r in runs],
+        "pre_logs": [r["pre_log"] for r in runs],
+        "masks": [r["mask"] for r in runs],
+        "kept": [r["kept"] for r in runs],
+    }
 
 
-def steps_to_reach(log: EpisodeLog, target: float, window: int = 20) -> int | None:
+def steps_to_reach(log: Episodes, target: float, window: int = 20) -> int | None:
     """Env steps at which the mean return of the last ``window`` episodes first reaches ``target`` (None: never)."""
     steps, mean = running_mean(log, window)
     hit = np.flatnonzero(mean[window - 1 :] >= target) + window - 1
     return int(steps[hit[0]]) if hit.size and np.isfinite(target) else None
+
+
+def binned_success(log: Episodes, edges: np.ndarray) -> np.ndarray:
+    """Per bin ``(edges[k-1], edges[k]]`` of env steps (the first from 0): the fraction of the episodes ending
+    in it with a positive reward (NaN: none ended)."""
+    steps, r = np.asarray(log.steps), np.asarray(log.returns)
+    lower = np.concatenate([[0], edges[:-1]])
+    out = np.full(edges.shape, np.nan)
+    for k, (lo, hi) in enumerate(zip(lower, edges, strict=True)):
+        inside = (steps > lo) & (steps <= hi)
+        if inside.any():
+            out[k] = float((r[inside] > 0).mean())
+    return out
 
 
 def plot(results: dict[str, dict], out_dir: str, steps: dict[str, int]) -> list[str]:
@@ -248,17 +305,21 @@ def plot(results: dict[str, dict], out_dir: str, steps: dict[str, int]) -> list[
     paths = []
     for name, res in results.items():
         fig, ax = plt.subplots(figsize=(6, 4))
-        grid = np.linspace(0, steps[name], 41)[1:]
+        success = name == "minigrid"
+        grid = np.linspace(0, steps[name], 21 if success else 41)[1:]
         for agent in AGENTS:
             curves = []
             for log in res["logs"][agent]:
+                if success:  # fraction of the episodes ending in each bin of env steps that succeeded
+                    curves.append(binned_success(log, grid))
+                    continue
                 s, m = running_mean(log)
                 curves.append(np.interp(grid, s, m, left=np.nan) if s.size else np.full_like(grid, np.nan))
             curves = np.asarray(curves)
             ax.plot(grid, np.nanmean(curves, axis=0), label=agent)
             ax.fill_between(grid, np.nanmin(curves, axis=0), np.nanmax(curves, axis=0), alpha=0.2)
         ax.set_xlabel("total env steps (CEE / NPM: pre-training included)")
-        ax.set_ylabel("episode return (running mean of 20)")
+        ax.set_ylabel("success rate per bin of env steps" if success else "episode return (running mean of 20)")
         ax.set_title(f"{name}: mean over seeds, band = min/max")
         ax.legend()
         path = f"{out_dir}/cee_{name}.png"
@@ -369,14 +430,15 @@ def main() -> None:
     parser.add_argument("--minigrid-pretrain", type=int, default=None)
     parser.add_argument("--out-dir", default=".")
     parser.add_argument("--atari", action="store_true", help="also run one Atari game (ale-py) on a tiny budget")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run at once, in worker processes")
     args = parser.parse_args()
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)  # before the runs, not after them
     th.set_num_threads(1)
     budget = {
         "maze_steps": args.maze_steps or (20_000 if args.quick else 100_000),
         "maze_pretrain": args.maze_pretrain or 16_000,
-        "minigrid_steps": args.minigrid_steps or (8_000 if args.quick else 100_000),
-        "minigrid_pretrain": args.minigrid_pretrain or (10_000 if args.quick else 20_000),
+        "minigrid_steps": args.minigrid_steps or (4_000 if args.quick else 80_000),
+        "minigrid_pretrain": args.minigrid_pretrain or (6_000 if args.quick else 20_000),
     }
     print(f"budget: {budget}, seeds {args.seeds}", flush=True)
     rng = np.random.default_rng(0)
@@ -386,7 +448,7 @@ def main() -> None:
         "minigrid": ("UnlockPickupFixed-v0", {}, {}),
     }
     results = {
-        name: run_env(name, *specs[name], budget[f"{name}_steps"], budget[f"{name}_pretrain"], args.seeds)
+        name: run_env(name, *specs[name], budget[f"{name}_steps"], budget[f"{name}_pretrain"], args.seeds, args.jobs)
         for name in args.envs
     }
     totals = {name: budget[f"{name}_steps"] + budget[f"{name}_pretrain"] for name in results}
@@ -406,6 +468,12 @@ def main() -> None:
             )
             for a in AGENTS
         }
+        figures["success_rate_per_seed"] = {
+            a: [final_value(log, totals["minigrid"], window, success=True) for log in mg["logs"][a]] for a in AGENTS
+        }
+        figures["successes"] = {a: [int((np.asarray(log.returns) > 0).sum()) for log in mg["logs"][a]] for a in AGENTS}
+        figures["episodes"] = {a: [len(log.returns) for log in mg["logs"][a]] for a in AGENTS}
+        figures["minigrid_solution_masked_steps"] = [q["solution_masked_steps"] for q in mg["quality"]]
         figures["minigrid_pretrain_last"] = mg["pre_logs"]
     figures["cee_actions_allowed_in_training"] = {k: bootstrap_ci(v["kept"], rng) for k, v in results.items()}
     figures["pretrain_cpu_seconds"] = {k: float(np.mean(v["pre_cpu"])) for k, v in results.items()}
@@ -421,7 +489,8 @@ def main() -> None:
         figures["atari"] = run_atari("ALE/Breakout-v5", 2000, 4000 if args.quick else 20_000, args.seeds[0])
     figures["plots"] = plot(results, args.out_dir, totals)
     figures["wall_seconds"] = time.time() - wall_start
-    figures["cpu_seconds"] = time.process_time() - cpu_start
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the worker processes of --jobs
+    figures["cpu_seconds"] = time.process_time() - cpu_start + children.ru_utime + children.ru_stime
     print(json.dumps(figures))
 
 

@@ -378,3 +378,69 @@ def test_causal_maskable_ppo_acts_under_and_saves_a_cee_mask(pretrained, tmp_pat
     assert isinstance(loaded.mask_provider, CEEMask) and loaded.mask_provider is not mask
     _, obs = _cells_obs(env)
     np.testing.assert_array_equal(loaded.mask_provider(obs, None), mask(obs, None))
+
+
+def test_unlock_pickup_known_solution_check() -> None:
+    from sb3_causal_envs.minigrid_cee import SOLUTION_LAYOUT_0, solution_masked_steps
+
+    def allow_all(obs: np.ndarray, env_masks: np.ndarray | None) -> np.ndarray:
+        return np.ones((len(obs), 7), dtype=bool)
+
+    def no_toggle(obs: np.ndarray, env_masks: np.ndarray | None) -> np.ndarray:
+        return np.arange(7)[None, :] != 5
+
+    assert solution_masked_steps(allow_all) == []
+    assert solution_masked_steps(no_toggle) == [(SOLUTION_LAYOUT_0.index(5), 5)]  # the door stays locked
+    with pytest.raises(ValueError, match="do not solve"):
+        solution_masked_steps(allow_all, actions=SOLUTION_LAYOUT_0[:-1])
+
+
+# ---------------------------------------------------------------------- rare effects
+def test_balance_pairs_gives_every_distinct_pair_the_same_weight() -> None:
+    space = spaces.Box(0.0, 1.0, (2,), np.float32)
+    first = np.array([[0, 0], [0, 0], [0, 0], [1, 1]], dtype=np.float32)
+    second = np.array([[0], [0], [1], [0]], dtype=np.float32)
+    np.testing.assert_allclose(CEEMask(space, spaces.Discrete(3))._pair_weights(first, second), [0.5, 0.5, 1, 1])
+    off = CEEMask(space, spaces.Discrete(3), balance_pairs=False)
+    np.testing.assert_allclose(off._pair_weights(first, second), [1, 1, 1, 1])
+
+
+def _rare_effect_mask(split_observed: bool) -> CEEMask:
+    """States 0-3 (one-hot); in state 0 action 2 moves to state 3 (rare), everything else stays put."""
+    eye = np.eye(4, dtype=np.float32)
+    mask = CEEMask(
+        spaces.Box(0.0, 1.0, (4,), np.float32),
+        spaces.Discrete(3),
+        net_arch=(16,),
+        batch_size=64,
+        max_epochs=20,
+        split_observed=split_observed,
+        min_retained=0.0,
+        seed=0,
+    )
+    rng = np.random.default_rng(0)
+    states = rng.choice(4, size=600, p=[0.05, 0.45, 0.45, 0.05])
+    actions = rng.integers(0, 3, size=600)
+    nxt = np.where((states == 0) & (actions == 2), 3, states)
+    mask._store(eye[states], actions, eye[nxt], np.full((600, 3), 1 / 3), np.ones((600, 3), dtype=bool))
+    mask.pretrained_steps += 600
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tiny IDM may be flagged uninformative: the guard is tested elsewhere
+        mask.fit()
+    return mask
+
+
+def test_split_observed_keeps_an_action_the_data_saw_act(tmp_path) -> None:
+    mask = _rare_effect_mask(split_observed=True)
+    eye = np.eye(4, dtype=np.float32)
+    assert set(mask._apart) == {eye[0].tobytes()}  # the only state where tried actions led to different states
+    apart = mask._apart[eye[0].tobytes()]
+    assert apart[2, 0] and apart[2, 1] and not apart[0, 1]
+    cluster = mask.clusters(eye[:1])[0]
+    assert cluster[2] != cluster[0] and cluster[2] != cluster[1]
+    assert mask(eye[:1], None)[0, 2]  # the action with the rare effect is never masked
+    mask.save(tmp_path / "m.pt")
+    loaded = CEEMask.load(tmp_path / "m.pt")  # the table is saved with the weights
+    np.testing.assert_array_equal(loaded.clusters(eye), mask.clusters(eye))
+    np.testing.assert_array_equal(loaded(eye, None), mask(eye, None))
+    assert not _rare_effect_mask(split_observed=False)._apart

@@ -12,7 +12,8 @@ package (the optional extra ``cee``: ``pip install sb3-causal[cee]``):
   direction in its cell's state) scaled to [0, 1] and flattened, ``(198,)`` float32: the same
   information as the render in 30 times fewer inputs, for small CPU budgets.
 
-Registered as ``UnlockPickupFixed-v0``.
+Registered as ``UnlockPickupFixed-v0``. :data:`SOLUTION_LAYOUT_0` is a shortest known solution of layout 0
+(to check that a mask leaves a way to the box open: :func:`solution_masked_steps`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,17 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-__all__ = ["FixedLayoutReset", "FullGridObservation", "make_unlock_pickup"]
+__all__ = [
+    "SOLUTION_LAYOUT_0",
+    "FixedLayoutReset",
+    "FullGridObservation",
+    "make_unlock_pickup",
+    "solution_masked_steps",
+]
+
+#: a solution of layout 0 (minigrid 3.x; actions 0 left, 1 right, 2 forward, 3 pickup, 4 drop, 5 toggle, 6 done):
+#: face the key, pick it up, walk to the door, open it, drop the key, walk to the box, pick it up (18 steps)
+SOLUTION_LAYOUT_0 = (1, 3, 2, 1, 2, 0, 5, 0, 4, 1, 2, 2, 2, 2, 0, 2, 2, 3)
 
 # the largest value of each channel of MiniGrid's encoding: object index, colour index, state
 _ENCODING_MAX = np.array([10.0, 5.0, 3.0], dtype=np.float32)
@@ -85,3 +96,27 @@ def make_unlock_pickup(
     env = gym.make("MiniGrid-UnlockPickup-v0", render_mode=render_mode, **kwargs).unwrapped
     env = ImgObsWrapper(RGBImgObsWrapper(env, tile_size=8)) if obs == "rgb" else FullGridObservation(env)
     return FixedLayoutReset(env, layout_seed)  # MiniGrid truncates at its own max_steps
+
+
+def solution_masked_steps(
+    mask: Any, actions: tuple[int, ...] = SOLUTION_LAYOUT_0, layout_seed: int = 0
+) -> list[tuple[int, int]]:
+    """The steps of a known solution that ``mask`` forbids: ``[(step index, action), ...]`` (empty: the
+    solution stays open).
+
+    :param mask: a mask provider (``mask(observations, env_masks) -> (batch, 7)`` bool), for the ``"grid"``
+        observation
+    :param actions: the solution (default: :data:`SOLUTION_LAYOUT_0`)
+    :param layout_seed: its layout
+    :raises ValueError: when the actions do not solve the layout (a changed ``minigrid`` layout generator)
+    """
+    env = make_unlock_pickup(layout_seed=layout_seed)
+    obs, _ = env.reset()
+    masked, reward = [], 0.0
+    for k, action in enumerate(actions):
+        if not bool(mask(obs[None], None)[0, action]):
+            masked.append((k, int(action)))
+        obs, reward, terminated, _, _ = env.step(action)
+    if not (terminated and reward > 0):
+        raise ValueError(f"the actions do not solve layout {layout_seed} of UnlockPickup (reward {reward})")
+    return masked

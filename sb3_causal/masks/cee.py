@@ -24,7 +24,8 @@ The mask of a state ``s`` (phase 2, :meth:`CEEMask.__call__`), per env and per s
 
 1. ``M = N(s, .)``; effects ``e_i = M[i, i]``; ``SF[i, j] = e_j - M[i, j]``;
 2. greedy clustering in index order over the env-valid actions: ``j`` joins the cluster of the first
-   unclustered ``i`` when ``max(SF[i, j], SF[j, i]) < epsilon``;
+   unclustered ``i`` when ``max(SF[i, j], SF[j, i]) < epsilon`` (and, with ``split_observed``, when the
+   replay buffer never saw ``j`` and a member lead to disjoint next states from this exact state);
 3. in a cluster of more than one action, the relative causal effects are ``softmax(e / temperature)``
    over its members; the members whose share is ``>= tau`` are kept; a cluster where no member reaches
    ``tau`` keeps its best member (the highest share; near-ties within ``tie_tolerance`` go to the lowest
@@ -106,6 +107,17 @@ class CEEMask(nn.Module):
         about the actions, in [0, 1] (see :meth:`fit`); 0 turns that check off
     :param guard: what a detected collapse does (see :meth:`fit`): ``"allow_all"`` (warn, serve every
         env-valid action), ``"warn"`` (warn, keep the clusters) or ``"raise"``
+    :param balance_pairs: weigh each training transition by one over the number of stored transitions with the
+        same ``(s, s')`` (IDM loss) or the same ``(s, a)`` (N-network loss), so every distinct pair weighs the
+        same: the per-pair optimum (the IDM's conditional, the N target) is unchanged, but a rare transition
+        (a door that opens only when the key is held) is not drowned by a frequent one (turning in place) and
+        learned before early stopping ends the fit. Envs whose states never repeat are unaffected. ``False``:
+        every transition weighs the same
+    :param split_observed: never put two actions in one cluster in a state where the replay buffer shows them
+        leading to disjoint sets of next states (both tried from that exact state): the networks generalise
+        over states and can miss a rare effect (the key opening the door, seen a few times in thousands of
+        transitions), the data cannot. Only splits clusters (keeps more actions, never fewer); a no-op where
+        states do not repeat. The table of such states is saved with the weights
     :param cache_size: states whose masks are memoised (a mask is a function of the state and the env mask
         while the networks are fixed; the memo is cleared when full and when the networks change); 0: none
     :param seed: seed of the networks' initialisation, of pre-training's action and minibatch draws and of
@@ -133,6 +145,8 @@ class CEEMask(nn.Module):
         patience: int = 5,
         min_retained: float = 0.5,
         guard: str = "allow_all",
+        balance_pairs: bool = True,
+        split_observed: bool = True,
         cache_size: int = 100_000,
         seed: int | None = None,
     ) -> None:
@@ -196,6 +210,10 @@ class CEEMask(nn.Module):
         self.patience = int(patience)
         self.min_retained = float(min_retained)
         self.guard = guard
+        self.balance_pairs = bool(balance_pairs)
+        self.split_observed = bool(split_observed)
+        #: per repeated state (its flat bytes): the (A, A) pairs of actions seen to lead to disjoint next states
+        self._apart: dict[bytes, np.ndarray] = {}
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size!r}")
         self.cache_size = int(cache_size)
@@ -252,6 +270,8 @@ class CEEMask(nn.Module):
             "patience": self.patience,
             "min_retained": self.min_retained,
             "guard": self.guard,
+            "balance_pairs": self.balance_pairs,
+            "split_observed": self.split_observed,
             "cache_size": self.cache_size,
             "seed": self.seed,
         }
@@ -453,19 +473,24 @@ class CEEMask(nn.Module):
         valid = th.as_tensor(self._buf_valid[:n])
         pair = self._idm_input(obs, nxt)
 
+        idm_weight = th.as_tensor(self._pair_weights(self._buf_obs[:n], self._buf_next[:n]))
+
         def idm_loss(idx: np.ndarray) -> tuple[th.Tensor, th.Tensor]:
             logits = self.idm(pair[idx])
-            return F.cross_entropy(logits, actions[idx]), (logits.argmax(dim=1) == actions[idx]).float().mean()
+            w = idm_weight[idx]
+            loss = (F.cross_entropy(logits, actions[idx], reduction="none") * w).sum() / w.sum()
+            return loss, (logits.argmax(dim=1) == actions[idx]).float().mean()
 
         idm_fit = self._train_until_stale(self.idm, self.idm_optimizer, idm_loss, train_idx, val_idx)
         with th.no_grad():
             log_p = F.log_softmax(self.idm(pair), dim=1)
             target = log_p.clamp_min(_LOG_EPS) - log_pi
-        weight = valid.float()
+        weight = valid.float()  # (n, A): the entries of the N target that count
+        n_weight = th.as_tensor(self._pair_weights(self._buf_obs[:n], self._buf_action[:n, None]))[:, None]
 
         def n_loss(idx: np.ndarray) -> tuple[th.Tensor, th.Tensor]:
             pred = self._n_rows(obs[idx], actions[idx])
-            w = weight[idx]
+            w = weight[idx] * n_weight[idx]
             return (((pred - target[idx]) ** 2) * w).sum() / w.sum(), th.zeros(())
 
         n_fit = self._train_until_stale(self._n_modules(), self.n_optimizer, n_loss, train_idx, val_idx)
@@ -501,8 +526,71 @@ class CEEMask(nn.Module):
             if self.guard == "raise":
                 raise RuntimeError(message + "(guard='raise')")
             warnings.warn(message, UserWarning, stacklevel=3)
+        self._build_apart()
         self.clear_cache()
         return record
+
+    @staticmethod
+    def _row_ids(rows: np.ndarray) -> np.ndarray:
+        """An id per row of a 2-d array, equal for equal rows."""
+        rows = np.ascontiguousarray(rows)
+        keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+        return np.unique(keys, return_inverse=True)[1].ravel()
+
+    def _build_apart(self) -> None:
+        """The states of the buffer where two tried actions led to disjoint sets of next states."""
+        self._apart = {}
+        n = self._buffer_len()
+        if not self.split_observed or n == 0:
+            return
+        s_id, t_id = self._row_ids(self._buf_obs[:n]), self._row_ids(self._buf_next[:n])
+        first = np.full(int(s_id.max()) + 1, -1, dtype=np.int64)
+        first[s_id[::-1]] = np.arange(n)[::-1]  # a buffer row of each state
+        triples = np.unique(np.stack([s_id, self._buf_action[:n], t_id], axis=1), axis=0)  # sorted by state
+        for group in np.split(triples, np.flatnonzero(np.diff(triples[:, 0])) + 1):
+            if np.unique(group[:, 1]).size < 2:
+                continue
+            outcomes: dict[int, set[int]] = {}
+            for action, nxt in group[:, 1:]:
+                outcomes.setdefault(int(action), set()).add(int(nxt))
+            tried = sorted(outcomes)
+            apart = np.zeros((self.n_actions, self.n_actions), dtype=bool)
+            for k, i in enumerate(tried):
+                for j in tried[k + 1 :]:
+                    if not outcomes[i] & outcomes[j]:
+                        apart[i, j] = apart[j, i] = True
+            if apart.any():
+                self._apart[self._buf_obs[first[group[0, 0]]].tobytes()] = apart
+
+    def _apart_rows(self, flat: np.ndarray) -> np.ndarray | None:
+        """``(batch, A, A)``: the action pairs seen apart in each (flat) state; None when no state has any."""
+        if not self._apart:
+            return None
+        found = [self._apart.get(row.tobytes()) for row in flat]
+        if all(a is None for a in found):
+            return None
+        empty = np.zeros((self.n_actions, self.n_actions), dtype=bool)
+        return np.stack([empty if a is None else a for a in found])
+
+    def get_extra_state(self) -> dict[str, th.Tensor]:
+        """The table of states with actions seen apart (saved with the weights, see ``split_observed``)."""
+        keys = list(self._apart)
+        states = np.frombuffer(b"".join(keys), dtype=np.float32).reshape(len(keys), self.obs_dim)
+        apart = np.stack([self._apart[k] for k in keys]) if keys else np.zeros((0, self.n_actions, self.n_actions))
+        return {"apart_states": th.as_tensor(states.copy()), "apart": th.as_tensor(apart.astype(bool))}
+
+    def set_extra_state(self, state: dict[str, th.Tensor]) -> None:
+        states, apart = state["apart_states"].numpy(), state["apart"].numpy()
+        self._apart = {np.ascontiguousarray(states[k]).tobytes(): apart[k].copy() for k in range(len(states))}
+        self.clear_cache()
+
+    def _pair_weights(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """Per row, one over the number of rows with the same ``(first, second)`` (all ones unless
+        ``balance_pairs``): every distinct pair gets the same total weight (float32)."""
+        if not self.balance_pairs:
+            return np.ones(len(first), dtype=np.float32)
+        ids = self._row_ids(np.concatenate([first, second.astype(first.dtype)], axis=1))
+        return (1.0 / np.bincount(ids)[ids]).astype(np.float32)
 
     def _idm_input(self, obs: th.Tensor, next_obs: th.Tensor) -> th.Tensor:
         """The IDM's input: the state and the change it underwent, ``[s, s' - s]``."""
@@ -614,7 +702,8 @@ class CEEMask(nn.Module):
     def clusters(self, observations: np.ndarray, env_masks: np.ndarray | None = None) -> np.ndarray:
         """The action clusters of each state: ``(batch, n_actions)`` int, each action's cluster id (its first
         member's index), -1 for env-invalid actions."""
-        return self._clusters_and_effects(self.n_values(observations), self._valid(env_masks, len(observations)))[0]
+        n, valid = self.n_values(observations), self._valid(env_masks, len(observations))
+        return self._clusters_and_effects(n, valid, self._apart_rows(self._flat(observations)))[0]
 
     def _valid(self, env_masks: np.ndarray | None, batch: int) -> np.ndarray:
         if env_masks is None:
@@ -624,11 +713,16 @@ class CEEMask(nn.Module):
             raise ValueError(f"env action masks have shape {valid.shape}, expected {(batch, self.n_actions)}")
         return valid
 
-    def _clusters_and_effects(self, n: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Clusters and effects from N values ``(B, a, b)`` and the valid actions ``(B, A)``."""
+    def _clusters_and_effects(
+        self, n: np.ndarray, valid: np.ndarray, apart: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Clusters and effects from N values ``(B, a, b)`` and the valid actions ``(B, A)``; ``apart``
+        ``(B, A, A)``: pairs that may not share a cluster (see ``split_observed``)."""
         effects = np.diagonal(n, axis1=1, axis2=2)  # (B, A): N(s, a_i)[i]
         sf = effects[:, None, :] - n  # SF[i, j] = e_j - N(s, a_i)[j]
         close = np.maximum(sf, sf.transpose(0, 2, 1)) < self.epsilon
+        if apart is not None:
+            close &= ~apart
         cluster = np.full(valid.shape, -1, dtype=np.int64)
         unassigned = valid.copy()
         # greedy in index order: the first unassigned valid action leads a cluster and takes every unassigned
@@ -640,6 +734,17 @@ class CEEMask(nn.Module):
             joins[np.arange(rows.size), leaders] = True
             cluster[rows] = np.where(joins, leaders[:, None], cluster[rows])
             unassigned[rows] &= ~joins
+        if apart is not None:  # no two members of a cluster seen apart: the same greedy rule, member by member
+            for r in np.flatnonzero(apart.any(axis=(1, 2))):
+                cluster[r] = -1
+                for i in np.flatnonzero(valid[r]):
+                    if cluster[r, i] >= 0:
+                        continue
+                    members = [i]
+                    for j in np.flatnonzero(valid[r] & close[r, i] & (cluster[r] < 0)):
+                        if j > i and not apart[r, j, members].any():
+                            members.append(j)
+                    cluster[r, members] = i
         return cluster, effects
 
     def _keep_by_effect(self, cluster: np.ndarray, effects: np.ndarray) -> np.ndarray:
@@ -684,7 +789,8 @@ class CEEMask(nn.Module):
             else:
                 out[i] = row
         if missing:
-            cluster, effects = self._clusters_and_effects(self.n_values(obs[missing]), valid[missing])
+            apart = self._apart_rows(self._flat(obs[missing]))
+            cluster, effects = self._clusters_and_effects(self.n_values(obs[missing]), valid[missing], apart)
             out[missing] = self._keep_by_effect(cluster, effects) if self.keep == "effect" else cluster
             if len(self._cache) + len(missing) > self.cache_size:
                 self._cache.clear()
