@@ -6,8 +6,9 @@ a reference checkout (``--reference``, default /work/main), alternately (A/B/A/B
 Both get the same hop reach: declared (``--n-hops 2``, default) or chosen from data (``--n-hops data``,
 FaultAlarmRL's own layout: the first 2,000 transitions are buffered, the reach chosen, then replayed).
 Reports microseconds per transition of ``observe`` and of ``update`` (amortised over ``--update-every``
-transitions), and the per-repeat ratios this branch / reference with their median and range. Ends with
-one JSON line.
+transitions), and the per-repeat ratios this branch / reference with their median and range. Also checks
+that both learners end with the same statistics (every array of ``state_dict``, the hop scores) and the
+same graph: ``identical`` (bit for bit), else the largest relative difference. Ends with one JSON line.
 
     python benchmarks/learner_cost.py --steps 5000 --repeats 3
 """
@@ -53,8 +54,8 @@ def collect(env: FaultAlarmEnv, n_steps: int, seed: int) -> tuple[np.ndarray, np
     return np.array(o), np.array(a), np.array(n)
 
 
-def run(cls, layout, data, update_every: int) -> tuple[float, float]:
-    """CPU seconds per transition of ``observe`` and of ``update``."""
+def run(cls, layout, data, update_every: int) -> tuple[float, float, object]:
+    """CPU seconds per transition of ``observe`` and of ``update``, and the learner."""
     obs, actions, next_obs = data
     learner = cls(layout)
     observe = update = 0.0
@@ -66,7 +67,37 @@ def run(cls, layout, data, update_every: int) -> tuple[float, float]:
         start = time.process_time()
         learner.update()
         update += time.process_time() - start
-    return observe / len(actions), update / len(actions)
+    return observe / len(actions), update / len(actions), learner
+
+
+def _flat(state: dict, prefix: str = "") -> dict[str, object]:
+    out = {}
+    for key, value in state.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value})
+    return out
+
+
+def compare(ours, theirs) -> dict[str, object]:
+    """Whether two learners hold the same statistics and graph: bit for bit, else the largest relative difference."""
+    a, b = _flat(ours.state_dict()), _flat(theirs.state_dict())
+    a.update({f"hop_scores.{k}": v for k, v in ours.hop_scores.items()})
+    b.update({f"hop_scores.{k}": v for k, v in theirs.hop_scores.items()})
+    if a.keys() != b.keys():
+        return {"identical": False, "keys": sorted(a.keys() ^ b.keys())}
+    worst, differ = 0.0, []
+    for key in a:
+        x, y = a[key], b[key]
+        if isinstance(x, str) or isinstance(y, str):
+            same = x == y
+        else:
+            x, y = np.asarray(x), np.asarray(y)
+            same = x.shape == y.shape and np.array_equal(x, y)
+            if not same and x.shape == y.shape:
+                scale = np.maximum(np.abs(x), np.abs(y)).max()
+                worst = max(worst, float(np.abs(x - y).max() / scale) if scale else 0.0)
+        if not same:
+            differ.append(key)
+    return {"identical": not differ, "differ": differ, "max_relative_difference": worst}
 
 
 def spread(values: list[float]) -> dict[str, object]:
@@ -91,10 +122,15 @@ def main() -> None:
     layout = dataclasses.replace(env.causal_variables, n_hops=n_hops)
     data = collect(env, args.steps, seed=0)
     reference = load_reference(args.reference)
-    ours, theirs = [], []
+    for cls in (reference, OnlineCausalLearner):  # warm-up (imports, first-touch memory), untimed
+        run(cls, layout, tuple(d[: args.update_every] for d in data), args.update_every)
+    ours, theirs, checks = [], [], []
     for r in range(args.repeats):
-        theirs.append(run(reference, layout, data, args.update_every))
-        ours.append(run(OnlineCausalLearner, layout, data, args.update_every))
+        *cost, theirs_learner = run(reference, layout, data, args.update_every)
+        theirs.append(tuple(cost))
+        *cost, ours_learner = run(OnlineCausalLearner, layout, data, args.update_every)
+        ours.append(tuple(cost))
+        checks.append(compare(ours_learner, theirs_learner))
         print(
             f"repeat {r}: observe / update per transition: reference {1e6 * theirs[-1][0]:.0f} / "
             f"{1e6 * theirs[-1][1]:.0f} us, this branch {1e6 * ours[-1][0]:.0f} / {1e6 * ours[-1][1]:.0f} us",
@@ -107,6 +143,9 @@ def main() -> None:
     record["reference_us_per_transition"] = spread([1e6 * sum(t) for t in theirs])
     record["us_per_transition"] = spread([1e6 * sum(t) for t in ours])
     record["ratio"] = spread([sum(o) / sum(t) for o, t in zip(ours, theirs)])
+    record["observe_ratio"] = spread([o[0] / t[0] for o, t in zip(ours, theirs)])
+    record["statistics_identical"] = all(c["identical"] for c in checks)
+    record["statistics"] = checks[-1]
     print(json.dumps(record))
 
 
