@@ -559,9 +559,9 @@ class OnlineCausalLearner:
         tu, tb = unit[treated], np.flatnonzero(treated)
         far = np.ones((n_units, b), dtype=bool)
         far[:, treated] = ~self._near[tu].toarray().T  # symmetric: rows are columns
-        control = self._control_active(u0) & far[:, :, None]  # out of reach of any intervention
+        active = self._control_active(u0)  # control rows for i: out of reach of any intervention, and i active
         # Pruning rows: those with a non-zero value within reach (the others add to the intercept only).
-        nonzero = (y != 0).any(axis=2)
+        nonzero = _any_last(y != 0)
         keep = far & (nonzero[:, :b] | nonzero[:, nxt])
         ku, kb = np.nonzero(keep)
         spreads = [_spread(op, states) for op in self._hop_ops]
@@ -569,10 +569,10 @@ class OnlineCausalLearner:
         z = _gather_rows([(u0, kb), *((s, kb) for s in spreads), (u1, kb), *((s, nxt[kb]) for s in spreads)], ku)
         weights = self._row_weights(z[:, : v * self.n_hops])
 
-        cb, cu = np.nonzero(control.any(axis=2).T)  # control rows ordered by transition: clusters are contiguous
+        cb, cu = np.nonzero((far & _any_last(active)).T)  # control rows ordered by transition: clusters are contiguous
         return _Rows(
             treated=(_one_hot(var[treated], v), y[tu, tb], y[tu, nxt[tb]], clusters[tb]),
-            control=[(0, control[cu, cb], y[cu, cb], y[cu, nxt[cb]], clusters[cb])],
+            control=[(0, active[cu, cb], y[cu, cb], y[cu, nxt[cb]], clusters[cb])],
             gram=[(-1, z, weights, int(np.count_nonzero(far)) - ku.size)],
         )
 
@@ -626,7 +626,7 @@ class OnlineCausalLearner:
             # intercept only): no (units * B, 2 * h_max * V) copy
             states, nxt = _distinct_states(u0, u1)
             blocks = [states if h == 0 else _spread(op, states) for h, op in enumerate(ops)]
-            any_state = np.logical_or.reduce([block.any(axis=2) for block in blocks])
+            any_state = np.logical_or.reduce([_any_last(block != 0) for block in blocks])
             nonzero = any_state[:, : u0.shape[1]] | any_state[:, nxt]
             ku, kb = np.nonzero(nonzero)  # unit-major, the order of the rows of a (units * B) reshape
             z = _gather_rows([(block, t) for t in (kb, nxt[kb]) for block in blocks], ku)
@@ -1199,6 +1199,17 @@ def _distinct_states(u0: np.ndarray, u1: np.ndarray) -> tuple[np.ndarray, np.nda
     nxt = np.arange(1, b + 1)
     nxt[extra] = b + np.arange(extra.size)
     return np.concatenate([u0, u1[:, extra]], axis=1), nxt
+
+
+def _any_last(a: np.ndarray) -> np.ndarray:
+    """``a.any(axis=-1)`` for a boolean array with a short last axis (the variables): numpy reduces a short
+    inner axis slowly, or-ing its slices is twice as fast (measured on 50 units x 1,000 states x 18)."""
+    if a.shape[-1] > 32 or a.shape[-1] == 0:  # a long axis: numpy's own reduction is fast there
+        return a.any(axis=-1)
+    out = a[..., 0].copy()
+    for k in range(1, a.shape[-1]):
+        out |= a[..., k]
+    return out
 
 
 def _as_slice(index: np.ndarray) -> slice | None:
