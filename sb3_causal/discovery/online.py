@@ -461,7 +461,10 @@ class OnlineCausalLearner:
         self.n_updates = 0
 
     def observe(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> None:
-        """Add a batch of transitions: flat observations ``(B, obs_dim)`` and actions ``(B,)``."""
+        """Add a batch of transitions: flat observations ``(B, obs_dim)`` and actions ``(B,)``.
+
+        Large batches go in chunks of ``_CHUNK_VALUES`` state values; the work arrays of a chunk (about
+        70 MB for 1,000 FaultAlarmRL transitions) are kept for the next call (see ``_Scratch``)."""
         obs, next_obs = np.asarray(obs), np.asarray(next_obs)
         if obs.ndim == 1:
             obs, next_obs, actions = obs[None], next_obs[None], np.atleast_1d(actions)
