@@ -484,7 +484,7 @@ class OnlineCausalLearner:
         """A ``(B, units, V)`` view of a unit-major float64 copy of ``values``, kept in the scratch arrays."""
         b, n_units, v = values.shape
         out = self._scratch.get(name, (n_units, b, v))
-        np.copyto(out, values.transpose(1, 0, 2))
+        np.copyto(out, values.transpose(1, 0, 2), casting="unsafe")  # as astype(np.float64) converts
         return out.transpose(1, 0, 2)
 
     def _values(self, obs: np.ndarray) -> np.ndarray:
