@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import io
 import json
+import pickle
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -359,3 +363,58 @@ def collect_valid(env, n_steps: int, seed: int) -> tuple[np.ndarray, np.ndarray,
         n.append(nxt)
         obs = env.reset()[0] if term or trunc else nxt
     return np.array(o), np.array(a), np.array(n)
+
+
+def _flat_state(learner: OnlineCausalLearner) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for key, value in learner.state_dict().items():
+        items = value.items() if isinstance(value, dict) else [("", value)]
+        out.update({f"{key}.{k}": np.asarray(v) for k, v in items if not isinstance(v, str)})
+    return out
+
+
+@pytest.mark.parametrize("n_hops", [2, None])
+def test_observe_work_arrays_carry_nothing_between_calls(n_hops):
+    # observe() keeps its work arrays between calls (no fresh pages each chunk): a learner whose arrays are
+    # dropped before every call, and a pickled copy taken midway, must end with bit-identical statistics.
+    env = FaultAlarmEnv(model_seed=1)
+    layout = dataclasses.replace(env.causal_variables, n_hops=n_hops)
+    obs, actions, next_obs = collect_valid(env, 1200, seed=2)
+    kept = OnlineCausalLearner(layout, hop_selection_rows=30_000)
+    fresh = OnlineCausalLearner(layout, hop_selection_rows=30_000)
+    sizes = [300, 7, 293, 400, 200]
+    bounds = np.cumsum([0, *sizes])
+    for k, (lo, hi) in enumerate(pairwise(bounds)):
+        if k == 2:
+            copied = pickle.loads(pickle.dumps(copy.deepcopy(kept)))
+            assert not copied._scratch._buffers  # the work arrays are a cache: copies leave them out
+            kept = copied
+        fresh._scratch = type(fresh._scratch)()
+        for learner in (kept, fresh):
+            learner.observe(obs[lo:hi], actions[lo:hi], next_obs[lo:hi])
+    a, b = _flat_state(kept), _flat_state(fresh)
+    assert a.keys() == b.keys()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert kept.n_hops == fresh.n_hops and kept.update() == fresh.update()
+
+
+def test_observe_helpers_match_plain_numpy():
+    from sb3_causal.discovery.online import _any_last, _as_slice, _gather_rows
+
+    rng = np.random.default_rng(0)
+    flags = rng.random((4, 9, 5)) < 0.1
+    assert np.array_equal(_any_last(flags), flags.any(axis=2))
+    wide = rng.random((3, 6, 40)) < 0.01
+    assert np.array_equal(_any_last(wide), wide.any(axis=2))
+    blocks = [rng.normal(size=(4, 9, 3)), rng.normal(size=(4, 9, 2))]
+    units, index = rng.integers(4, size=2500), rng.integers(9, size=2500)  # more rows than one tile
+    expected = np.concatenate([blocks[0][units, index], blocks[1][units, (index + 1) % 9]], axis=1)
+    assert np.array_equal(_gather_rows([(blocks[0], index), (blocks[1], (index + 1) % 9)], units), expected)
+    assert _as_slice(np.array([[1, 3], [5, 7]])) == slice(1, 9, 2)
+    assert _as_slice(np.array([[0, 1], [3, 2]])) is None and _as_slice(np.array([[4]])) is None
+    # observe() reads values through a strided view where the indices are evenly spaced, else layout.values
+    obs = rng.normal(size=(6, 12))
+    for index in ([[0, 2], [4, 6]], [[1, 0], [5, 11]]):
+        layout = CausalVariables(("p", "q"), np.array(index), np.array([0, 1, 2, 3, -1]))
+        learner = OnlineCausalLearner(layout)
+        assert np.array_equal(learner._values(obs), layout.values(obs))

@@ -90,10 +90,36 @@ _SWAMP_RATIO = 1e8  # see OnlineCausalLearner._warn_if_swamped
 
 _DENSE_UNITS = 256  # up to this many units, topology operators are applied as dense matrices
 _CHUNK_VALUES = 2**20  # state values per internal batch of observe() (1024 FaultAlarmRL transitions)
+_GATHER_TILE = 1024  # rows per tile of _gather_rows
 _CHANNELS = ("mean", "second moment")  # outcome statistics compared between treated and control rows
 _CONDITIONAL_PASSES = 3  # rounds of conditional tests, each conditioning on the ancestors found so far
 _SUMS = ("sx", "sy", "sxx", "sxy", "syy")
 _CLUSTER_SUMS = ("cxx", "cyy", "cxy", "cnx", "cny")  # over clusters c: sx_c^2, sy_c^2, sx_c sy_c, n_c sx_c, n_c sy_c
+
+
+class _Scratch:
+    """Work arrays of ``observe``, kept by name between calls.
+
+    A chunk of 1,000 FaultAlarmRL transitions needs some 100 MB of temporaries. Allocated afresh
+    each time, they come back from the OS as new zeroed pages (numpy returns large arrays to it when
+    they are freed): page faults cost about a fifth of ``observe`` (measured). An array handed out
+    stays valid until its name is asked for again. The arrays are a cache: copies and pickles of a
+    learner leave them out.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray:
+        size = int(np.prod(shape))
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.dtype != dtype or buffer.size < size:
+            # a quarter of headroom: chunks vary a little in their row counts
+            buffer = self._buffers[name] = np.empty(size + size // 4, dtype=dtype)
+        return buffer[:size].reshape(shape)
+
+    def __reduce__(self) -> tuple[type, tuple]:
+        return _Scratch, ()  # copied or pickled empty
 
 
 @dataclass
@@ -127,16 +153,34 @@ class _PairMoments:
         for name in (*_SUMS, *_CLUSTER_SUMS):
             setattr(self, name, np.zeros((k, v, o)))
 
-    def add(self, mask: np.ndarray, x: np.ndarray, y: np.ndarray, clusters: np.ndarray, stratum: int = 0) -> None:
+    def add(
+        self,
+        mask: np.ndarray,
+        x: np.ndarray,
+        y: np.ndarray,
+        clusters: np.ndarray,
+        stratum: int = 0,
+        scratch: _Scratch | None = None,
+    ) -> None:
         """``mask`` (rows, V): which rows count for variable i; ``x``, ``y`` (rows, V): outcomes of every
         variable j (expanded here into the channels); ``clusters`` (rows,): non-decreasing cluster
-        label of each row (labels never decrease across calls)."""
+        label of each row (labels never decrease across calls); ``scratch``: where to keep work arrays."""
         rows = mask.any(axis=1)
         if not rows.any():
             return
-        mask, x, y, clusters = mask[rows], _with_squares(x[rows]), _with_squares(y[rows]), clusters[rows]
+        if not rows.all():  # (the multi-unit layout passes only rows that count: no copies then)
+            mask, x, y, clusters = mask[rows], x[rows], y[rows], clusters[rows]
         o, k = self.n_outputs, stratum
-        features = np.concatenate([x, y, x * x, x * y, y * y], axis=1)
+        # features [x, y, x^2, x*y, y^2] of the channels, written in place: a concatenation of temporaries
+        # cost a third of add() (measured, FaultAlarmRL)
+        shape = (x.shape[0], 5 * o)
+        features = np.empty(shape) if scratch is None else scratch.get("features", shape)
+        block = [features[:, idx * o : (idx + 1) * o] for idx in range(len(_SUMS))]
+        _with_squares(x, out=block[0])
+        _with_squares(y, out=block[1])
+        np.multiply(block[0], block[0], out=block[2])
+        np.multiply(block[0], block[1], out=block[3])
+        np.multiply(block[1], block[1], out=block[4])
         starts = np.concatenate([[0], np.flatnonzero(np.diff(clusters)) + 1, [clusters.size]])
         for lo, hi in pairwise(starts):
             m = mask[lo:hi].T.astype(np.float64)
@@ -365,6 +409,8 @@ class OnlineCausalLearner:
                 stacklevel=2,
             )
         self._chunk = max(1, min(1024, _CHUNK_VALUES // (layout.n_units * v)))
+        self._obs_slice = _as_slice(layout.obs_index)  # see _values
+        self._scratch = _Scratch()
         self._graph = self.initial_graph.copy()
         self.hop_scores: dict[tuple[int, str], float] = {}  # BIC per (reach, normalization), when chosen from data
         self.channel_tstats = np.zeros((len(_CHANNELS), v, v))  # t of each outcome statistic, as of att()
@@ -415,7 +461,10 @@ class OnlineCausalLearner:
         self.n_updates = 0
 
     def observe(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> None:
-        """Add a batch of transitions: flat observations ``(B, obs_dim)`` and actions ``(B,)``."""
+        """Add a batch of transitions: flat observations ``(B, obs_dim)`` and actions ``(B,)``.
+
+        Large batches go in chunks of ``_CHUNK_VALUES`` state values; the work arrays of a chunk (about
+        70 MB for 1,000 FaultAlarmRL transitions) are kept for the next call (see ``_Scratch``)."""
         obs, next_obs = np.asarray(obs), np.asarray(next_obs)
         if obs.ndim == 1:
             obs, next_obs, actions = obs[None], next_obs[None], np.atleast_1d(actions)
@@ -428,9 +477,23 @@ class OnlineCausalLearner:
         for start in range(0, obs.shape[0], self._chunk):  # bounded working set: large batches stay fast
             part = slice(start, start + self._chunk)
             # (B, units, V) views of unit-major float64 copies: observe_values works unit-major, without another copy
-            x0 = self.layout.values(obs[part]).transpose(1, 0, 2).astype(np.float64, order="C").transpose(1, 0, 2)
-            x1 = self.layout.values(next_obs[part]).transpose(1, 0, 2).astype(np.float64, order="C").transpose(1, 0, 2)
+            x0, x1 = (self._unit_major(name, self._values(o[part])) for name, o in (("x0", obs), ("x1", next_obs)))
             self.observe_values(x0, actions[part], x1)
+
+    def _unit_major(self, name: str, values: np.ndarray) -> np.ndarray:
+        """A ``(B, units, V)`` view of a unit-major float64 copy of ``values``, kept in the scratch arrays."""
+        b, n_units, v = values.shape
+        out = self._scratch.get(name, (n_units, b, v))
+        np.copyto(out, values.transpose(1, 0, 2), casting="unsafe")  # as astype(np.float64) converts
+        return out.transpose(1, 0, 2)
+
+    def _values(self, obs: np.ndarray) -> np.ndarray:
+        """``layout.values(obs)`` for flat observations ``(B, obs_dim)``, as a strided view when the layout's
+        observation indices are evenly spaced (FaultAlarmRL: every other entry): the gather copy it saves
+        was half the cost of converting a batch (measured)."""
+        if self._obs_slice is None:
+            return self.layout.values(obs)
+        return obs.reshape(obs.shape[0], -1)[:, self._obs_slice].reshape(obs.shape[0], *self.layout.obs_index.shape)
 
     def _warn_if_swamped(self, values: np.ndarray) -> None:
         """Warn once when a few huge values would swamp the moment statistics of ordinary ones.
@@ -439,6 +502,7 @@ class OnlineCausalLearner:
         ``max |x|`` exceeds ``_SWAMP_RATIO`` times the median non-zero ``|x|``, a square of the largest
         value is more than ``1e16`` times an ordinary one, and the ordinary values stop counting.
         """
+        values = values.ravel(order="K")  # in memory order (a view of observe's copy): a third faster than strided
         magnitude = np.abs(values[values != 0])
         if magnitude.size and magnitude.max() > _SWAMP_RATIO * np.median(magnitude):
             self._warned_scale = True
@@ -478,13 +542,13 @@ class OnlineCausalLearner:
 
         build = self._single_unit_rows if self._single_unit else self._multi_unit_rows
         batch = build(u0, u1, unit, np.where(treated, var, -1), clusters)
-        self._treated.add(*batch.treated)
+        self._treated.add(*batch.treated, scratch=self._scratch)
         for stratum, mask, y0, y1, cl in batch.control:
-            self._control.add(mask, y0, y1, cl, stratum=stratum)
+            self._control.add(mask, y0, y1, cl, stratum=stratum, scratch=self._scratch)
         for target, z, weights, n_empty in batch.gram:
             gram = self._gram if target < 0 else self._gram_intervened[target]
             gram[0, 0] += n_empty  # an all-zero row has weight 1 and adds to the intercept only
-            _add_gram(gram, z, weights)
+            _add_gram(gram, z, weights, self._scratch)
             self._weight_squares[target] += weights @ weights + n_empty  # target -1: the main Gram matrix
             if target < 0:
                 self._n_rows += z.shape[0] + n_empty
@@ -535,26 +599,26 @@ class OnlineCausalLearner:
         treated = var >= 0
         # Spreads are taken over the distinct states (a next state is mostly the following transition's
         # state): transition t's state is column t of ``states``, its next state column ``nxt[t]``.
-        states, nxt = _distinct_states(u0, u1)
-        y = _spread(self._outcome_reach, states)
+        states, nxt = _distinct_states(u0, u1, self._scratch)
+        y = _spread(self._outcome_reach, states, self._scratch, "outcomes")
         tu, tb = unit[treated], np.flatnonzero(treated)
         far = np.ones((n_units, b), dtype=bool)
         far[:, treated] = ~self._near[tu].toarray().T  # symmetric: rows are columns
-        control = self._control_active(u0) & far[:, :, None]  # out of reach of any intervention
+        active = self._control_active(u0)  # control rows for i: out of reach of any intervention, and i active
         # Pruning rows: those with a non-zero value within reach (the others add to the intercept only).
-        nonzero = (y != 0).any(axis=2)
+        nonzero = _any_last(y != 0)
         keep = far & (nonzero[:, :b] | nonzero[:, nxt])
         ku, kb = np.nonzero(keep)
-        spreads = [_spread(op, states) for op in self._hop_ops]
-        spread0 = [s[ku, kb] for s in spreads]
-        spread1 = [s[ku, nxt[kb]] for s in spreads]
-        z = np.concatenate([u0[ku, kb], *spread0, u1[ku, kb], *spread1], axis=1)
+        spreads = [_spread(op, states, self._scratch, f"hop {h}") for h, op in enumerate(self._hop_ops, 1)]
+        # [x_t at hops 0..H-1 | x_t+1 at hops 0..H-1] of the kept rows
+        blocks = [(u0, kb), *((s, kb) for s in spreads), (u1, kb), *((s, nxt[kb]) for s in spreads)]
+        z = _gather_rows(blocks, ku, self._scratch)
         weights = self._row_weights(z[:, : v * self.n_hops])
 
-        cb, cu = np.nonzero(control.any(axis=2).T)  # control rows ordered by transition: clusters are contiguous
+        cb, cu = np.nonzero((far & _any_last(active)).T)  # control rows ordered by transition: clusters are contiguous
         return _Rows(
             treated=(_one_hot(var[treated], v), y[tu, tb], y[tu, nxt[tb]], clusters[tb]),
-            control=[(0, control[cu, cb], y[cu, cb], y[cu, nxt[cb]], clusters[cb])],
+            control=[(0, active[cu, cb], y[cu, cb], y[cu, nxt[cb]], clusters[cb])],
             gram=[(-1, z, weights, int(np.count_nonzero(far)) - ku.size)],
         )
 
@@ -600,20 +664,21 @@ class OnlineCausalLearner:
         v, h_max = self.layout.n_variables, max(reaches)
         ops = [_operator(op) for op in self.layout.unit_topology.hop_weights(h_max, normalization)]
         gram = np.zeros((1 + 2 * h_max * v, 1 + 2 * h_max * v))
+        scratch = _Scratch()  # this call's own: its arrays are wider than observe's, and freed on return
         for start in range(0, x0.shape[0], self._chunk):
             u0 = np.ascontiguousarray(x0[start : start + self._chunk].transpose(1, 0, 2))
             u1 = np.ascontiguousarray(x1[start : start + self._chunk].transpose(1, 0, 2))
             # feature blocks (units, states, V) over the distinct states (see _multi_unit_rows); hop 0 is the
             # identity. Only the rows with a non-zero value are gathered (an all-zero row adds 1 to the
             # intercept only): no (units * B, 2 * h_max * V) copy
-            states, nxt = _distinct_states(u0, u1)
-            blocks = [states if h == 0 else _spread(op, states) for h, op in enumerate(ops)]
-            any_state = np.logical_or.reduce([block.any(axis=2) for block in blocks])
+            states, nxt = _distinct_states(u0, u1, scratch)
+            blocks = [states if h == 0 else _spread(op, states, scratch, f"hop {h}") for h, op in enumerate(ops)]
+            any_state = np.logical_or.reduce([_any_last(block != 0) for block in blocks])
             nonzero = any_state[:, : u0.shape[1]] | any_state[:, nxt]
             ku, kb = np.nonzero(nonzero)  # unit-major, the order of the rows of a (units * B) reshape
-            z = np.concatenate([block[ku, t] for t in (kb, nxt[kb]) for block in blocks], axis=1)
+            z = _gather_rows([(block, t) for t in (kb, nxt[kb]) for block in blocks], ku, scratch)
             gram[0, 0] += nonzero.size - ku.size
-            _add_gram(gram, z, self._row_weights(z[:, :v]))
+            _add_gram(gram, z, self._row_weights(z[:, :v]), scratch)
         n_rows = float(x0.shape[0] * x0.shape[1])
         scores = {}
         for n_hops in reaches:
@@ -1079,9 +1144,13 @@ class OnlineCausalLearner:
         return learner
 
 
-def _with_squares(y: np.ndarray) -> np.ndarray:
-    """Outcome columns of every channel (see ``_CHANNELS``): values, then their squares."""
-    return np.concatenate([y, y * y], axis=1)
+def _with_squares(y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Outcome columns of every channel (see ``_CHANNELS``): values, then their squares (written into ``out``)."""
+    v = y.shape[1]
+    out = np.empty((y.shape[0], 2 * v)) if out is None else out
+    out[:, :v] = y
+    np.multiply(y, y, out=out[:, v:])
+    return out
 
 
 def _cluster_variance(
@@ -1156,13 +1225,20 @@ def _operator(op: sp.csr_array) -> sp.csr_array | np.ndarray:
     return op.toarray() if op.shape[0] <= _DENSE_UNITS else op
 
 
-def _spread(op: sp.csr_array | np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``out[n, b, v] = sum_m op[n, m] * x[m, b, v]`` for unit-major ``x``, as one matrix product."""
+def _spread(
+    op: sp.csr_array | np.ndarray, x: np.ndarray, scratch: _Scratch | None = None, name: str = "spread"
+) -> np.ndarray:
+    """``out[n, b, v] = sum_m op[n, m] * x[m, b, v]`` for unit-major ``x``, as one matrix product (a dense
+    one into the scratch array ``name``)."""
     m, b, v = x.shape
-    return np.asarray(op @ x.reshape(m, b * v)).reshape(op.shape[0], b, v)
+    if scratch is None or sp.issparse(op):
+        return np.asarray(op @ x.reshape(m, b * v)).reshape(op.shape[0], b, v)
+    out = scratch.get(name, (op.shape[0], b * v))
+    np.matmul(op, x.reshape(m, b * v), out=out)
+    return out.reshape(op.shape[0], b, v)
 
 
-def _distinct_states(u0: np.ndarray, u1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _distinct_states(u0: np.ndarray, u1: np.ndarray, scratch: _Scratch | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Unit-major states ``(units, B, V)`` before and after, each distinct state once: ``(states, nxt)``.
 
     Within an episode the next state of transition t is the state of t + 1, so ``states`` is ``u0``
@@ -1171,11 +1247,57 @@ def _distinct_states(u0: np.ndarray, u1: np.ndarray) -> tuple[np.ndarray, np.nda
     of spreading ``u0`` and ``u1``."""
     b = u0.shape[1]
     follows = np.zeros(b, dtype=bool)
-    follows[:-1] = (u1[:, :-1] == u0[:, 1:]).all(axis=(0, 2))
+    # reduced over units first (the long axis): 5x faster than over (units, V) at once (measured, 50 x 18)
+    follows[:-1] = np.logical_and.reduce(u1[:, :-1] == u0[:, 1:], axis=0).all(axis=1)
     extra = np.flatnonzero(~follows)
     nxt = np.arange(1, b + 1)
     nxt[extra] = b + np.arange(extra.size)
-    return np.concatenate([u0, u1[:, extra]], axis=1), nxt
+    shape = (u0.shape[0], b + extra.size, u0.shape[2])
+    states = np.empty(shape) if scratch is None else scratch.get("states", shape)
+    np.concatenate([u0, u1[:, extra]], axis=1, out=states)
+    return states, nxt
+
+
+def _any_last(a: np.ndarray) -> np.ndarray:
+    """``a.any(axis=-1)`` for a boolean array with a short last axis (the variables): numpy reduces a short
+    inner axis slowly, or-ing its slices is twice as fast (measured on 50 units x 1,000 states x 18)."""
+    if a.shape[-1] > 32 or a.shape[-1] == 0:  # a long axis: numpy's own reduction is fast there
+        return a.any(axis=-1)
+    out = a[..., 0].copy()
+    for k in range(1, a.shape[-1]):
+        out |= a[..., k]
+    return out
+
+
+def _as_slice(index: np.ndarray) -> slice | None:
+    """The slice selecting the flat indices ``index`` in order, when they are evenly spaced (else None)."""
+    flat = index.reshape(-1).astype(np.int64)
+    if flat.size < 2 or flat[0] < 0:
+        return None
+    step = int(flat[1] - flat[0])
+    if step < 1 or (np.diff(flat) != step).any():
+        return None
+    return slice(int(flat[0]), int(flat[0]) + step * flat.size, step)
+
+
+def _gather_rows(
+    blocks: list[tuple[np.ndarray, np.ndarray]], units: np.ndarray, scratch: _Scratch | None = None
+) -> np.ndarray:
+    """Rows ``[block_0[units, index_0] | block_1[units, index_1] | ...]`` of unit-major blocks ``(units, B, V)``.
+
+    Written into one preallocated array, ``_GATHER_TILE`` rows at a time, so that a tile of the output
+    stays in cache while every block writes its columns: on FaultAlarmRL's pruning rows this takes 0.5x
+    the time of concatenating the gathered pieces (measured)."""
+    widths = [block.shape[2] for block, _ in blocks]
+    shape = (units.size, sum(widths))
+    out = np.empty(shape) if scratch is None else scratch.get("rows", shape)
+    for lo in range(0, units.size, _GATHER_TILE):
+        rows = slice(lo, lo + _GATHER_TILE)
+        start = 0
+        for (block, index), width in zip(blocks, widths):
+            out[rows, start : start + width] = block[units[rows], index[rows]]
+            start += width
+    return out
 
 
 def _one_hot(index: np.ndarray, n: int) -> np.ndarray:
@@ -1184,9 +1306,10 @@ def _one_hot(index: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _add_gram(gram: np.ndarray, z: np.ndarray, weights: np.ndarray) -> None:
+def _add_gram(gram: np.ndarray, z: np.ndarray, weights: np.ndarray, scratch: _Scratch | None = None) -> None:
     """Add weighted rows ``[1, z]`` to a Gram matrix."""
-    wz = z * weights[:, None]
+    wz = np.empty(z.shape) if scratch is None else scratch.get("weighted rows", z.shape)
+    np.multiply(z, weights[:, None], out=wz)
     s = wz.sum(axis=0)
     gram[0, 0] += weights.sum()
     gram[0, 1:] += s
