@@ -117,18 +117,8 @@ def test_prior_is_kept_until_a_variable_is_treated_enough():
 def test_fault_alarm_ancestors_are_found_quickly():
     env = FaultAlarmEnv()
     layout = env.causal_variables
-    rng = np.random.default_rng(0)
-    obs, _ = env.reset(seed=0)
-    o, a, n = [], [], []
-    for _ in range(3000):
-        action = int(rng.choice(np.flatnonzero(env.action_masks())))
-        nxt, _, term, trunc, _ = env.step(action)
-        o.append(obs)
-        a.append(action)
-        n.append(nxt)
-        obs = env.reset()[0] if term or trunc else nxt
     learner = OnlineCausalLearner(layout)
-    learner.observe(np.array(o), np.array(a), np.array(n))
+    learner.observe(*collect_valid(env, 3000, seed=0))
     assert learner.n_hops == 2  # chosen from data (the simulator's reach is 2, and hidden)
     ancestors, _ = learner.ancestor_candidates()
     truth = env.causal_graph.ancestor_matrix()
