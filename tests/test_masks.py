@@ -302,7 +302,7 @@ def test_masks_equal_the_reference_implementation(layout_kind: str, chooser: str
         fast = CausalMask(layout, graph, seed=trial, chooser=make(), n_hops=int(rng.integers(1, 3)), **kwargs)
         slow = CausalMask(layout, graph, seed=trial, chooser=make(), n_hops=fast.n_hops, **kwargs)
         reference = _ReferenceMask(slow)
-        assert (fast._value_slice is None) == (layout_kind == "scattered")  # both ways of reading the values run
+        assert (layout._obs_slice is None) == (layout_kind == "scattered")  # both ways of reading the values run
         for batch in (1, 1, 3, 64):
             obs = np.zeros((batch, layout.obs_size), dtype=np.float32)
             on = rng.random((batch, layout.n_units, v)) < density

@@ -21,13 +21,16 @@ from sb3_causal_envs.factored import FactoredSCMEnv
 from tests.toy_envs import LinearCascadeEnv, PoissonCascadeEnv
 
 
-def collect(env, n_steps: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Random-action transitions, never paired across episodes."""
+def collect(env, n_steps: int, seed: int, valid_only: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random-action transitions, never paired across episodes (``valid_only``: among the env's action masks)."""
     rng = np.random.default_rng(seed)
     obs, _ = env.reset(seed=seed)
     o, a, n = [], [], []
     for _ in range(n_steps):
-        action = int(rng.integers(env.action_space.n))
+        if valid_only:
+            action = int(rng.choice(np.flatnonzero(env.action_masks())))
+        else:
+            action = int(rng.integers(env.action_space.n))
         nxt, _, term, trunc, _ = env.step(action)
         o.append(obs)
         a.append(action)
@@ -118,7 +121,7 @@ def test_fault_alarm_ancestors_are_found_quickly():
     env = FaultAlarmEnv()
     layout = env.causal_variables
     learner = OnlineCausalLearner(layout)
-    learner.observe(*collect_valid(env, 3000, seed=0))
+    learner.observe(*collect(env, 3000, seed=0, valid_only=True))
     assert learner.n_hops == 2  # chosen from data (the simulator's reach is 2, and hidden)
     ancestors, _ = learner.ancestor_candidates()
     truth = env.causal_graph.ancestor_matrix()
@@ -314,7 +317,7 @@ def test_thp_warns_when_a_log_s_times_go_backwards():
 
 def test_hop_normalization_is_declared_or_chosen_from_data_and_saved():
     env = FaultAlarmEnv()
-    o, a, n = collect_valid(env, 400, seed=0)
+    o, a, n = collect(env, 400, seed=0, valid_only=True)
     layout = env.causal_variables
     with pytest.raises(ValueError, match="hop_normalization"):
         OnlineCausalLearner(layout, hop_normalization="l2")
@@ -340,21 +343,6 @@ def test_hop_normalization_is_declared_or_chosen_from_data_and_saved():
     assert OnlineCausalLearner.from_npz(old.getvalue()).hop_normalization == "sym"
 
 
-def collect_valid(env, n_steps: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Random valid-action transitions of an env with action masks."""
-    rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    o, a, n = [], [], []
-    for _ in range(n_steps):
-        action = int(rng.choice(np.flatnonzero(env.action_masks())))
-        nxt, _, term, trunc, _ = env.step(action)
-        o.append(obs)
-        a.append(action)
-        n.append(nxt)
-        obs = env.reset()[0] if term or trunc else nxt
-    return np.array(o), np.array(a), np.array(n)
-
-
 def _flat_state(learner: OnlineCausalLearner) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for key, value in learner.state_dict().items():
@@ -369,7 +357,7 @@ def test_observe_work_arrays_carry_nothing_between_calls(n_hops):
     # dropped before every call, and a pickled copy taken midway, must end with bit-identical statistics.
     env = FaultAlarmEnv(model_seed=1)
     layout = dataclasses.replace(env.causal_variables, n_hops=n_hops)
-    obs, actions, next_obs = collect_valid(env, 1200, seed=2)
+    obs, actions, next_obs = collect(env, 1200, seed=2, valid_only=True)
     kept = OnlineCausalLearner(layout, hop_selection_rows=30_000)
     fresh = OnlineCausalLearner(layout, hop_selection_rows=30_000)
     sizes = [300, 7, 293, 400, 200]
@@ -389,7 +377,7 @@ def test_observe_work_arrays_carry_nothing_between_calls(n_hops):
 
 
 def test_observe_helpers_match_plain_numpy():
-    from sb3_causal.discovery.online import _any_last, _as_slice, _gather_rows
+    from sb3_causal.discovery.online import _any_last, _gather_rows
 
     rng = np.random.default_rng(0)
     flags = rng.random((4, 9, 5)) < 0.1
@@ -400,11 +388,9 @@ def test_observe_helpers_match_plain_numpy():
     units, index = rng.integers(4, size=2500), rng.integers(9, size=2500)  # more rows than one tile
     expected = np.concatenate([blocks[0][units, index], blocks[1][units, (index + 1) % 9]], axis=1)
     assert np.array_equal(_gather_rows([(blocks[0], index), (blocks[1], (index + 1) % 9)], units), expected)
-    assert _as_slice(np.array([[1, 3], [5, 7]])) == slice(1, 9, 2)
-    assert _as_slice(np.array([[0, 1], [3, 2]])) is None and _as_slice(np.array([[4]])) is None
-    # observe() reads values through a strided view where the indices are evenly spaced, else layout.values
+    # layout.values(copy=False): a strided view where the observation indices are evenly spaced, else a copy
     obs = rng.normal(size=(6, 12))
-    for index in ([[0, 2], [4, 6]], [[1, 0], [5, 11]]):
-        layout = CausalVariables(("p", "q"), np.array(index), np.array([0, 1, 2, 3, -1]))
-        learner = OnlineCausalLearner(layout)
-        assert np.array_equal(learner._values(obs), layout.values(obs))
+    for index, is_view in (([[0, 2], [4, 6]], True), ([[1, 0], [5, 11]], False), ([[3]], False)):
+        layout = CausalVariables(tuple("pq")[: len(index[0])], np.array(index), np.arange(np.size(index)))
+        view = layout.values(obs, copy=False)
+        assert np.array_equal(view, layout.values(obs)) and np.shares_memory(view, obs) == is_view

@@ -409,7 +409,6 @@ class OnlineCausalLearner:
                 stacklevel=2,
             )
         self._chunk = max(1, min(1024, _CHUNK_VALUES // (layout.n_units * v)))
-        self._obs_slice = _as_slice(layout.obs_index)  # see _values
         self._scratch = _Scratch()
         self._graph = self.initial_graph.copy()
         self.hop_scores: dict[tuple[int, str], float] = {}  # BIC per (reach, normalization), when chosen from data
@@ -477,7 +476,8 @@ class OnlineCausalLearner:
         for start in range(0, obs.shape[0], self._chunk):  # bounded working set: large batches stay fast
             part = slice(start, start + self._chunk)
             # (B, units, V) views of unit-major float64 copies: observe_values works unit-major, without another copy
-            x0, x1 = (self._unit_major(name, self._values(o[part])) for name, o in (("x0", obs), ("x1", next_obs)))
+            x0 = self._unit_major("x0", self.layout.values(obs[part], copy=False))
+            x1 = self._unit_major("x1", self.layout.values(next_obs[part], copy=False))
             self.observe_values(x0, actions[part], x1)
 
     def _unit_major(self, name: str, values: np.ndarray) -> np.ndarray:
@@ -486,14 +486,6 @@ class OnlineCausalLearner:
         out = self._scratch.get(name, (n_units, b, v))
         np.copyto(out, values.transpose(1, 0, 2), casting="unsafe")  # as astype(np.float64) converts
         return out.transpose(1, 0, 2)
-
-    def _values(self, obs: np.ndarray) -> np.ndarray:
-        """``layout.values(obs)`` for flat observations ``(B, obs_dim)``, as a strided view when the layout's
-        observation indices are evenly spaced (FaultAlarmRL: every other entry): the gather copy it saves
-        was half the cost of converting a batch (measured)."""
-        if self._obs_slice is None:
-            return self.layout.values(obs)
-        return obs.reshape(obs.shape[0], -1)[:, self._obs_slice].reshape(obs.shape[0], *self.layout.obs_index.shape)
 
     def _warn_if_swamped(self, values: np.ndarray) -> None:
         """Warn once when a few huge values would swamp the moment statistics of ordinary ones.
@@ -1267,17 +1259,6 @@ def _any_last(a: np.ndarray) -> np.ndarray:
     for k in range(1, a.shape[-1]):
         out |= a[..., k]
     return out
-
-
-def _as_slice(index: np.ndarray) -> slice | None:
-    """The slice selecting the flat indices ``index`` in order, when they are evenly spaced (else None)."""
-    flat = index.reshape(-1).astype(np.int64)
-    if flat.size < 2 or flat[0] < 0:
-        return None
-    step = int(flat[1] - flat[0])
-    if step < 1 or (np.diff(flat) != step).any():
-        return None
-    return slice(int(flat[0]), int(flat[0]) + step * flat.size, step)
 
 
 def _gather_rows(

@@ -58,16 +58,6 @@ DEFAULT_ETA = 0.3
 DEFAULT_ACTIVITY_THRESHOLD = 0.0
 
 
-def _as_slice(index: np.ndarray) -> slice | None:
-    """``index`` (non-negative, 1-d) as an equal slice when it is an arithmetic progression, else None."""
-    if index.size < 2:
-        return slice(int(index[0]), int(index[0]) + 1) if index.size else None
-    step = int(index[1] - index[0])
-    if step <= 0 or not np.array_equal(np.diff(index), np.full(index.size - 1, step)):
-        return None
-    return slice(int(index[0]), int(index[-1]) + 1, step)
-
-
 class _Chooser(Protocol):
     """An intervention chooser (see ``sb3_causal.discovery.choosers.InterventionChooser``)."""
 
@@ -129,8 +119,6 @@ class CausalMask:
         self._targetable = np.zeros(u * v, dtype=bool)
         self._targetable[targets[self._action_ok]] = True
         self._pair_var = np.tile(np.arange(v), u)
-        self._value_index = layout.obs_index.ravel()  # flat observation index of pair u * v + w
-        self._value_slice = _as_slice(self._value_index)  # the same as a slice where it is one (a view, no gather)
         # the actions targeting each pair, -1 padded: row p of (n_pairs, most actions on one pair)
         acting = np.flatnonzero(self._action_ok)
         per_pair = np.bincount(targets[acting], minlength=u * v)
@@ -181,9 +169,7 @@ class CausalMask:
         obs = np.asarray(observations)
         batch = obs.shape[0]
         u, v = self.layout.n_units, self.layout.n_variables
-        flat = obs.reshape(batch, -1)
-        values = flat[:, self._value_slice] if self._value_slice is not None else flat[:, self._value_index]
-        magnitude = np.abs(values)  # (B, U * V)
+        magnitude = np.abs(self.layout.values(obs.reshape(batch, -1), copy=False).reshape(batch, -1))  # (B, U * V)
         active = magnitude > self.activity_threshold
         if not active.any():
             return batch, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
