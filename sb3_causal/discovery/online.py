@@ -42,6 +42,18 @@ How it is estimated here, from transitions ``(s_t, a_t, s_t+1)`` mapped through 
   from per-cluster sums. This does not remove a bias: where the policy's choice of treatment
   depends on the state (FaultAlarmRL's random-over-active treats a pair less often when many
   alarms are on), non-ancestor pairs show non-zero effects (measured in the README).
+* **Propensity weighting** (opt-in, ``propensity_weighting``). In RL the treatment's propensity is
+  known: the behaviour policy's probability of its action, passed as ``observe(..., action_probs)``.
+  For the ATT, the control must look like the treated rows' states, so control row r counts for i
+  with the odds ``p_i(s) / p_control(s)``: the probability that the policy intervenes on i there
+  (on the row's unit, multi-unit) over the probability that r is a control row at all (no
+  intervention within reach of the unit; single unit: the probability of the row's stratum, i.e.
+  of the variable its transition intervened on, or of no intervention). Treated rows weigh 1; the
+  weighted means normalise the weights per i. Weights are capped at ``propensity_clip``. The fit
+  on control rows becomes weighted least squares, its i.i.d. variance counts the effective rows
+  ``(sum w)^2 / sum w^2``, and the cluster-robust variance is that of the weighted mean (the
+  per-cluster sums are weighted). The single-unit conditional channels come from the pruning
+  stage's Gram matrices and are not weighted.
 * **Orientation.** ``i`` is taken as an ancestor of ``j`` when the larger |t| of the two statistics
   passes the multiple-testing rule over all V x V pairs (``alpha``; Bonferroni by default, or
   Benjamini-Hochberg), with at least ``min_treated`` treated rows. A relation of the prior graph (e.g. from THP) stands
@@ -731,7 +743,7 @@ class OnlineCausalLearner:
                 f"action_probs gives probability 0 to the action taken in row {row} (action {int(actions[row])}): "
                 "they are not the probabilities of the policy that acted"
             )
-        return probs / total[:, None]
+        return probs
 
     def _propensities(self, u0: np.ndarray, probs: np.ndarray) -> _Propensity:
         """From action probabilities ``(B, n_actions)``: the probability of intervening on each (unit,
@@ -740,8 +752,15 @@ class OnlineCausalLearner:
         n_units, b, v = u0.shape
         target = self.layout.action_target
         acts = np.flatnonzero(target >= 0)
-        to_pairs = sp.csr_array((np.ones(acts.size), (target[acts], acts)), shape=(n_units * v, target.size))
-        on = np.asarray(to_pairs @ probs.T).reshape(n_units, v, b).transpose(0, 2, 1)
+        if np.array_equal(target[: n_units * v], np.arange(n_units * v)):  # action k targets pair k (FaultAlarmRL)
+            on = probs[:, : n_units * v]  # a view: the other actions target nothing or repeat a pair
+            if acts.size > n_units * v:
+                on = on.copy()
+                np.add.at(on.T, target[acts[n_units * v :]], probs[:, acts[n_units * v :]].T)
+        else:
+            on = np.zeros((b, n_units * v))
+            np.add.at(on.T, target[acts], probs[:, acts].T)
+        on = on.reshape(b, n_units, v).transpose(1, 0, 2)
         if not self.layout.intervenes_when_inactive:
             on = on * (u0 != 0)
         none = np.maximum(1.0 - on.sum(axis=(0, 2)), 0.0)
