@@ -84,9 +84,7 @@ def test_epsilon_greedy_probabilities():
     env = make_vec_env(LinearCascadeEnv, n_envs=1, seed=0)
     learner = ProbeLearner(env.get_attr("causal_variables")[0], **WEIGHTED)
     eps, n_actions, warm = 0.2, env.action_space.n, 50
-    model = DQN(
-        "MlpPolicy", env, learning_starts=warm, exploration_initial_eps=eps, exploration_final_eps=eps, seed=0
-    )
+    model = DQN("MlpPolicy", env, learning_starts=warm, exploration_initial_eps=eps, exploration_final_eps=eps, seed=0)
     model.learn(300, callback=CausalGraphCallback(learner=learner, update_freq=100))
     probs = np.concatenate(learner.probs)
     np.testing.assert_allclose(probs[:warm], 1.0 / n_actions)  # the warm-up draws uniformly
