@@ -221,8 +221,8 @@ def main() -> None:
     parser.add_argument(
         "--propensity",
         action="store_true",
-        help="random driver: pass the driver's action probabilities to the learner, which weights control rows by "
-        "their odds of treatment (propensity_weighting)",
+        help="pass the acting policy's action probabilities to the learner, which weights control rows by their odds "
+        "of treatment (propensity_weighting): the random driver's exact ones; for the agents, CausalGraphCallback's",
     )
     parser.add_argument("--init", default=None, choices=INITIAL_METHODS, help="default: random (FaultAlarmRL), empty")
     parser.add_argument("--steps", type=int, default=20_000, help="env steps of interventions")
@@ -276,10 +276,8 @@ def main() -> None:
     if args.hop_normalization is not None:
         options["hop_normalization"] = None if args.hop_normalization == "data" else args.hop_normalization
     if args.propensity:
-        if args.driver != "random" or args.chooser != "uniform":
-            raise SystemExit(
-                "--propensity: only the random driver with the uniform chooser knows its action probabilities"
-            )
+        if args.driver == "random" and args.chooser != "uniform":
+            raise SystemExit("--propensity: the random driver knows its action probabilities with --chooser uniform")
         options["propensity_weighting"] = True
     options.update(args.learner_kwargs)
     learner = OnlineCausalLearner(

@@ -18,6 +18,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from sb3_causal.common.behaviour import behaviour_probabilities, check_behaviour_supported
 from sb3_causal.discovery.initial import INITIAL_METHODS, initial_graph_for_env
 from sb3_causal.discovery.online import OnlineCausalLearner
 from sb3_causal.graph import CausalGraph
@@ -141,6 +142,12 @@ class CausalGraphCallback(BaseCallback):
         ``learn(a + b)``; :meth:`flush` updates now)
     :param seed: seed of a random initial graph and of the alarm log recording
     :param verbose: 1 prints a line per update
+
+    With a learner that weights control rows by their odds of treatment
+    (``learner_kwargs={"propensity_weighting": True}``), each step's transitions go to the learner with the
+    acting policy's probability of every action (:func:`~sb3_causal.common.behaviour.behaviour_probabilities`:
+    on-policy categorical policies and epsilon-greedy DQNs; other algorithms are refused when training
+    starts). That costs one extra forward pass of the policy per step.
     """
 
     def __init__(
@@ -174,9 +181,11 @@ class CausalGraphCallback(BaseCallback):
         self.true_graph: CausalGraph | None = None
         self.on_update: list[Callable[[CausalGraph], None]] = []  # called with each new graph
         self.n_skipped = 0
-        # Pending transitions, written in place into preallocated arrays (obs, actions, next obs): no
-        # per-step allocation; they grow only when a step brings more rows than they hold.
-        self._buffer: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        # Pending transitions, written in place into preallocated arrays (obs, actions, next obs and, under
+        # propensity weighting, the action probabilities): no per-step allocation; they grow only when a
+        # step brings more rows than they hold.
+        self._buffer: tuple[np.ndarray, ...] | None = None
+        self._with_probs = False  # the learner weights by propensity: record the policy's action probabilities
         self._n_buffered = 0
         self._prev_obs: np.ndarray | None = None
         self._prev_all_finite = True  # _prev_obs holds no NaN/inf
@@ -217,9 +226,9 @@ class CausalGraphCallback(BaseCallback):
         assert self.learner is not None
         start = time.perf_counter()
         if self._n_buffered and self._buffer is not None:
-            n, (obs, actions, next_obs) = self._n_buffered, self._buffer
+            n = self._n_buffered
             self._n_buffered = 0
-            self.learner.observe(obs[:n], actions[:n], next_obs[:n])
+            self.learner.observe(*(array[:n] for array in self._buffer))
         graph = self.learner.update()
         seconds = time.perf_counter() - start
         self._log(graph, seconds)
@@ -229,8 +238,11 @@ class CausalGraphCallback(BaseCallback):
 
     # ------------------------------------------------------------------ SB3 hooks
     def _init_callback(self) -> None:
-        self.setup(self.training_env)
+        learner = self.setup(self.training_env)
         self._vec_normalize = self.model.get_vec_normalize_env()
+        self._with_probs = learner.propensity_weighting
+        if self._with_probs:
+            check_behaviour_supported(self.model)
 
     def _on_training_start(self) -> None:
         if self._vec_normalize is not None:
@@ -247,10 +259,11 @@ class CausalGraphCallback(BaseCallback):
         prev = self._prev_obs
         if prev is not None and prev.shape == raw_new.shape:
             actions = np.asarray(self.locals["actions"]).reshape(-1)
+            probs = behaviour_probabilities(self.model, self.locals) if self._with_probs else None
             if self._prev_all_finite and all_finite and not dones.any():
-                self._record(prev, actions, raw_new, None)  # the common step: every env's transition as it is
+                self._record(prev, actions, raw_new, None, probs)  # the common step: every env's transition as it is
             else:
-                self._record(prev, actions, *self._checked_transitions(prev, raw_new, dones))
+                self._record(prev, actions, *self._checked_transitions(prev, raw_new, dones), probs)
             np.copyto(prev, raw_new)
         else:  # no previous observation of this shape: nothing to pair with
             self._prev_obs = raw_new.copy()
@@ -276,28 +289,39 @@ class CausalGraphCallback(BaseCallback):
             self.n_skipped += int((~finite & valid).sum())
         return next_obs, valid & finite
 
-    def _record(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, valid: np.ndarray | None) -> None:
-        """Append the ``valid`` rows (None: all) of one step to the pending transitions (copied into the buffer)."""
+    def _record(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        next_obs: np.ndarray,
+        valid: np.ndarray | None,
+        probs: np.ndarray | None = None,
+    ) -> None:
+        """Append the ``valid`` rows (None: all) of one step to the pending transitions (copied into the buffer);
+        ``probs``: the acting policy's action probabilities of the step (propensity weighting only)."""
         n, k = self._n_buffered, obs.shape[0] if valid is None else int(np.count_nonzero(valid))
         if k == 0:
             return
+        step = (obs, actions, next_obs) if probs is None else (obs, actions, next_obs, probs)
         buffer = self._buffer
-        if buffer is None or buffer[0].shape[1:] != obs.shape[1:] or buffer[0].shape[0] < n + k:
+        if (
+            buffer is None
+            or len(buffer) != len(step)
+            or any(b.shape[1:] != a.shape[1:] for b, a in zip(buffer, step))
+            or buffer[0].shape[0] < n + k
+        ):
             capacity = max(self.update_freq + obs.shape[0], 2 * (n + k))
-            grown = (
-                np.empty((capacity, *obs.shape[1:]), dtype=obs.dtype),
-                np.empty(capacity, dtype=actions.dtype),
-                np.empty((capacity, *obs.shape[1:]), dtype=obs.dtype),
-            )
+            grown = tuple(np.empty((capacity, *a.shape[1:]), dtype=a.dtype) for a in step)
             if buffer is not None and n:
                 for new, old in zip(grown, buffer):
                     new[:n] = old[:n]
             buffer = self._buffer = grown
-        b_obs, b_actions, b_next = buffer
         if valid is None or k == valid.size:
-            b_obs[n : n + k], b_actions[n : n + k], b_next[n : n + k] = obs, actions, next_obs
+            for b, a in zip(buffer, step):
+                b[n : n + k] = a
         else:
-            b_obs[n : n + k], b_actions[n : n + k], b_next[n : n + k] = obs[valid], actions[valid], next_obs[valid]
+            for b, a in zip(buffer, step):
+                b[n : n + k] = a[valid]
         self._n_buffered = n + k
 
     # ------------------------------------------------------------------ logging
