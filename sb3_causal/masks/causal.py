@@ -270,12 +270,17 @@ class CausalMask:
         n_actions = self._action_pair.size
         lifted = bool(explore and self.eta > 0 and self.rng.random(1)[0] < self.eta)
         fallback = False
-        if lifted:
+        if lifted and self.chooser is None:  # the env mask alone (_lifted_masks' rule, without its arrays)
+            masks = np.ones((1, n_actions), dtype=bool) if env is None else env.copy()
+        elif lifted:
             masks = np.empty((1, n_actions), dtype=bool)
             masks[:] = self._lifted_masks(env, np.ones(1, dtype=bool))
         else:
-            actions = self._pair_actions[self._kept_pairs(obs)[2]].ravel()
-            if self._pair_actions.shape[1] > 1:
+            pairs = self._kept_pairs(obs)[2]
+            if self._pair_actions.shape[1] == 1:  # one action per pair (the usual layout)
+                actions = self._pair_actions[pairs, 0]
+            else:
+                actions = self._pair_actions[pairs].ravel()
                 actions = actions[actions >= 0]
             if env is not None:
                 actions = actions[env[0, actions]]
