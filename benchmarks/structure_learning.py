@@ -80,6 +80,7 @@ def random_driver(env, learner, args, truth, rng, curve) -> None:
     n_pairs = layout.n_units * layout.n_variables
     obs, _ = env.reset(seed=args.seed)
     batch: tuple[list, list, list] = ([], [], [])
+    probs: list[np.ndarray] = []  # --propensity: the probability of every action in each state
     for step in range(1, args.steps + 1):
         valid = np.flatnonzero(valid_actions(env))
         targets = layout.action_target[valid]
@@ -90,16 +91,23 @@ def random_driver(env, learner, args, truth, rng, curve) -> None:
         if args.chooser == "least":  # no-op only when nothing else is valid
             pool = pool[layout.action_target[pool] >= 0] if (layout.action_target[pool] >= 0).any() else pool
         action = int(rng.choice(pool)) if args.treatments == "valid" else int(rng.integers(env.action_space.n))
+        if args.propensity:  # the draw above: uniform over the pool, or over all actions
+            drawn_from = pool if args.treatments == "valid" else np.arange(env.action_space.n)
+            prob = np.zeros(env.action_space.n)
+            prob[drawn_from] = 1.0 / drawn_from.size
+            probs.append(prob)
         next_obs, _, term, trunc, _ = env.step(action)
         batch[0].append(obs)
         batch[1].append(action)
         batch[2].append(next_obs)
         obs = env.reset()[0] if term or trunc else next_obs
         if step % args.update_every == 0 or step == args.steps:
-            learner.observe(np.array(batch[0]), np.array(batch[1]), np.array(batch[2]))
+            learner.observe(
+                np.array(batch[0]), np.array(batch[1]), np.array(batch[2]), np.array(probs) if args.propensity else None
+            )
             graph = learner.update()
             chooser.update(learner)
-            batch = ([], [], [])
+            batch, probs = ([], [], []), []
             record(curve, step, graph, truth, learner)
 
 
@@ -210,6 +218,12 @@ def main() -> None:
         help="random driver: uniform over valid actions (FaultAlarmRL: the active pairs, a choice that depends on "
         "the state), or over all actions (a state-independent choice; on FaultAlarmRL an empty pair is no treatment)",
     )
+    parser.add_argument(
+        "--propensity",
+        action="store_true",
+        help="random driver: pass the driver's action probabilities to the learner, which weights control rows by "
+        "their odds of treatment (propensity_weighting)",
+    )
     parser.add_argument("--init", default=None, choices=INITIAL_METHODS, help="default: random (FaultAlarmRL), empty")
     parser.add_argument("--steps", type=int, default=20_000, help="env steps of interventions")
     parser.add_argument("--seed", type=int, default=0)
@@ -261,6 +275,12 @@ def main() -> None:
     options = {"multiple_testing": args.multiple_testing, "alpha": args.alpha}
     if args.hop_normalization is not None:
         options["hop_normalization"] = None if args.hop_normalization == "data" else args.hop_normalization
+    if args.propensity:
+        if args.driver != "random" or args.chooser != "uniform":
+            raise SystemExit(
+                "--propensity: only the random driver with the uniform chooser knows its action probabilities"
+            )
+        options["propensity_weighting"] = True
     options.update(args.learner_kwargs)
     learner = OnlineCausalLearner(
         layout,
@@ -336,6 +356,7 @@ def main() -> None:
                 "driver": args.driver,
                 "chooser": args.chooser,
                 "treatments": args.treatments,
+                "propensity": args.propensity,
                 "init": args.init,
                 "seed": args.seed,
                 "model_seed": args.model_seed,

@@ -42,6 +42,18 @@ How it is estimated here, from transitions ``(s_t, a_t, s_t+1)`` mapped through 
   from per-cluster sums. This does not remove a bias: where the policy's choice of treatment
   depends on the state (FaultAlarmRL's random-over-active treats a pair less often when many
   alarms are on), non-ancestor pairs show non-zero effects (measured in the README).
+* **Propensity weighting** (opt-in, ``propensity_weighting``). In RL the treatment's propensity is
+  known: the behaviour policy's probability of its action, passed as ``observe(..., action_probs)``.
+  For the ATT, the control must look like the treated rows' states, so control row r counts for i
+  with the odds ``p_i(s) / p_control(s)``: the probability that the policy intervenes on i there
+  (on the row's unit, multi-unit) over the probability that r is a control row at all (no
+  intervention within reach of the unit; single unit: the probability of the row's stratum, i.e.
+  of the variable its transition intervened on, or of no intervention). Treated rows weigh 1; the
+  weighted means normalise the weights per i. Weights are capped at ``propensity_clip``. The fit
+  on control rows becomes weighted least squares, its i.i.d. variance counts the effective rows
+  ``(sum w)^2 / sum w^2``, and the cluster-robust variance is that of the weighted mean (the
+  per-cluster sums are weighted). The single-unit conditional channels come from the pruning
+  stage's Gram matrices and are not weighted.
 * **Orientation.** ``i`` is taken as an ancestor of ``j`` when the larger |t| of the two statistics
   passes the multiple-testing rule over all V x V pairs (``alpha``; Bonferroni by default, or
   Benjamini-Hochberg), with at least ``min_treated`` treated rows. A relation of the prior graph (e.g. from THP) stands
@@ -137,12 +149,17 @@ class _PairMoments:
     and the sums of squared and crossed per-cluster totals are kept: the cluster-robust variance of
     a mean needs nothing else. The latest cluster stays open across calls, so the sums do not depend
     on how the transitions were batched.
+
+    Rows may carry weights (``weights`` of :meth:`add`, the propensity weights of control rows): then
+    ``n`` and every sum are weighted, and ``sww`` (the sum of squared weights) gives the effective
+    number of rows ``n^2 / sww``. Unweighted, ``sww`` equals ``n``.
     """
 
     n_variables: int
     n_outputs: int
     n_strata: int = 1
     n: np.ndarray = field(init=False)
+    sww: np.ndarray = field(init=False)
     n_clusters: np.ndarray = field(init=False)
     cnn: np.ndarray = field(init=False)
     open_label: np.ndarray = field(init=False)
@@ -152,7 +169,7 @@ class _PairMoments:
 
     def __post_init__(self) -> None:
         k, v, o = self.n_strata, self.n_variables, self.n_outputs
-        self.n, self.n_clusters, self.cnn, self.open_n = (np.zeros((k, v)) for _ in range(4))
+        self.n, self.sww, self.n_clusters, self.cnn, self.open_n = (np.zeros((k, v)) for _ in range(5))
         self.open_label = np.full(k, -1.0)
         self.open_sx, self.open_sy = np.zeros((k, v, o)), np.zeros((k, v, o))
         for name in (*_SUMS, *_CLUSTER_SUMS):
@@ -166,15 +183,18 @@ class _PairMoments:
         clusters: np.ndarray,
         stratum: int = 0,
         scratch: _Scratch | None = None,
+        weights: np.ndarray | None = None,
     ) -> None:
         """``mask`` (rows, V): which rows count for variable i; ``x``, ``y`` (rows, V): outcomes of every
         variable j (expanded here into the channels); ``clusters`` (rows,): non-decreasing cluster
-        label of each row (labels never decrease across calls); ``scratch``: where to keep work arrays."""
+        label of each row (labels never decrease across calls); ``scratch``: where to keep work arrays;
+        ``weights`` (rows, V): the weight of row r for variable i (None: 1)."""
         rows = mask.any(axis=1)
         if not rows.any():
             return
         if not rows.all():  # (the multi-unit layout passes only rows that count: no copies then)
             mask, x, y, clusters = mask[rows], x[rows], y[rows], clusters[rows]
+            weights = None if weights is None else weights[rows]
         o, k = self.n_outputs, stratum
         # features [x, y, x^2, x*y, y^2] of the channels, written in place: a concatenation of temporaries
         # cost a third of add() (measured, FaultAlarmRL)
@@ -189,7 +209,13 @@ class _PairMoments:
         starts = np.concatenate([[0], np.flatnonzero(np.diff(clusters)) + 1, [clusters.size]])
         for lo, hi in pairwise(starts):
             m = mask[lo:hi].T.astype(np.float64)
-            n_c = m.sum(axis=1)
+            if weights is None:
+                n_c = m.sum(axis=1)
+                self.sww[k] += n_c
+            else:
+                m *= weights[lo:hi].T
+                n_c = m.sum(axis=1)
+                self.sww[k] += np.einsum("ir,ir->i", m, m)
             sums = m @ features[lo:hi]
             self.n[k] += n_c
             for idx, name in enumerate(_SUMS):
@@ -230,7 +256,7 @@ class _PairMoments:
         w = np.ones((self.n_strata, self.n_variables, self.n_outputs)) if use is None else use.astype(np.float64)
         terms = [self._cluster_terms(k) for k in range(self.n_strata)]
         out = {}
-        for name in (*_SUMS, *_CLUSTER_SUMS, "n", "n_clusters", "cnn"):
+        for name in (*_SUMS, *_CLUSTER_SUMS, "n", "sww", "n_clusters", "cnn"):
             value = getattr(self, name)
             if name in terms[0]:
                 value = value + np.stack([t[name] for t in terms])
@@ -240,7 +266,7 @@ class _PairMoments:
         return out
 
     def state(self) -> dict[str, np.ndarray]:
-        names = ("n", "n_clusters", "cnn", *_SUMS, *_CLUSTER_SUMS, "open_label", "open_n", "open_sx", "open_sy")
+        names = ("n", "sww", "n_clusters", "cnn", *_SUMS, *_CLUSTER_SUMS, "open_label", "open_n", "open_sx", "open_sy")
         return {k: getattr(self, k).copy() for k in names}
 
     def load(self, state: dict[str, np.ndarray]) -> None:
@@ -249,6 +275,13 @@ class _PairMoments:
             if value.shape != getattr(self, k).shape:
                 raise ValueError(f"learner state {k!r} has shape {value.shape}, expected {getattr(self, k).shape}")
             setattr(self, k, value.copy())
+        if "sww" not in state:  # saved before row weights existed: every row weighed 1
+            self.sww = self.n.copy()
+
+    def effective_n(self) -> np.ndarray:
+        """``(n_strata, V)`` effective rows ``n^2 / sww`` (the row counts when rows are unweighted)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.sww > 0, self.n * self.n / self.sww, 0.0)
 
 
 class _Rows(NamedTuple):
@@ -256,15 +289,22 @@ class _Rows(NamedTuple):
 
     :param treated: ``(mask, y0, y1, clusters)``: mask ``(rows, V)`` marks the variable each treated
         row intervened on
-    :param control: ``(stratum, mask, y0, y1, clusters)`` per control stratum; mask ``[r, i]``: a
-        control row for i
+    :param control: ``(stratum, mask, y0, y1, clusters, weights)`` per control stratum; mask ``[r, i]``: a
+        control row for i; weights ``[r, i]`` its propensity weight for i (None: unweighted)
     :param gram: ``(target, z, weights, n_empty)`` per Gram matrix: target -1 is the main one, ``i``
         the rows whose action intervened on i; ``n_empty`` all-zero rows add to the intercept only
     """
 
     treated: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-    control: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    control: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]]
     gram: list[tuple[int, np.ndarray, np.ndarray, int]]
+
+
+class _Propensity(NamedTuple):
+    """Treatment probabilities of a batch under the behaviour policy (see ``_propensities``)."""
+
+    on: np.ndarray  # (units, B, V): probability of intervening on (unit, variable)
+    none: np.ndarray  # (B,): probability of intervening on nothing
 
 
 class OnlineCausalLearner:
@@ -321,6 +361,11 @@ class OnlineCausalLearner:
         residual variance given its other causes. Count-weighted rows are included (weighted
         least squares, weighted residual means and squares). Multi-unit layouts keep the two
         marginal channels (their Gram matrices are pooled over actions)
+    :param propensity_weighting: weight control rows by the odds of being treated (see "Propensity
+        weighting" in the module docstring). Off by default; when on, every ``observe`` call needs the
+        behaviour policy's ``action_probs``
+    :param propensity_clip: largest weight a control row gets under ``propensity_weighting`` (a row
+        whose treatment was almost certain would otherwise stand for many treated rows alone)
     """
 
     def __init__(
@@ -346,6 +391,8 @@ class OnlineCausalLearner:
         cluster_size: int = 50,
         noop_control: bool = True,
         conditional_test: bool = True,
+        propensity_weighting: bool = False,
+        propensity_clip: float = 20.0,
     ) -> None:
         if not 0 < alpha < 1:
             raise ValueError(f"alpha (the family-wise error rate) must be in (0, 1), got {alpha}")
@@ -359,6 +406,8 @@ class OnlineCausalLearner:
             raise ValueError(f"bic_penalty must be non-negative, got {bic_penalty}")
         if cluster_size < 1:
             raise ValueError(f"cluster_size must be >= 1, got {cluster_size}")
+        if not propensity_clip > 0:
+            raise ValueError(f"propensity_clip (the largest control weight) must be positive, got {propensity_clip}")
         if isinstance(n_hops, str) and n_hops != "layout":
             raise ValueError(f"n_hops must be 'layout', None or an int >= 1, got {n_hops!r}")
         declared = layout.n_hops if n_hops == "layout" else n_hops
@@ -404,6 +453,9 @@ class OnlineCausalLearner:
         self.min_rows = int(min_rows)
         self.cluster_size = int(cluster_size)
         self.noop_control = bool(noop_control)
+        self.propensity_weighting = bool(propensity_weighting)
+        self.propensity_clip = float(propensity_clip)
+        self._hop_probs: list[np.ndarray] = []  # action probabilities of the transitions buffered for the hop choice
         self._warned_scale = False
         if self._single_unit and not (layout.action_target < 0).any():
             warnings.warn(
@@ -464,14 +516,19 @@ class OnlineCausalLearner:
         self.n_transitions = 0
         self.n_updates = 0
 
-    def observe(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> None:
-        """Add a batch of transitions: flat observations ``(B, obs_dim)`` and actions ``(B,)``.
+    def observe(
+        self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, action_probs: np.ndarray | None = None
+    ) -> None:
+        """Add a batch of transitions: flat observations ``(B, obs_dim)`` and actions ``(B,)``;
+        ``action_probs`` ``(B, n_actions)``: the behaviour policy's probability of every action in each
+        state (needed, and only accepted, with ``propensity_weighting``).
 
         Large batches go in chunks of ``_CHUNK_VALUES`` state values; the work arrays of a chunk (about
         70 MB for 1,000 FaultAlarmRL transitions) are kept for the next call (see ``_Scratch``)."""
         obs, next_obs = np.asarray(obs), np.asarray(next_obs)
         if obs.ndim == 1:
             obs, next_obs, actions = obs[None], next_obs[None], np.atleast_1d(actions)
+            action_probs = None if action_probs is None else np.asarray(action_probs)[None]
         if obs.shape != next_obs.shape or obs.shape[0] != np.shape(actions)[0]:
             raise ValueError(
                 f"observe() needs matching batches: obs {obs.shape}, next_obs {next_obs.shape}, "
@@ -483,7 +540,7 @@ class OnlineCausalLearner:
             # (B, units, V) views of unit-major float64 copies: observe_values works unit-major, without another copy
             x0 = self._unit_major("x0", self.layout.values(obs[part], copy=False))
             x1 = self._unit_major("x1", self.layout.values(next_obs[part], copy=False))
-            self.observe_values(x0, actions[part], x1)
+            self.observe_values(x0, actions[part], x1, None if action_probs is None else action_probs[part])
 
     def _unit_major(self, name: str, values: np.ndarray) -> np.ndarray:
         """A ``(B, units, V)`` view of a unit-major float64 copy of ``values``, kept in the scratch arrays."""
@@ -511,10 +568,14 @@ class OnlineCausalLearner:
                 stacklevel=3,
             )
 
-    def observe_values(self, x0: np.ndarray, actions: np.ndarray, x1: np.ndarray) -> None:
-        """Add transitions given as values ``(B, n_units, n_variables)`` before and after."""
+    def observe_values(
+        self, x0: np.ndarray, actions: np.ndarray, x1: np.ndarray, action_probs: np.ndarray | None = None
+    ) -> None:
+        """Add transitions given as values ``(B, n_units, n_variables)`` before and after (``action_probs``:
+        see :meth:`observe`)."""
         if x0.size == 0:
             return
+        action_probs = self._checked_probs(action_probs, np.asarray(actions).reshape(-1))
         if not (np.all(np.isfinite(x0)) and np.all(np.isfinite(x1))):
             raise ValueError("observations contain NaN or inf; the causal learner needs finite state values")
         if not self._warned_scale:
@@ -525,6 +586,8 @@ class OnlineCausalLearner:
         if self.count_weighting is None:  # decided once, on the first batch
             self.count_weighting = bool(np.all(x0 >= 0) and np.all(x0 == np.round(x0)))
         if self.n_hops is None:
+            if action_probs is not None:  # replayed with the buffered transitions once the reach is chosen
+                self._hop_probs.append(action_probs)
             self._buffer_for_hop_choice(x0, actions, x1)
             return
         # Unit-major layout (n_units, B, V): every spread over the topology is one matrix product.
@@ -537,11 +600,12 @@ class OnlineCausalLearner:
             treated[treated] = u0[unit[treated], rows[treated], var[treated]] != 0
         clusters = (self.n_transitions + rows) // self.cluster_size
 
+        propensity = None if action_probs is None else self._propensities(u0, action_probs)
         build = self._single_unit_rows if self._single_unit else self._multi_unit_rows
-        batch = build(u0, u1, unit, np.where(treated, var, -1), clusters)
+        batch = build(u0, u1, unit, np.where(treated, var, -1), clusters, propensity)
         self._treated.add(*batch.treated, scratch=self._scratch)
-        for stratum, mask, y0, y1, cl in batch.control:
-            self._control.add(mask, y0, y1, cl, stratum=stratum, scratch=self._scratch)
+        for stratum, mask, y0, y1, cl, weights in batch.control:
+            self._control.add(mask, y0, y1, cl, stratum=stratum, scratch=self._scratch, weights=weights)
         for target, z, weights, n_empty in batch.gram:
             gram = self._gram if target < 0 else self._gram_intervened[target]
             gram[0, 0] += n_empty  # an all-zero row has weight 1 and adds to the intercept only
@@ -561,11 +625,20 @@ class OnlineCausalLearner:
         return values != 0
 
     def _single_unit_rows(
-        self, u0: np.ndarray, u1: np.ndarray, unit: np.ndarray, var: np.ndarray, clusters: np.ndarray
+        self,
+        u0: np.ndarray,
+        u1: np.ndarray,
+        unit: np.ndarray,
+        var: np.ndarray,
+        clusters: np.ndarray,
+        propensity: _Propensity | None = None,
     ) -> _Rows:
         """One row per transition (``var``: the variable intervened on, -1 for none). Control rows are
         stratified by that variable (stratum V: none), and the Gram matrix of rows that intervened on
-        i is also kept apart, so that j's pruning model can leave out the rows where j itself was set."""
+        i is also kept apart, so that j's pruning model can leave out the rows where j itself was set.
+
+        ``propensity`` (see ``_propensities``): the control row of stratum k is weighted for i by
+        ``P(intervene on i | s) / P(stratum k | s)``: each stratum then stands for the treated rows' states."""
         v = self.layout.n_variables
         x0, x1 = u0[0], u1[0]
         rows = np.arange(x0.shape[0])
@@ -576,10 +649,15 @@ class OnlineCausalLearner:
         y0, y1 = x0, x1
         z = np.concatenate([x0, x1], axis=1)
         weights = self._row_weights(x0)
+        odds = None
+        if propensity is not None:
+            p = propensity.on[0]  # (B, V): probability of intervening on each variable
+            p_stratum = np.concatenate([p, propensity.none[:, None]], axis=1)[rows, stratum]
+            odds = self._odds(p, p_stratum)
         return _Rows(
             treated=(_one_hot(var[treated], v), y0[treated], y1[treated], clusters[treated]),
             control=[
-                (int(k), control[in_k], y0[in_k], y1[in_k], clusters[in_k])
+                (int(k), control[in_k], y0[in_k], y1[in_k], clusters[in_k], None if odds is None else odds[in_k])
                 for k in np.unique(stratum)
                 for in_k in [stratum == k]
             ],
@@ -587,10 +665,19 @@ class OnlineCausalLearner:
         )
 
     def _multi_unit_rows(
-        self, u0: np.ndarray, u1: np.ndarray, unit: np.ndarray, var: np.ndarray, clusters: np.ndarray
+        self,
+        u0: np.ndarray,
+        u1: np.ndarray,
+        unit: np.ndarray,
+        var: np.ndarray,
+        clusters: np.ndarray,
+        propensity: _Propensity | None = None,
     ) -> _Rows:
         """One row per (unit, transition); outcomes sum over the units an effect can reach. Control
-        and pruning rows are the (unit, transition) pairs out of reach of the transition's intervention."""
+        and pruning rows are the (unit, transition) pairs out of reach of the transition's intervention.
+
+        ``propensity`` (see ``_propensities``): control row (n, t) is weighted for i by the odds
+        ``P(intervene on (n, i) | s_t) / P(no intervention within reach of n | s_t)``."""
         v = self.layout.n_variables
         n_units, b, _ = u0.shape
         treated = var >= 0
@@ -613,11 +700,82 @@ class OnlineCausalLearner:
         weights = self._row_weights(z[:, : v * self.n_hops])
 
         cb, cu = np.nonzero((far & _any_last(active)).T)  # control rows ordered by transition: clusters are contiguous
+        odds = None
+        if propensity is not None:
+            reached = np.asarray(self._near.astype(np.float64) @ propensity.on.sum(axis=2))  # (units, B)
+            odds = self._odds(propensity.on[cu, cb], 1.0 - reached[cu, cb])
         return _Rows(
             treated=(_one_hot(var[treated], v), y[tu, tb], y[tu, nxt[tb]], clusters[tb]),
-            control=[(0, active[cu, cb], y[cu, cb], y[cu, nxt[cb]], clusters[cb])],
+            control=[(0, active[cu, cb], y[cu, cb], y[cu, nxt[cb]], clusters[cb], odds)],
             gram=[(-1, z, weights, int(np.count_nonzero(far)) - ku.size)],
         )
+
+    def _checked_probs(self, action_probs: np.ndarray | None, actions: np.ndarray) -> np.ndarray | None:
+        """The batch's action probabilities as float64 ``(B, n_actions)``, checked; None without
+        ``propensity_weighting``. When the hop reach has just been chosen, the buffered transitions are
+        replayed without probabilities: theirs come from ``_hop_probs``, in order."""
+        if not self.propensity_weighting:
+            if action_probs is not None:
+                raise ValueError(
+                    "action_probs given to a learner without propensity_weighting: build it with "
+                    "propensity_weighting=True to weight control rows by them"
+                )
+            return None
+        if action_probs is None:
+            if self.n_hops is None or not self._hop_probs:
+                raise ValueError(
+                    "propensity_weighting needs the behaviour policy's action_probs (batch, n_actions) in observe()"
+                )
+            pending = np.concatenate(self._hop_probs)
+            self._hop_probs = [pending[actions.size :]] if pending.shape[0] > actions.size else []
+            return pending[: actions.size]
+        probs = np.asarray(action_probs, dtype=np.float64)
+        if probs.shape != (actions.size, self.layout.n_actions):
+            raise ValueError(
+                f"action_probs must have shape (batch, n_actions) = ({actions.size}, {self.layout.n_actions}), "
+                f"got {probs.shape}"
+            )
+        if not np.all(np.isfinite(probs)) or probs.min() < 0:
+            raise ValueError("action_probs must be finite and non-negative")
+        total = probs.sum(axis=1)
+        if np.abs(total - 1).max() > 1e-3:
+            row = int(np.abs(total - 1).argmax())
+            raise ValueError(f"action_probs rows must sum to 1; row {row} sums to {total[row]:.6g}")
+        taken = probs[np.arange(actions.size), np.clip(actions, 0, self.layout.n_actions - 1)]
+        if (taken <= 0).any():
+            row = int(np.argmax(taken <= 0))
+            raise ValueError(
+                f"action_probs gives probability 0 to the action taken in row {row} (action {int(actions[row])}): "
+                "they are not the probabilities of the policy that acted"
+            )
+        return probs
+
+    def _propensities(self, u0: np.ndarray, probs: np.ndarray) -> _Propensity:
+        """From action probabilities ``(B, n_actions)``: the probability of intervening on each (unit,
+        variable) ``on (units, B, V)`` (an action on an inactive variable intervenes only if the layout
+        says so), and that of intervening on nothing, ``none (B,)``."""
+        n_units, b, v = u0.shape
+        target = self.layout.action_target
+        acts = np.flatnonzero(target >= 0)
+        if np.array_equal(target[: n_units * v], np.arange(n_units * v)):  # action k targets pair k (FaultAlarmRL)
+            on = probs[:, : n_units * v]  # a view: the other actions target nothing or repeat a pair
+            if acts.size > n_units * v:
+                on = on.copy()
+                np.add.at(on.T, target[acts[n_units * v :]], probs[:, acts[n_units * v :]].T)
+        else:
+            on = np.zeros((b, n_units * v))
+            np.add.at(on.T, target[acts], probs[:, acts].T)
+        on = on.reshape(b, n_units, v).transpose(1, 0, 2)
+        if not self.layout.intervenes_when_inactive:
+            on = on * (u0 != 0)
+        none = np.maximum(1.0 - on.sum(axis=(0, 2)), 0.0)
+        return _Propensity(on, none)
+
+    def _odds(self, p: np.ndarray, p_control: np.ndarray) -> np.ndarray:
+        """Propensity weights ``p[r, i] / p_control[r]`` (treated-to-control odds of row r for i), at most
+        ``propensity_clip``."""
+        denominator = np.maximum(p_control[:, None], p / self.propensity_clip)
+        return np.divide(p, denominator, out=np.zeros_like(p), where=p > 0)
 
     def _row_weights(self, activity_values: np.ndarray) -> np.ndarray:
         """Quasi-Poisson row weights ``1 / (1 + activity)`` (ones when ``count_weighting`` is off)."""
@@ -718,7 +876,7 @@ class OnlineCausalLearner:
         n_channels = len(_CHANNELS)
         no_op = np.zeros((v + 1, v, v * n_channels), dtype=bool)
         no_op[v] = True
-        if self.noop_control and self._control.n[v].min() >= 10 * self.min_treated:
+        if self.noop_control and self._control_rows()[v].min() >= 10 * self.min_treated:
             control = self._control.pooled(no_op)  # the clean control: no intervention
             return self._with_conditional(self._att_from(control, treated), control)
         use = np.ones((v + 1, v, v), dtype=bool)
@@ -729,10 +887,17 @@ class OnlineCausalLearner:
         refined = use.copy()
         refined[:v] &= ~(np.abs(tstat) >= self._threshold(tstat))[:, None, :]  # drop strata of j's ancestors
         # Where that leaves too few control rows, keep the first-pass pool.
-        too_few = self._control.pooled(np.tile(refined, n_channels))["n"][:, :v] < self.min_treated
+        pooled = self._control.pooled(np.tile(refined, n_channels))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rows = np.nan_to_num(pooled["n"] ** 2 / pooled["sww"]) if self.propensity_weighting else pooled["n"]
+        too_few = rows[:, :v] < self.min_treated
         refined[:, too_few] = use[:, too_few]
         control = self._control.pooled(np.tile(refined, n_channels))
         return self._with_conditional(self._att_from(control, treated), control)
+
+    def _control_rows(self) -> np.ndarray:
+        """``(strata, V)`` control rows per stratum and variable: effective rows when propensity-weighted."""
+        return self._control.effective_n() if self.propensity_weighting else self._control.n
 
     def _att_from(
         self, c: dict[str, np.ndarray], t: dict[str, np.ndarray]
@@ -742,16 +907,20 @@ class OnlineCausalLearner:
         On control rows, ``y1 ~ a + b * y0`` per (i, output); the effect is the mean treated
         residual. Its variance adds the treated residuals' and the control fit's, each the larger of
         the i.i.d. and the cluster-robust estimate (clusters: blocks of ``cluster_size`` transitions).
+        With propensity-weighted control rows, the fit is weighted least squares, and its i.i.d.
+        variance counts the effective rows ``(sum w)^2 / sum w^2`` (the cluster-robust one is already
+        that of a weighted mean).
         """
         with np.errstate(divide="ignore", invalid="ignore"):
             nc = c["n"]
+            ne = nc * nc / c["sww"] if self.propensity_weighting else nc  # effective control rows
             mx, my = c["sx"] / nc, c["sy"] / nc
             vx = c["sxx"] / nc - mx**2
             cxy = c["sxy"] / nc - mx * my
             vy = c["syy"] / nc - my**2
             slope = np.where(vx > 1e-12, cxy / vx, 0.0)
             icpt = my - slope * mx
-            s2_ctrl = np.maximum(vy - slope * cxy, 0.0) * nc / np.maximum(nc - 2, 1)
+            s2_ctrl = np.maximum(vy - slope * cxy, 0.0) * ne / np.maximum(ne - 2, 1)
             nt = t["n"]
             sum_r = t["sy"] - icpt * nt - slope * t["sx"]
             sum_r2 = (
@@ -766,13 +935,13 @@ class OnlineCausalLearner:
             var_r = np.maximum(sum_r2 / nt - mean_r**2, 0.0) * nt / np.maximum(nt - 1, 1)
             var_treated = np.maximum(var_r / nt, _cluster_variance(t, icpt, slope, mean_r))
             mtx = t["sx"] / nt
-            var_slope = s2_ctrl * np.where(vx > 1e-12, (mtx - mx) ** 2 / (nc * vx), 0.0)
-            var_fit = np.maximum(s2_ctrl / nc, _cluster_variance(c, icpt, slope, 0.0)) + var_slope
+            var_slope = s2_ctrl * np.where(vx > 1e-12, (mtx - mx) ** 2 / (ne * vx), 0.0)
+            var_fit = np.maximum(s2_ctrl / ne, _cluster_variance(c, icpt, slope, 0.0)) + var_slope
             se = np.sqrt(var_treated + var_fit)
-            iid = var_r / nt + s2_ctrl / nc + var_slope
+            iid = var_r / nt + s2_ctrl / ne + var_slope
             self._design_effect = np.where(iid > 0, np.nan_to_num((var_treated + var_fit) / iid, nan=1.0), 1.0)
             tstat = np.where(se > 0, mean_r / se, 0.0)
-        ok = (nt >= self.min_treated) & (nc >= self.min_treated)
+        ok = (nt >= self.min_treated) & (np.nan_to_num(ne) >= self.min_treated)
         effect = np.where(ok, np.nan_to_num(mean_r), 0.0)
         tstat = np.where(ok, np.nan_to_num(tstat), 0.0)
         v = self.layout.n_variables
@@ -1021,6 +1190,7 @@ class OnlineCausalLearner:
                 "x0": _concat([b[0] for b in self._buffer]),
                 "actions": _concat([b[1] for b in self._buffer]),
                 "x1": _concat([b[2] for b in self._buffer]),
+                "action_probs": _concat(self._hop_probs),
             },
             "initial_graph": self.initial_graph.to_json(),
             "graph": self._graph.to_json(),
@@ -1053,6 +1223,8 @@ class OnlineCausalLearner:
         self._buffer = []
         if buffer is not None and np.asarray(buffer["actions"]).size:
             self._buffer = [(np.asarray(buffer["x0"]), np.asarray(buffer["actions"]), np.asarray(buffer["x1"]))]
+        probs = np.asarray(buffer.get("action_probs", np.zeros(0)) if buffer is not None else np.zeros(0))
+        self._hop_probs = [probs.astype(np.float64).reshape(-1, self.layout.n_actions)] if probs.size else []
         self.initial_graph = CausalGraph.from_json(state["initial_graph"])
         self._graph = CausalGraph.from_json(state["graph"])
 
@@ -1075,6 +1247,8 @@ class OnlineCausalLearner:
             "cluster_size": self.cluster_size,
             "noop_control": self.noop_control,
             "conditional_test": self.conditional_test,
+            "propensity_weighting": self.propensity_weighting,
+            "propensity_clip": self.propensity_clip,
         }
 
     def to_npz(self) -> bytes:
