@@ -790,7 +790,7 @@ class OnlineCausalLearner:
 
         The choice and the replay work in ``observe``'s scratch arrays, a chunk at a time (converted to
         unit-major float64 there), not in fresh arrays of their own: the replay and later calls reuse the
-        memory the choice touched (its rows are wider, so the kept arrays are too: some 25 MB more on
+        memory the choice touched (its rows are wider, so the kept arrays are too: about 25 MB more on
         FaultAlarmRL). In fresh processes that made ``observe`` steadier and cheaper (README, "Scale and cost")."""
         self._buffer.append((x0.astype(np.float32), actions.copy(), x1.astype(np.float32)))
         self.n_transitions += actions.size
