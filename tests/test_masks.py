@@ -321,3 +321,25 @@ def test_masks_equal_the_reference_implementation(layout_kind: str, chooser: str
             if explore:
                 assert (fast.n_lifted - before[0], fast.n_fallback - before[1], fast.n_allowed - before[2]) == stats
             assert fast.rng.bit_generator.state == slow.rng.bit_generator.state
+
+
+@pytest.mark.parametrize("limit", [0, 32, 10**6])
+def test_one_observation_pairwise_and_matrix_domination_agree(limit: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A single observation takes the pairwise domination test up to ``_PAIRWISE_ACTIVE`` active pairs and the
+    matrix products beyond; both keep the reference rule's pairs, from a few active pairs to hundreds."""
+    import sb3_causal.masks.causal as causal_module
+
+    monkeypatch.setattr(causal_module, "_PAIRWISE_ACTIVE", limit)
+    layout = gym.make("FaultAlarmRL-v0").unwrapped.causal_variables
+    v = layout.n_variables
+    rng = np.random.default_rng(11)
+    for trial in range(6):
+        adjacency = np.triu(rng.random((v, v)) < 0.3, 1)
+        graph = CausalGraph(layout.names, [(layout.names[i], layout.names[j]) for i, j in zip(*np.nonzero(adjacency))])
+        mask = CausalMask(layout, graph, k=int(rng.integers(1, 6)), n_hops=int(rng.integers(1, 4)), seed=trial)
+        reference = _ReferenceMask(mask)
+        for density in (0.0, 0.005, 0.03, 0.1, 0.3):
+            obs = np.zeros((1, layout.obs_size), dtype=np.float32)
+            on = rng.random((layout.n_units, v)) < density
+            obs[0, layout.obs_index] = np.where(on, rng.integers(1, 4, size=on.shape), 0)
+            np.testing.assert_array_equal(mask.causal_pairs(obs), reference.causal_pairs(obs))

@@ -130,6 +130,11 @@ class _Scratch:
             buffer = self._buffers[name] = np.empty(size + size // 4, dtype=dtype)
         return buffer[:size].reshape(shape)
 
+    def release(self, *names: str) -> None:
+        """Free the arrays of ``names`` (those no later call asks for again)."""
+        for name in names:
+            self._buffers.pop(name, None)
+
     def __reduce__(self) -> tuple[type, tuple]:
         return _Scratch, ()  # copied or pickled empty
 
@@ -781,15 +786,20 @@ class OnlineCausalLearner:
     # ------------------------------------------------------------------ hop reach from data
     def _buffer_for_hop_choice(self, x0: np.ndarray, actions: np.ndarray, x1: np.ndarray) -> None:
         """Buffer transitions until ``hop_selection_rows`` rows are in, then choose the hop reach and
-        replay them."""
+        replay them.
+
+        The choice and the replay work in ``observe``'s scratch arrays, a chunk at a time (converted to
+        unit-major float64 there), not in fresh arrays of their own: the replay and later calls reuse the
+        memory the choice touched (its rows are wider, so the kept arrays are too: about 25 MB more on
+        FaultAlarmRL). In fresh processes that made ``observe`` steadier and cheaper (README, "Scale and cost")."""
         self._buffer.append((x0.astype(np.float32), actions.copy(), x1.astype(np.float32)))
         self.n_transitions += actions.size
         n_rows = sum(a.size for _, a, _ in self._buffer) * self.layout.n_units
         if n_rows < self.hop_selection_rows:
             return
-        x0_all = np.concatenate([b[0] for b in self._buffer]).astype(np.float64)
+        x0_all = np.concatenate([b[0] for b in self._buffer])  # float32, as buffered
         actions_all = np.concatenate([b[1] for b in self._buffer])
-        x1_all = np.concatenate([b[2] for b in self._buffer]).astype(np.float64)
+        x1_all = np.concatenate([b[2] for b in self._buffer])
         reaches = self.hop_candidates if self.declared_n_hops is None else (int(self.declared_n_hops),)
         declared = self.declared_hop_normalization
         self.hop_scores = {
@@ -800,24 +810,28 @@ class OnlineCausalLearner:
         n_updates = self.n_updates
         self._configure(*min(self.hop_scores, key=self.hop_scores.__getitem__))  # resets the statistics
         self.n_updates = n_updates
+        # hop features beyond the chosen reach are the choice's alone
+        self._scratch.release(*(f"hop {h}" for h in range(self.n_hops, max(reaches))))
         for start in range(0, actions_all.size, self._chunk):
             part = slice(start, start + self._chunk)
-            self.observe_values(x0_all[part], actions_all[part], x1_all[part])
+            x0 = self._unit_major("x0", x0_all[part])
+            x1 = self._unit_major("x1", x1_all[part])
+            self.observe_values(x0, actions_all[part], x1)
 
     def _hop_bics(self, x0: np.ndarray, x1: np.ndarray, normalization: str, reaches: Sequence[int]) -> dict[int, float]:
         """BIC per candidate hop reach H, summed over j, of the linear model of ``x_t+1[n, j]`` on every
         variable at hops ``0..H-1`` (values at t and t+1; j itself only as its own lag), over all rows,
-        with hop features weighted by ``normalization``.
+        with hop features weighted by ``normalization``; ``x0``, ``x1``: values ``(B, n_units, V)``.
 
         One weighted Gram matrix at the largest reach serves every candidate: a smaller reach's
         features are a subset of its columns."""
         v, h_max = self.layout.n_variables, max(reaches)
         ops = [_operator(op) for op in self.layout.unit_topology.hop_weights(h_max, normalization)]
         gram = np.zeros((1 + 2 * h_max * v, 1 + 2 * h_max * v))
-        scratch = _Scratch()  # this call's own: its arrays are wider than observe's, and freed on return
+        scratch = self._scratch  # observe's (see _buffer_for_hop_choice); the arrays of one chunk at a time
         for start in range(0, x0.shape[0], self._chunk):
-            u0 = np.ascontiguousarray(x0[start : start + self._chunk].transpose(1, 0, 2))
-            u1 = np.ascontiguousarray(x1[start : start + self._chunk].transpose(1, 0, 2))
+            u0 = self._unit_major("x0", x0[start : start + self._chunk]).transpose(1, 0, 2)  # contiguous
+            u1 = self._unit_major("x1", x1[start : start + self._chunk]).transpose(1, 0, 2)
             # feature blocks (units, states, V) over the distinct states (see _multi_unit_rows); hop 0 is the
             # identity. Only the rows with a non-zero value are gathered (an all-zero row adds 1 to the
             # intercept only): no (units * B, 2 * h_max * V) copy
