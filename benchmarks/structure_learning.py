@@ -5,7 +5,8 @@ factored env uniform over all n + 1 actions; ``--chooser least`` sends each step
 variables with the least evidence, the :class:`LeastEvidenceChooser` in this loop), ``ppo`` and
 ``dqn`` (plain SB3 agents with :class:`CausalGraphCallback` and its defaults), ``causal_dqn``
 (:class:`CausalDQN` under its own causal mask; ``--chooser least`` sends its eta-lifted steps to the
-variables with the least evidence). The learner gets the
+variables with the least evidence; for ``dqn`` it sends DQN's random exploratory actions there, through
+``CausalGraphCallback(chooser=...)``). The learner gets the
 transitions every ``--update-every`` steps; F1 / precision / recall / SHD against the env's true
 graph are tracked. Ends with one JSON line (``f1``, ..., ``n_hops``, ``initial_f1``, ``seconds``).
 
@@ -110,7 +111,8 @@ def agent_driver(env, learner, args, truth, curve) -> None:
     from sb3_causal.callbacks import CausalGraphCallback
 
     th.set_num_threads(1)
-    callback = CausalGraphCallback(learner=learner, update_freq=args.update_every)
+    chooser = LeastEvidenceChooser(learner.layout.n_variables) if args.chooser == "least" else None
+    callback = CausalGraphCallback(learner=learner, update_freq=args.update_every, chooser=chooser)
     callback.on_update.append(lambda graph: record(curve, learner.n_transitions, graph, truth, learner))
     cls = PPO if args.driver == "ppo" else DQN
     model = cls("MlpPolicy", env, seed=args.seed, verbose=0)
@@ -201,7 +203,7 @@ def main() -> None:
     parser.add_argument("--n-edges", type=int, default=None, help="factored env: edges (0: a null SCM)")
     parser.add_argument("--driver", default="random", choices=["random", "ppo", "dqn", "causal_dqn"])
     parser.add_argument(
-        "--chooser", default="uniform", choices=["uniform", "least"], help="random and causal_dqn drivers"
+        "--chooser", default="uniform", choices=["uniform", "least"], help="random, dqn and causal_dqn drivers"
     )
     parser.add_argument(
         "--treatments",

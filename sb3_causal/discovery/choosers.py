@@ -16,8 +16,9 @@ import numpy as np
 
 if TYPE_CHECKING:
     from sb3_causal.discovery.online import OnlineCausalLearner
+    from sb3_causal.variables import CausalVariables
 
-__all__ = ["InterventionChooser", "LeastEvidenceChooser", "UniformChooser"]
+__all__ = ["InterventionChooser", "LeastEvidenceChooser", "UniformChooser", "chosen_actions"]
 
 
 @runtime_checkable
@@ -42,6 +43,38 @@ def _check_candidates(candidates: np.ndarray) -> np.ndarray:
             f"candidates must be a (batch, n_units * n_variables) bool array, got {candidates.dtype} {candidates.shape}"
         )
     return candidates
+
+
+def chosen_actions(
+    chooser: InterventionChooser, layout: CausalVariables, valid: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """``(batch, n_actions)`` bool: the valid actions whose (unit, variable) target the chooser picks.
+
+    The candidates of a row are the pairs some valid action of the row targets (``action_target[a] >= 0``);
+    actions without a target (a no-op) are never chosen. A row whose valid actions target no pair keeps its
+    valid actions (nothing to choose among).
+
+    :param chooser: the intervention chooser
+    :param layout: the variable layout (its ``action_target``: the flat pair ``unit * n_variables + variable``
+        each action targets, -1 none)
+    :param valid: ``(batch, n_actions)`` bool, the valid actions of each row (at least one per row)
+    :param rng: passed to ``chooser.choose``
+    """
+    valid = np.asarray(valid, dtype=bool)
+    targets = layout.action_target
+    if valid.ndim != 2 or valid.shape[1] != targets.size:
+        raise ValueError(f"valid must be (batch, {targets.size}) bool, got shape {valid.shape}")
+    targeted = valid & (targets >= 0)
+    candidates = np.zeros((valid.shape[0], layout.n_units * layout.n_variables), dtype=bool)
+    rows, actions = np.nonzero(targeted)
+    candidates[rows, targets[actions]] = True
+    chosen = np.asarray(chooser.choose(candidates, rng), dtype=bool)
+    if chosen.shape != candidates.shape:
+        raise ValueError(f"the chooser returned shape {chosen.shape}, expected {candidates.shape}")
+    allowed = targeted & chosen[:, np.maximum(targets, 0)]
+    empty = ~allowed.any(axis=1)
+    allowed[empty] = valid[empty]
+    return allowed
 
 
 class UniformChooser:
