@@ -9,6 +9,7 @@ chooser picks (:class:`ChooserActionSpace`).
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 import time
@@ -190,7 +191,8 @@ class ChooserActionSpace(spaces.Discrete):
         return sample_valid_actions(self.allowed(masks), self.np_random)
 
     def __reduce_ex__(self, protocol: Any) -> Any:
-        return self.original.__reduce_ex__(protocol)
+        # unpickled (or deep-copied) as a copy of the plain space: no reference to this class in the stream
+        return copy.copy, (self.original,)
 
     def __repr__(self) -> str:
         return f"ChooserActionSpace({self.n}, chooser={type(self.chooser).__name__})"
