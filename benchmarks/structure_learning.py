@@ -17,6 +17,7 @@ Seeds: defaults were tuned on model seeds 0-1, FaultAlarmRL's hop normalization 
     python benchmarks/structure_learning.py --env FactoredSCM-v0 --n-variables 20 --family poisson --model-seed 2
     python benchmarks/structure_learning.py --env FactoredSCM-v0 --driver dqn --steps 20000 --model-seed 3
     python benchmarks/structure_learning.py --env FactoredSCM-v0 --n-variables 20 --driver causal_dqn --chooser least
+    python benchmarks/structure_learning.py --env FactoredSCM-v0 --n-variables 20 --driver dqn --chooser least
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def agent_driver(env, learner, args, truth, curve) -> None:
     callback = CausalGraphCallback(learner=learner, update_freq=args.update_every, chooser=chooser)
     callback.on_update.append(lambda graph: record(curve, learner.n_transitions, graph, truth, learner))
     cls = PPO if args.driver == "ppo" else DQN
-    model = cls("MlpPolicy", env, seed=args.seed, verbose=0)
+    model = cls("MlpPolicy", env, seed=args.seed, verbose=0, **args.agent_kwargs)
     model.learn(args.steps, callback=callback)
 
 
@@ -229,6 +230,12 @@ def main() -> None:
         type=json.loads,
         default={},
         help="more OnlineCausalLearner settings, JSON: '{\"noop_control\": false}'",
+    )
+    parser.add_argument(
+        "--agent-kwargs",
+        type=json.loads,
+        default={},
+        help="ppo/dqn drivers: SB3 model settings, JSON: '{\"exploration_final_eps\": 0.2}' (default: SB3's)",
     )
     parser.add_argument("--alpha", type=float, default=None, help="learner's error rate (default: its own)")
     parser.add_argument("--events", type=int, default=2000, help="observational alarm events for --init thp")
@@ -350,6 +357,7 @@ def main() -> None:
                 "multiple_testing": learner.multiple_testing,
                 "alpha": learner.alpha,
                 "learner_kwargs": args.learner_kwargs,
+                "agent_kwargs": args.agent_kwargs,
                 "f1": final["f1"],
                 "precision": final["precision"],
                 "recall": final["recall"],
