@@ -227,10 +227,10 @@ class CausalGraphCallback(BaseCallback):
         ``learning_starts`` warm-up) are drawn uniformly among the actions whose (unit, variable) target the
         chooser picks, through a :class:`ChooserActionSpace` on ``model.action_space`` (the plain space is put
         back at training end; a model saved meanwhile holds the plain space). Actions without a target (a
-        no-op) are not drawn while some targeted action is valid. When the env has ``action_masks()`` the
+        no-op: the control rows) stay in the draw. When the env has ``action_masks()`` the
         draws are among its valid actions (without a chooser plain DQN draws among all actions); the greedy
-        actions are untouched. Q-learning stays valid: it is off-policy, its targets do not depend on how the
-        behaviour actions were drawn. ``chooser.update(learner)`` is called after each graph update. The
+        actions are untouched. Q-learning stays valid: it is off-policy, its one-step targets do not depend on
+        how the behaviour actions were drawn. ``chooser.update(learner)`` is called after each graph update. The
         draws use the model's action-space generator (seeded by the model's ``seed``). On-policy algorithms
         (PPO, A2C) are refused: their exploration is their policy's own distribution, and drawing the actions
         elsewhere would bias the policy gradient (``CausalMaskablePPO(chooser=...)`` changes the mask instead).
@@ -352,10 +352,10 @@ class CausalGraphCallback(BaseCallback):
                 "elsewhere would bias the policy gradient (CausalMaskablePPO(chooser=...) balances through its mask)"
             )
         space = self.model.action_space
-        if not isinstance(space, spaces.Discrete):
+        if not isinstance(space, spaces.Discrete) or int(space.start) != 0:
             raise ValueError(
-                f"CausalGraphCallback(chooser=...) needs a Discrete action space (one intervention per action); "
-                f"{name} has {space}"
+                f"CausalGraphCallback(chooser=...) needs a Discrete action space starting at 0 (action k is the "
+                f"layout's action k); {name} has {space}"
             )
 
     def _on_training_start(self) -> None:

@@ -70,18 +70,23 @@ def treatment_spread(graph_cb: CausalGraphCallback) -> tuple[int, int]:
 
 
 class EvidenceRecorder(ActionRecorder):
-    """Also keeps, per step, which variables the chooser's evidence allowed when the action was drawn (runs
-    before the graph callback, whose update may follow the step)."""
+    """Also keeps, per step, the chooser's evidence when the action was drawn (runs before the graph callback,
+    whose update may follow the step)."""
 
     def __init__(self, chooser: LeastEvidenceChooser) -> None:
         super().__init__()
         self.chooser = chooser
-        self.allowed: list[np.ndarray] = []
+        self.evidence: list[np.ndarray] = []
 
     def _on_step(self) -> bool:
-        evidence = self.chooser.evidence
-        self.allowed.append(evidence <= (1 + self.chooser.slack) * evidence.min() + 1)
+        self.evidence.append(self.chooser.evidence.copy())
         return super()._on_step()
+
+    def allowed(self, valid: np.ndarray | None = None) -> np.ndarray:
+        """``(steps, n_variables)``: the variables within the slack of the least evidence among the valid ones."""
+        evidence = np.array(self.evidence)
+        candidates = np.where(valid, evidence, np.inf) if valid is not None else evidence
+        return evidence <= (1 + self.chooser.slack) * candidates.min(axis=1, keepdims=True) + 1
 
 
 @pytest.mark.parametrize("algo", [DQN, QRDQN, MaskableDQN])
@@ -91,11 +96,12 @@ def test_exploratory_draws_go_to_the_least_evidence(algo: type) -> None:
     recorder = EvidenceRecorder(chooser)
     model = algo("MlpPolicy", factored_env(), learning_starts=1000, seed=0)
     model.learn(1000, callback=[recorder, graph_cb])  # a warm-up: every action is a random one
-    actions, allowed = np.array(recorder.actions), np.array(recorder.allowed)
-    assert (actions < N).all()  # the no-op is not drawn while an intervention is valid
-    assert allowed[np.arange(actions.size), actions].all()
+    actions, allowed = np.array(recorder.actions), recorder.allowed()
+    treated = actions < N
+    assert 0.02 < (~treated).mean() < 0.5  # the no-op (the control rows) stays in the draw
+    assert allowed[np.flatnonzero(treated), actions[treated]].all()
     assert (~allowed[200:]).sum(axis=1).mean() >= 2  # the chooser did exclude variables
-    assert len(set(actions[:100])) == N  # before the first update every variable is allowed
+    assert len(set(actions[:100])) == N + 1  # before the first update every action is allowed
 
 
 def test_exploration_goes_to_the_least_treated_variables_under_a_greedy_agent() -> None:
@@ -167,26 +173,37 @@ def test_draws_respect_the_env_action_masks() -> None:
     space.set_valid(np.array([[1, 1, 0, 1, 1], [1, 0, 0, 0, 1], [0, 0, 0, 0, 1]], dtype=bool))
     draws = np.array([[space.sample() for _ in range(3)] for _ in range(200)])  # SB3 draws env 0, 1, 2 in turn
     space.set_valid(None)
-    assert set(draws[:, 0]) == {1}  # valid: 0, 1, 3 (and the no-op); least evidence among them: 1
-    assert set(draws[:, 1]) == {0}  # only variable 0 is valid
-    assert set(draws[:, 2]) == {4}  # nothing to treat: the valid no-op
-    assert set(space.sample() for _ in range(200)) == {1, 2}  # no env masks: every action valid
+    assert set(draws[:, 0]) == {1, 4}  # valid: 0, 1, 3; least evidence among them: 1; and the no-op 4
+    assert set(draws[:, 1]) == {0, 4}  # only variable 0 is valid
+    assert set(draws[:, 2]) == {4}  # nothing to treat
+    assert set(space.sample() for _ in range(300)) == {1, 2, 4}  # no env masks: every action valid
     assert set(space.sample(mask=np.array([0, 0, 0, 1, 0], dtype=np.int8)) for _ in range(20)) == {3}
-    masks = np.array([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]], dtype=bool)
+    masks = np.array([[1, 1, 1, 1, 0], [0, 0, 1, 1, 1]], dtype=bool)
     picks = np.array([space.sample_valid_actions(masks) for _ in range(200)])  # MaskableDQN's exploratory draw
-    assert set(picks[:, 0]) == {1, 2} and set(picks[:, 1]) == {2}
+    assert set(picks[:, 0]) == {1, 2} and set(picks[:, 1]) == {2, 4}
 
 
 def test_maskable_dqn_explores_among_the_chosen_valid_actions() -> None:
-    graph_cb = CausalGraphCallback(update_freq=100, chooser=LeastEvidenceChooser(4))
-    recorder = ActionRecorder()
+    chooser = LeastEvidenceChooser(4)
+    graph_cb = CausalGraphCallback(update_freq=100, chooser=chooser)
+
+    class MaskRecorder(EvidenceRecorder):
+        def _on_step(self) -> bool:
+            self.masks.append(self.model._action_masks[0].copy())  # the masks this step's action was drawn with
+            return super()._on_step()
+
+    recorder = MaskRecorder(chooser)
+    recorder.masks = []
     model = MaskableDQN("MlpPolicy", PoissonCascadeEnv(), learning_starts=600, seed=0)
-    model.learn(600, callback=[graph_cb, recorder])
-    # during the warm-up every action is a chosen valid one: the no-op only when no count is non-zero
-    actions = np.array(recorder.actions)
-    assert (actions < 4).mean() > 0.5
-    low, high = treatment_spread(graph_cb)
-    assert high - low <= 0.25 * low + 2 * 100 / 4
+    model.learn(600, callback=[recorder, graph_cb])  # a warm-up: every action is a random one
+    actions, masks = np.array(recorder.actions), np.array(recorder.masks)
+    allowed = recorder.allowed(masks[:, :4])
+    assert recorder.space_types == {ChooserActionSpace}
+    rows = np.arange(actions.size)
+    assert masks[rows, actions].all()  # valid
+    treated = actions < 4
+    assert allowed[rows[treated], actions[treated]].all()  # on a variable of least evidence
+    assert (masks[:, :4] & ~allowed).any(axis=1).sum() > 50  # steps with a valid variable the chooser excluded
 
 
 def test_chosen_actions() -> None:
@@ -196,9 +213,14 @@ def test_chosen_actions() -> None:
     valid = np.array([[1, 1, 1, 1, 1], [0, 0, 1, 1, 0], [0, 0, 0, 1, 0]], dtype=bool)
     allowed = chosen_actions(chooser, layout, valid, np.random.default_rng(0))
     assert allowed.tolist() == [
-        [True, True, False, False, True],
-        [False, False, True, False, False],
+        [True, True, False, True, True],  # variables 0 and 1 (two actions) and the no-op
+        [False, False, True, True, False],
         [False, False, False, True, False],
+    ]
+    no_noop = np.array([[1, 1, 1, 0, 1], [0, 0, 0, 0, 1]], dtype=bool)
+    assert chosen_actions(chooser, layout, no_noop, np.random.default_rng(0)).tolist() == [
+        [True, True, False, False, True],
+        [False, False, False, False, True],
     ]
     with pytest.raises(ValueError, match="valid must be"):
         chosen_actions(chooser, layout, valid[:, :3], np.random.default_rng(0))
@@ -221,7 +243,7 @@ def test_bad_choosers_and_algorithms_are_refused() -> None:
         CausalGraphCallback(chooser=object())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"off-policy.*PPO is on-policy.*bias the policy gradient"):
         PPO("MlpPolicy", factored_env(), n_steps=64).learn(64, callback=CausalGraphCallback(chooser=UniformChooser()))
-    with pytest.raises(ValueError, match=r"Discrete action space.*SAC has Box"):
+    with pytest.raises(ValueError, match=r"Discrete action space starting at 0.*SAC has Box"):
         SAC("MlpPolicy", BoxActionEnv(), learning_starts=10).learn(
             20, callback=CausalGraphCallback(chooser=UniformChooser())
         )
