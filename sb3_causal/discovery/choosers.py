@@ -5,7 +5,9 @@ current graph would mask. Which of the valid actions such a lifted row may take 
 call. :class:`UniformChooser` allows them all (the seed paper's lift). :class:`LeastEvidenceChooser`
 allows only the candidates whose variable has the least evidence so far (fewest treated rows in the
 online learner), so that a greedy agent (DQN) still covers every variable. An active-design chooser
-(e.g. expected information gain) plugs into the same :class:`InterventionChooser` protocol.
+(e.g. expected information gain) plugs into the same :class:`InterventionChooser` protocol. The same
+choosers also pick where a plain off-policy agent's random exploratory actions go
+(``CausalGraphCallback(chooser=...)``, through :func:`chosen_actions`).
 """
 
 from __future__ import annotations
