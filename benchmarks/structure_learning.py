@@ -5,7 +5,8 @@ factored env uniform over all n + 1 actions; ``--chooser least`` sends each step
 variables with the least evidence, the :class:`LeastEvidenceChooser` in this loop), ``ppo`` and
 ``dqn`` (plain SB3 agents with :class:`CausalGraphCallback` and its defaults), ``causal_dqn``
 (:class:`CausalDQN` under its own causal mask; ``--chooser least`` sends its eta-lifted steps to the
-variables with the least evidence). The learner gets the
+variables with the least evidence; for ``dqn`` it sends DQN's random exploratory actions there, through
+``CausalGraphCallback(chooser=...)``). The learner gets the
 transitions every ``--update-every`` steps; F1 / precision / recall / SHD against the env's true
 graph are tracked. Ends with one JSON line (``f1``, ..., ``n_hops``, ``initial_f1``, ``seconds``).
 
@@ -16,6 +17,7 @@ Seeds: defaults were tuned on model seeds 0-1, FaultAlarmRL's hop normalization 
     python benchmarks/structure_learning.py --env FactoredSCM-v0 --n-variables 20 --family poisson --model-seed 2
     python benchmarks/structure_learning.py --env FactoredSCM-v0 --driver dqn --steps 20000 --model-seed 3
     python benchmarks/structure_learning.py --env FactoredSCM-v0 --n-variables 20 --driver causal_dqn --chooser least
+    python benchmarks/structure_learning.py --env FactoredSCM-v0 --n-variables 20 --driver dqn --chooser least
 """
 
 from __future__ import annotations
@@ -118,10 +120,11 @@ def agent_driver(env, learner, args, truth, curve) -> None:
     from sb3_causal.callbacks import CausalGraphCallback
 
     th.set_num_threads(1)
-    callback = CausalGraphCallback(learner=learner, update_freq=args.update_every)
+    chooser = LeastEvidenceChooser(learner.layout.n_variables) if args.chooser == "least" else None
+    callback = CausalGraphCallback(learner=learner, update_freq=args.update_every, chooser=chooser)
     callback.on_update.append(lambda graph: record(curve, learner.n_transitions, graph, truth, learner))
     cls = PPO if args.driver == "ppo" else DQN
-    model = cls("MlpPolicy", env, seed=args.seed, verbose=0)
+    model = cls("MlpPolicy", env, seed=args.seed, verbose=0, **args.agent_kwargs)
     model.learn(args.steps, callback=callback)
 
 
@@ -209,7 +212,7 @@ def main() -> None:
     parser.add_argument("--n-edges", type=int, default=None, help="factored env: edges (0: a null SCM)")
     parser.add_argument("--driver", default="random", choices=["random", "ppo", "dqn", "causal_dqn"])
     parser.add_argument(
-        "--chooser", default="uniform", choices=["uniform", "least"], help="random and causal_dqn drivers"
+        "--chooser", default="uniform", choices=["uniform", "least"], help="random, dqn and causal_dqn drivers"
     )
     parser.add_argument(
         "--treatments",
@@ -241,6 +244,12 @@ def main() -> None:
         type=json.loads,
         default={},
         help="more OnlineCausalLearner settings, JSON: '{\"noop_control\": false}'",
+    )
+    parser.add_argument(
+        "--agent-kwargs",
+        type=json.loads,
+        default={},
+        help="ppo/dqn drivers: SB3 model settings, JSON: '{\"exploration_final_eps\": 0.2}' (default: SB3's)",
     )
     parser.add_argument("--alpha", type=float, default=None, help="learner's error rate (default: its own)")
     parser.add_argument("--events", type=int, default=2000, help="observational alarm events for --init thp")
@@ -367,6 +376,7 @@ def main() -> None:
                 "multiple_testing": learner.multiple_testing,
                 "alpha": learner.alpha,
                 "learner_kwargs": args.learner_kwargs,
+                "agent_kwargs": args.agent_kwargs,
                 "f1": final["f1"],
                 "precision": final["precision"],
                 "recall": final["recall"],

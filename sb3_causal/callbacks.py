@@ -2,11 +2,14 @@
 
 ``CausalGraphCallback`` adds online causal structure learning to any SB3 algorithm (PPO, A2C,
 DQN, MaskablePPO, ...): it records the exact transitions the agent makes, feeds them to an
-:class:`~sb3_causal.discovery.online.OnlineCausalLearner` on a schedule, and logs the graph.
+:class:`~sb3_causal.discovery.online.OnlineCausalLearner` on a schedule, and logs the graph. With a
+``chooser`` it also sends an off-policy agent's random exploratory actions to the interventions the
+chooser picks (:class:`ChooserActionSpace`).
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 import time
@@ -15,10 +18,15 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
+from sb3_contrib.common.maskable.utils import get_action_masks
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from sb3_causal.common.behaviour import behaviour_probabilities, check_behaviour_supported
+from sb3_causal.common.maskable.utils import sample_valid_actions
+from sb3_causal.discovery.choosers import InterventionChooser, chosen_actions
 from sb3_causal.discovery.initial import INITIAL_METHODS, initial_graph_for_env
 from sb3_causal.discovery.online import OnlineCausalLearner
 from sb3_causal.graph import CausalGraph
@@ -27,6 +35,7 @@ from sb3_causal.variables import CausalVariables
 __all__ = [
     "DEFAULT_UPDATE_FREQ",
     "CausalGraphCallback",
+    "ChooserActionSpace",
     "check_initial_graph",
     "check_update_freq",
     "raw_next_observations",
@@ -119,6 +128,84 @@ def check_learner_memory(layout: CausalVariables, available: int | None = None) 
         )
 
 
+class ChooserActionSpace(spaces.Discrete):
+    """A ``Discrete`` action space whose random draws go through an intervention chooser.
+
+    Installed on an off-policy model's ``action_space`` by ``CausalGraphCallback(chooser=...)`` while it
+    trains (and restored at training end). SB3 draws its random exploratory actions from the model's action
+    space: ``DQN.predict``'s epsilon-greedy branch and the ``learning_starts`` warm-up of
+    ``OffPolicyAlgorithm._sample_action`` call :meth:`sample`, :class:`~sb3_causal.algos.MaskableDQN` calls
+    :meth:`sample_valid_actions`. Here a draw is uniform among the valid actions whose (unit, variable)
+    target the chooser picks (:func:`~sb3_causal.discovery.choosers.chosen_actions`); the generator is the
+    original space's (seeded by SB3), so runs reproduce and the original continues the same stream.
+
+    The rows :meth:`sample` draws for are the envs of the current step, in order (SB3 draws one action per
+    env, env 0 first): :meth:`set_valid` gives their valid actions (the env's ``action_masks()``; ``None``:
+    every action) and restarts at env 0. Pickling (a checkpoint saved mid-training, ``copy.deepcopy``)
+    gives the original plain ``Discrete``, so a saved model never holds the chooser.
+
+    :param space: the model's ``Discrete`` action space
+    :param chooser: picks the (unit, variable) pairs the draws may target
+    :param layout: maps actions onto pairs (``action_target``)
+    """
+
+    def __init__(self, space: spaces.Discrete, chooser: InterventionChooser, layout: CausalVariables) -> None:
+        super().__init__(space.n, start=space.start, dtype=space.dtype)
+        if int(space.start) != 0:
+            raise ValueError(f"the chooser needs a Discrete action space starting at 0, got start={space.start}")
+        self.original = space
+        self._np_random = space.np_random  # the same generator: its stream continues after the restore
+        self.chooser = chooser
+        self.layout = layout
+        self._valid: np.ndarray | None = None  # (n_envs, n) valid actions of the current step; None: all
+        self._allowed: np.ndarray | None = None  # chosen actions of those rows (computed at the first draw)
+        self._row = 0
+
+    def set_valid(self, valid: np.ndarray | None) -> None:
+        """The valid actions ``(n_envs, n)`` of the current step's envs (``None``: every action); the next
+        :meth:`sample` draws for env 0."""
+        self._valid = None if valid is None else np.asarray(valid, dtype=bool).reshape(-1, int(self.n))
+        self._allowed = None
+        self._row = 0
+
+    def refresh(self) -> None:
+        """The chooser changed (an update): choose again at the next draw."""
+        self._allowed = None
+
+    def allowed(self, valid: np.ndarray) -> np.ndarray:
+        """``(batch, n)`` bool: the actions a draw may take given the valid ones (see ``chosen_actions``)."""
+        return chosen_actions(self.chooser, self.layout, valid, self.np_random)
+
+    def step_pool(self) -> np.ndarray:
+        """``(rows, n)`` bool: the actions :meth:`sample` draws among this step (one row per env, or one row
+        for every env when the env has no masks); chosen once per step and kept, so the probabilities a
+        propensity-weighting learner records are those of the draws."""
+        if self._allowed is None:
+            valid = np.ones((1, int(self.n)), dtype=bool) if self._valid is None else self._valid
+            self._allowed = self.allowed(valid)
+        return self._allowed
+
+    def sample(self, mask: np.ndarray | None = None, probability: np.ndarray | None = None) -> np.int64:
+        """An action among the next env's chosen ones (with a ``mask`` or ``probability``: ``Discrete``'s draw)."""
+        if mask is not None or probability is not None:
+            return super().sample(mask=mask, probability=probability)
+        pool = self.step_pool()
+        row = pool[self._row % pool.shape[0]]
+        self._row += 1
+        return super().sample(mask=row.astype(np.int8))
+
+    def sample_valid_actions(self, masks: np.ndarray) -> np.ndarray:
+        """``(batch,)`` actions, one per row of ``masks`` (the acting masks), among the chosen valid ones."""
+        return sample_valid_actions(self.allowed(masks), self.np_random)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # unpickled (or deep-copied) as a copy of the plain space: no reference to this class in the stream
+        return copy.copy, (self.original,)
+
+    def __repr__(self) -> str:
+        return f"ChooserActionSpace({self.n}, chooser={type(self.chooser).__name__})"
+
+
 class CausalGraphCallback(BaseCallback):
     """Learn a causal graph online from the transitions of any SB3 algorithm.
 
@@ -141,6 +228,21 @@ class CausalGraphCallback(BaseCallback):
         across ``learn`` calls, so ``learn(a); learn(b, reset_num_timesteps=False)`` learns the graph of
         ``learn(a + b)``; :meth:`flush` updates now)
     :param seed: seed of a random initial graph and of the alarm log recording
+    :param chooser: balance the agent's random exploration with an intervention chooser, e.g.
+        :class:`~sb3_causal.discovery.choosers.LeastEvidenceChooser` (the variables with the least evidence
+        first). Off-policy algorithms with a ``Discrete`` action space only (DQN, QR-DQN, MaskableDQN, ...):
+        while they train, their random exploratory actions (the epsilon-greedy draws and the
+        ``learning_starts`` warm-up) are drawn uniformly among the actions whose (unit, variable) target the
+        chooser picks, through a :class:`ChooserActionSpace` on ``model.action_space`` (the plain space is put
+        back at training end; a model saved meanwhile holds the plain space). Actions without a target (a
+        no-op: the control rows) stay in the draw. When the env has ``action_masks()`` the
+        draws are among its valid actions (without a chooser plain DQN draws among all actions); the greedy
+        actions are untouched. Q-learning stays valid: it is off-policy, its one-step targets do not depend on
+        how the behaviour actions were drawn. ``chooser.update(learner)`` is called after each graph update. The
+        draws use the model's action-space generator (seeded by the model's ``seed``). On-policy algorithms
+        (PPO, A2C) are refused: their exploration is their policy's own distribution, and drawing the actions
+        elsewhere would bias the policy gradient (``CausalMaskablePPO(chooser=...)`` changes the mask instead).
+        ``None`` (default): the algorithm's exploration, unchanged
     :param verbose: 1 prints a line per update
 
     With a learner that weights control rows by their odds of treatment
@@ -159,10 +261,16 @@ class CausalGraphCallback(BaseCallback):
         learner_kwargs: dict[str, Any] | None = None,
         update_freq: int = DEFAULT_UPDATE_FREQ,
         seed: int | None = None,
+        chooser: InterventionChooser | None = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
         check_update_freq(update_freq)
+        if chooser is not None and not isinstance(chooser, InterventionChooser):
+            raise ValueError(
+                "chooser must implement the InterventionChooser interface: choose(candidates, rng) and "
+                f"update(learner); got {type(chooser).__name__}"
+            )
         if learner is not None:
             if layout is not None or learner_kwargs:
                 raise ValueError("pass either a ready learner or layout/learner_kwargs to build one, not both")
@@ -178,6 +286,9 @@ class CausalGraphCallback(BaseCallback):
         self.learner_kwargs = dict(learner_kwargs or {})
         self.update_freq = update_freq
         self.seed = seed
+        self.chooser = chooser
+        self._space: ChooserActionSpace | None = None  # installed on the model while it trains
+        self._env_has_masks = False
         self.true_graph: CausalGraph | None = None
         self.on_update: list[Callable[[CausalGraph], None]] = []  # called with each new graph
         self.n_skipped = 0
@@ -230,6 +341,10 @@ class CausalGraphCallback(BaseCallback):
             self._n_buffered = 0
             self.learner.observe(*(array[:n] for array in self._buffer))
         graph = self.learner.update()
+        if self.chooser is not None:
+            self.chooser.update(self.learner)
+            if self._space is not None:
+                self._space.refresh()
         seconds = time.perf_counter() - start
         self._log(graph, seconds)
         for listener in self.on_update:
@@ -238,11 +353,29 @@ class CausalGraphCallback(BaseCallback):
 
     # ------------------------------------------------------------------ SB3 hooks
     def _init_callback(self) -> None:
+        if self.chooser is not None:
+            self._check_chooser_model()
         learner = self.setup(self.training_env)
         self._vec_normalize = self.model.get_vec_normalize_env()
         self._with_probs = learner.propensity_weighting
         if self._with_probs:
             check_behaviour_supported(self.model)
+
+    def _check_chooser_model(self) -> None:
+        """A chooser needs an off-policy algorithm with a ``Discrete`` action space (see ``chooser``)."""
+        name = type(self.model).__name__
+        if not isinstance(self.model, OffPolicyAlgorithm):
+            raise ValueError(
+                f"CausalGraphCallback(chooser=...) needs an off-policy algorithm (DQN, QR-DQN, MaskableDQN); "
+                f"{name} is on-policy: its exploration is its policy's own distribution, and drawing its actions "
+                "elsewhere would bias the policy gradient (CausalMaskablePPO(chooser=...) balances through its mask)"
+            )
+        space = self.model.action_space
+        if not isinstance(space, spaces.Discrete) or int(space.start) != 0:
+            raise ValueError(
+                f"CausalGraphCallback(chooser=...) needs a Discrete action space starting at 0 (action k is the "
+                f"layout's action k); {name} has {space}"
+            )
 
     def _on_training_start(self) -> None:
         if self._vec_normalize is not None:
@@ -250,6 +383,35 @@ class CausalGraphCallback(BaseCallback):
         else:
             self._prev_obs = np.array(self.model._last_obs, copy=True)
         self._prev_all_finite = bool(np.isfinite(self._prev_obs).all())
+        if self.chooser is not None:
+            self._install_space()
+
+    def _on_training_end(self) -> None:
+        self._restore_space()
+
+    def _install_space(self) -> None:
+        """Put a :class:`ChooserActionSpace` on the model (over the plain space; one left by an interrupted run
+        is replaced)."""
+        assert self.chooser is not None and self.learner is not None
+        space = self.model.action_space
+        if isinstance(space, ChooserActionSpace):
+            space = space.original
+        self._space = ChooserActionSpace(space, self.chooser, self.learner.layout)
+        self.model.action_space = self._space
+        self._env_has_masks = self.training_env.has_attr("action_masks")
+        self._set_valid_actions()
+
+    def _restore_space(self) -> None:
+        if self._space is not None:
+            if self.model.action_space is self._space:
+                self.model.action_space = self._space.original
+            self._space = None
+        self._env_has_masks = False
+
+    def _set_valid_actions(self) -> None:
+        """The valid actions of the envs' current states for the next exploratory draws."""
+        if self._space is not None:
+            self._space.set_valid(get_action_masks(self.training_env) if self._env_has_masks else None)
 
     def _on_step(self) -> bool:
         dones = np.asarray(self.locals["dones"], dtype=bool)
@@ -270,6 +432,8 @@ class CausalGraphCallback(BaseCallback):
         self._prev_all_finite = all_finite
         if self._n_buffered >= self.update_freq:
             self.flush()
+        if self._env_has_masks:
+            self._set_valid_actions()
         return True
 
     def _checked_transitions(

@@ -15,6 +15,7 @@ from stable_baselines3.common.env_util import make_vec_env
 import sb3_causal  # noqa: F401
 from sb3_causal import CausalDQN, CausalMaskablePPO
 from sb3_causal.callbacks import CausalGraphCallback
+from sb3_causal.discovery.choosers import LeastEvidenceChooser
 from sb3_causal.discovery.online import OnlineCausalLearner
 from tests.toy_envs import LinearCascadeEnv
 
@@ -123,3 +124,21 @@ def test_default_learner_gets_no_probabilities():
         128, callback=CausalGraphCallback(learner=learner, update_freq=64)
     )
     assert learner.probs and all(p.ndim == 0 for p in learner.probs)  # np.array(None): nothing was passed
+
+
+def test_epsilon_greedy_probabilities_follow_the_chooser():
+    """With CausalGraphCallback(chooser=...), DQN's exploratory draws (here the warm-up) are uniform over the
+    chooser's pool, and the recorded probabilities say so."""
+    env = make_vec_env(LinearCascadeEnv, n_envs=1, seed=0)
+    layout = env.get_attr("causal_variables")[0]
+    learner = ProbeLearner(layout, **WEIGHTED)
+    callback = CausalGraphCallback(learner=learner, update_freq=100, chooser=LeastEvidenceChooser(layout.n_variables))
+    DQN("MlpPolicy", env, learning_starts=300, seed=0).learn(300, callback=callback)
+    probs, actions = np.concatenate(learner.probs), np.concatenate(learner.actions)
+    assert np.all(probs[np.arange(len(actions)), actions] > 0)
+    support = probs > 0
+    np.testing.assert_allclose(
+        probs[support], np.broadcast_to(1 / support.sum(axis=1, keepdims=True), probs.shape)[support]
+    )
+    np.testing.assert_array_equal(support[:100], True)  # no evidence yet: every action
+    assert (support[100:].sum(axis=1) < env.action_space.n).any()  # after an update: the least-treated (and no-op)

@@ -308,7 +308,9 @@ class MaskableDQN(DQN):
         :return: ``(batch,)`` actions
         """
         if warm_up or (not deterministic and np.random.rand() < self.exploration_rate):  # noqa: NPY002
-            return sample_valid_actions(masks, self.action_space.np_random)
+            # a ChooserActionSpace (CausalGraphCallback(chooser=...)) draws among the valid actions it chooses
+            draw = getattr(self.action_space, "sample_valid_actions", None)
+            return draw(masks) if draw is not None else sample_valid_actions(masks, self.action_space.np_random)
         actions, _ = self.policy.predict(observation, deterministic=deterministic, action_masks=masks)
         return np.asarray(actions).reshape(-1)
 

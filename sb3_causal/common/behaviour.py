@@ -85,12 +85,19 @@ def behaviour_probabilities(model: BaseAlgorithm, step_locals: dict[str, Any]) -
 
 def _epsilon_greedy_probabilities(model: Any) -> np.ndarray:
     n_envs, n_actions = model.n_envs, int(model.action_space.n)
+    from sb3_causal.callbacks import ChooserActionSpace  # (the callback imports this module)
+
     acting = model._current_masks()[1] if hasattr(model, "_current_masks") else None  # masked DQNs: cached
+    space = model.action_space
     # the actions an exploratory draw picks from
-    explore = np.ones((n_envs, n_actions), dtype=bool) if acting is None else np.asarray(acting, dtype=bool)
-    allowed = getattr(model.action_space, "allowed", None)  # a chooser's space (CausalGraphCallback(chooser=...))
-    if allowed is not None:
-        explore = allowed(explore)
+    if acting is not None:  # MaskableDQN, CausalDQN: uniform among the acting masks' valid actions
+        explore = np.asarray(acting, dtype=bool)
+        if isinstance(space, ChooserActionSpace):  # ... that the chooser allows (its sample_valid_actions)
+            explore = space.allowed(explore)
+    elif isinstance(space, ChooserActionSpace):  # DQN's space.sample() with a chooser: the step's pool
+        explore = np.broadcast_to(space.step_pool(), (n_envs, n_actions))
+    else:
+        explore = np.ones((n_envs, n_actions), dtype=bool)
     probs = explore / explore.sum(axis=1, keepdims=True)
     # num_timesteps already counts this step's transitions
     warm_up = model.num_timesteps - n_envs < model.learning_starts
