@@ -1048,13 +1048,13 @@ class OnlineCausalLearner:
             beta = np.einsum("iab,ib->ia", a_inv, rhs)
             w_c, w_t = control_grams[:, 0, 0], treated_grams[:, 0, 0]  # sums of row weights (rows if unweighted)
             n_c, n_t = strata[:, :, j].T.astype(np.float64) @ stratum_rows, self._n_rows_intervened
-            # Variance factor of a weighted mean, n sum(w^2) / sum(w)^2 = 1 + CV(w)^2 (1 for unweighted rows):
-            # it makes the weighted mean's variance hold whether or not the weights match the variance.
-            spread_c = n_c * (strata[:, :, j].T.astype(np.float64) @ stratum_squares) / w_c**2
-            spread_t = n_t * squares[:v] / w_t**2
             dof = n_c - keep.sum(axis=1)
             g_t = np.where(mask, treated_grams[:, :-1, :-1], 0.0)
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore"):  # (untreated i: w_t = 0, left out by `ok` below)
+                # Variance factor of a weighted mean, n sum(w^2) / sum(w)^2 = 1 + CV(w)^2 (1 for unweighted rows):
+                # it makes the weighted mean's variance hold whether or not the weights match the variance.
+                spread_c = n_c * (strata[:, :, j].T.astype(np.float64) @ stratum_squares) / w_c**2
+                spread_t = n_t * squares[:v] / w_t**2
                 # Residual variance (weighted mean of squares; with weights w, w_c * dof / n_c stands for dof).
                 s2 = np.maximum(control_grams[:, -1, -1] - np.einsum("ia,ia->i", beta, rhs), 0.0) / (w_c * dof / n_c)
                 sum_r = treated_grams[:, 0, -1] - np.einsum("ia,ia->i", beta, g_t[:, 0])
