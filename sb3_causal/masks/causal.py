@@ -41,10 +41,11 @@ compares its active pairs pairwise instead, and a lifted single row skips the ca
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from sb3_causal.discovery.choosers import InterventionChooser, chosen_actions
 from sb3_causal.graph import CausalGraph
 from sb3_causal.masks.base import check_action_masks, combine_with_env_masks
 from sb3_causal.variables import CausalVariables
@@ -59,12 +60,6 @@ DEFAULT_ETA = 0.3
 DEFAULT_ACTIVITY_THRESHOLD = 0.0
 #: up to this many active pairs, one observation's domination test compares them pairwise (see _kept_pairs_of_one)
 _PAIRWISE_ACTIVE = 32
-
-
-class _Chooser(Protocol):
-    """An intervention chooser (see ``sb3_causal.discovery.choosers.InterventionChooser``)."""
-
-    def choose(self, candidates: np.ndarray, rng: np.random.Generator) -> np.ndarray: ...
 
 
 def check_mask_parameters(k: Any, eta: Any, activity_threshold: Any = 0.0) -> None:
@@ -104,7 +99,7 @@ class CausalMask:
         eta: float = DEFAULT_ETA,
         seed: int | None = None,
         activity_threshold: float = DEFAULT_ACTIVITY_THRESHOLD,
-        chooser: _Chooser | None = None,
+        chooser: InterventionChooser | None = None,
         n_hops: int | None = None,
     ) -> None:
         check_mask_parameters(k, eta, activity_threshold)
@@ -307,19 +302,13 @@ class CausalMask:
         return combine_with_env_masks(own, valid)[0]
 
     def _lifted_rows(self, env_masks: np.ndarray | None, lifted: np.ndarray) -> np.ndarray | bool:
-        """What a lifted row allows before the AND with the env mask: everything, or the chooser's targets."""
+        """What a lifted row allows before the AND with the env mask: everything, or the actions on the
+        chooser's targets (``chosen_actions`` without the untargeted ones)."""
         if self.chooser is None:
             return True  # AND with the env mask leaves the env mask alone
-        n_actions = self._action_pair.size
+        n_actions = self.layout.action_target.size
         valid = np.ones((int(lifted.sum()), n_actions), dtype=bool) if env_masks is None else env_masks[lifted]
-        valid = valid & self._action_ok
-        candidates = np.zeros((valid.shape[0], self._targetable.size), dtype=bool)
-        rows, actions = np.nonzero(valid)
-        candidates[rows, self._action_pair[actions]] = True
-        chosen = np.asarray(self.chooser.choose(candidates, self.rng), dtype=bool)
-        if chosen.shape != candidates.shape:
-            raise ValueError(f"the chooser returned shape {chosen.shape}, expected {candidates.shape}")
-        return chosen[:, self._action_pair] & self._action_ok
+        return chosen_actions(self.chooser, self.layout, valid, self.rng, keep_untargeted=False)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
