@@ -212,7 +212,8 @@ def test_a_chooser_decides_what_a_lifted_row_may_intervene_on() -> None:
     masks = mask(np.array([[0.0, 0.0, 5.0], [0.0, 0.0, 5.0]]), env_masks)
     # candidates: the pairs some env-valid action targets (the no-op targets none)
     assert chooser.calls[0].tolist() == [[False, True, True], [True, True, True]]
-    assert masks.tolist() == [[False, True, False, False], [True, False, False, False]]
+    # the chosen pair's action, and the no-op (it targets nothing: the learner's control rows)
+    assert masks.tolist() == [[False, True, False, True], [True, False, False, True]]
     # without a chooser a lifted row allows the env mask (the paper's lift)
     plain = CausalMask(ONE_UNIT, CHAIN, k=1, eta=1.0, seed=0)
     assert plain(np.array([[0.0, 0.0, 5.0], [0.0, 0.0, 5.0]]), env_masks).tolist() == env_masks.tolist()

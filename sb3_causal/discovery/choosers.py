@@ -48,11 +48,7 @@ def _check_candidates(candidates: np.ndarray) -> np.ndarray:
 
 
 def chosen_actions(
-    chooser: InterventionChooser,
-    layout: CausalVariables,
-    valid: np.ndarray,
-    rng: np.random.Generator,
-    keep_untargeted: bool = True,
+    chooser: InterventionChooser, layout: CausalVariables, valid: np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
     """``(batch, n_actions)`` bool: the valid actions whose (unit, variable) target the chooser picks, and the
     valid actions without a target.
@@ -67,9 +63,9 @@ def chosen_actions(
         each action targets, -1 none)
     :param valid: ``(batch, n_actions)`` bool, the valid actions of each row (at least one per row)
     :param rng: passed to ``chooser.choose``
-    :param keep_untargeted: keep the valid actions without a target (the callback's exploratory draws do, for
-        the control rows; a causal mask's lifted rows do not: a lift is for interventions, and the AND with
-        the env mask that follows falls back to the env mask where nothing is chosen)
+
+    The one home of this rule: a causal mask's lifted rows (``CausalMask(chooser=...)``) and the callback's
+    exploratory draws (``CausalGraphCallback(chooser=...)``) both use it.
     """
     valid = np.asarray(valid, dtype=bool)
     targets = layout.action_target
@@ -83,8 +79,7 @@ def chosen_actions(
     if chosen.shape != candidates.shape:
         raise ValueError(f"the chooser returned shape {chosen.shape}, expected {candidates.shape}")
     allowed = targeted & chosen[:, np.maximum(targets, 0)]
-    if keep_untargeted:
-        allowed |= valid & (targets < 0)
+    allowed |= valid & (targets < 0)
     empty = ~allowed.any(axis=1)  # valid actions on pairs the chooser did not pick, nothing else
     allowed[empty] = valid[empty]
     return allowed

@@ -23,7 +23,9 @@ Exploration and fallbacks, per env and per call: with probability ``eta`` the ca
 variable; the draw uses the provider's own seeded generator (saved with a model, see
 :meth:`CausalMask.state_dict`), so runs reproduce. With an intervention ``chooser`` a lifted row
 allows only the env-valid actions whose (unit, variable) target the chooser picks among those some
-valid action of the row targets (``chooser=None``: every env-valid action, the paper's lift). Where the AND of the
+valid action of the row targets, and the valid actions that target nothing (a no-op: the learner's
+control rows; :func:`~sb3_causal.discovery.choosers.chosen_actions`); ``chooser=None``: every env-valid
+action, the paper's lift. Where the AND of the
 causal and env masks is empty (nothing active, or the graph points only at invalid actions) the env
 mask applies alone. An env mask row with no valid action is an error, never a silent uniform sample.
 
@@ -303,12 +305,12 @@ class CausalMask:
 
     def _lifted_rows(self, env_masks: np.ndarray | None, lifted: np.ndarray) -> np.ndarray | bool:
         """What a lifted row allows before the AND with the env mask: everything, or the actions on the
-        chooser's targets (``chosen_actions`` without the untargeted ones)."""
+        chooser's targets and the untargeted ones (``chosen_actions``)."""
         if self.chooser is None:
             return True  # AND with the env mask leaves the env mask alone
         n_actions = self.layout.action_target.size
         valid = np.ones((int(lifted.sum()), n_actions), dtype=bool) if env_masks is None else env_masks[lifted]
-        return chosen_actions(self.chooser, self.layout, valid, self.rng, keep_untargeted=False)
+        return chosen_actions(self.chooser, self.layout, valid, self.rng)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
