@@ -11,6 +11,7 @@ import pytest
 from sb3_causal.discovery.online import OnlineCausalLearner
 from sb3_causal.variables import CausalVariables
 from sb3_causal_envs import FaultAlarmEnv
+from tests.test_online_learner import collect
 from tests.toy_envs import LinearCascadeEnv
 
 X, Z, Y = 0, 1, 2  # variables of the confounded SCM
@@ -62,21 +63,12 @@ def test_constant_propensities_change_nothing():
     """A policy that ignores the state: every weight is 1 (single unit), the same effects as unweighted."""
     env = LinearCascadeEnv()
     layout = CausalVariables.from_env(env)
-    rng = np.random.default_rng(0)
-    obs, _ = env.reset(seed=0)
-    o, a, n = [], [], []
-    for _ in range(3000):
-        action = int(rng.integers(env.action_space.n))
-        nxt, _, term, trunc, _ = env.step(action)
-        o.append(obs)
-        a.append(action)
-        n.append(nxt)
-        obs = env.reset()[0] if term or trunc else nxt
+    o, a, n = collect(env, 3000, seed=0)  # uniform random actions
     probs = np.full((len(a), env.action_space.n), 1.0 / env.action_space.n)
     plain = OnlineCausalLearner(layout)
     weighted = OnlineCausalLearner(layout, propensity_weighting=True)
-    plain.observe(np.array(o), np.array(a), np.array(n))
-    weighted.observe(np.array(o), np.array(a), np.array(n), probs)
+    plain.observe(o, a, n)
+    weighted.observe(o, a, n, probs)
     for ours, theirs in zip(weighted.att(), plain.att()):
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(weighted.channel_tstats, plain.channel_tstats, rtol=1e-12, atol=1e-12)
