@@ -468,12 +468,8 @@ class CausalGraphCallback(BaseCallback):
             return
         step = (obs, actions, next_obs) if probs is None else (obs, actions, next_obs, probs)
         buffer = self._buffer
-        if (
-            buffer is None
-            or len(buffer) != len(step)
-            or any(b.shape[1:] != a.shape[1:] for b, a in zip(buffer, step))
-            or buffer[0].shape[0] < n + k
-        ):
+        # (the probabilities' width is the action count: fixed, like the actions')
+        if buffer is None or buffer[0].shape[1:] != obs.shape[1:] or buffer[0].shape[0] < n + k:
             capacity = max(self.update_freq + obs.shape[0], 2 * (n + k))
             grown = tuple(np.empty((capacity, *a.shape[1:]), dtype=a.dtype) for a in step)
             if buffer is not None and n:

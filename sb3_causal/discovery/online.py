@@ -278,11 +278,6 @@ class _PairMoments:
         if "sww" not in state:  # saved before row weights existed: every row weighed 1
             self.sww = self.n.copy()
 
-    def effective_n(self) -> np.ndarray:
-        """``(n_strata, V)`` effective rows ``n^2 / sww`` (the row counts when rows are unweighted)."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(self.sww > 0, self.n * self.n / self.sww, 0.0)
-
 
 class _Rows(NamedTuple):
     """What one batch of transitions adds to the statistics (see ``observe_values``).
@@ -456,6 +451,10 @@ class OnlineCausalLearner:
         self.propensity_weighting = bool(propensity_weighting)
         self.propensity_clip = float(propensity_clip)
         self._hop_probs: list[np.ndarray] = []  # action probabilities of the transitions buffered for the hop choice
+        n_pairs, target = layout.n_units * layout.n_variables, layout.action_target
+        # action k targets pair k for k < n_pairs (the layouts' convention: FaultAlarmRL, factored envs): the pair
+        # probabilities of _propensities are then a view of the action probabilities
+        self._pairs_first = bool(np.array_equal(target[:n_pairs], np.arange(n_pairs)))
         self._warned_scale = False
         if self._single_unit and not (layout.action_target < 0).any():
             warnings.warn(
@@ -757,7 +756,7 @@ class OnlineCausalLearner:
         n_units, b, v = u0.shape
         target = self.layout.action_target
         acts = np.flatnonzero(target >= 0)
-        if np.array_equal(target[: n_units * v], np.arange(n_units * v)):  # action k targets pair k (FaultAlarmRL)
+        if self._pairs_first:
             on = probs[:, : n_units * v]  # a view: the other actions target nothing or repeat a pair
             if acts.size > n_units * v:
                 on = on.copy()
@@ -876,7 +875,8 @@ class OnlineCausalLearner:
         n_channels = len(_CHANNELS)
         no_op = np.zeros((v + 1, v, v * n_channels), dtype=bool)
         no_op[v] = True
-        if self.noop_control and self._control_rows()[v].min() >= 10 * self.min_treated:
+        no_op_rows = self._effective_rows(self._control.n[v], self._control.sww[v])
+        if self.noop_control and no_op_rows.min() >= 10 * self.min_treated:
             control = self._control.pooled(no_op)  # the clean control: no intervention
             return self._with_conditional(self._att_from(control, treated), control)
         use = np.ones((v + 1, v, v), dtype=bool)
@@ -888,16 +888,18 @@ class OnlineCausalLearner:
         refined[:v] &= ~(np.abs(tstat) >= self._threshold(tstat))[:, None, :]  # drop strata of j's ancestors
         # Where that leaves too few control rows, keep the first-pass pool.
         pooled = self._control.pooled(np.tile(refined, n_channels))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rows = np.nan_to_num(pooled["n"] ** 2 / pooled["sww"]) if self.propensity_weighting else pooled["n"]
-        too_few = rows[:, :v] < self.min_treated
+        too_few = self._effective_rows(pooled["n"], pooled["sww"])[:, :v] < self.min_treated
         refined[:, too_few] = use[:, too_few]
         control = self._control.pooled(np.tile(refined, n_channels))
         return self._with_conditional(self._att_from(control, treated), control)
 
-    def _control_rows(self) -> np.ndarray:
-        """``(strata, V)`` control rows per stratum and variable: effective rows when propensity-weighted."""
-        return self._control.effective_n() if self.propensity_weighting else self._control.n
+    def _effective_rows(self, n: np.ndarray, sww: np.ndarray) -> np.ndarray:
+        """Control rows from their weight sums ``n`` and squared-weight sums ``sww``: the effective number
+        ``n^2 / sww`` under propensity weighting (0 where there are none), else the row counts ``n``."""
+        if not self.propensity_weighting:
+            return n
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(sww > 0, n * n / sww, 0.0)
 
     def _att_from(
         self, c: dict[str, np.ndarray], t: dict[str, np.ndarray]
@@ -913,7 +915,7 @@ class OnlineCausalLearner:
         """
         with np.errstate(divide="ignore", invalid="ignore"):
             nc = c["n"]
-            ne = nc * nc / c["sww"] if self.propensity_weighting else nc  # effective control rows
+            ne = self._effective_rows(nc, c["sww"])
             mx, my = c["sx"] / nc, c["sy"] / nc
             vx = c["sxx"] / nc - mx**2
             cxy = c["sxy"] / nc - mx * my
@@ -941,7 +943,7 @@ class OnlineCausalLearner:
             iid = var_r / nt + s2_ctrl / ne + var_slope
             self._design_effect = np.where(iid > 0, np.nan_to_num((var_treated + var_fit) / iid, nan=1.0), 1.0)
             tstat = np.where(se > 0, mean_r / se, 0.0)
-        ok = (nt >= self.min_treated) & (np.nan_to_num(ne) >= self.min_treated)
+        ok = (nt >= self.min_treated) & (ne >= self.min_treated)
         effect = np.where(ok, np.nan_to_num(mean_r), 0.0)
         tstat = np.where(ok, np.nan_to_num(tstat), 0.0)
         v = self.layout.n_variables
