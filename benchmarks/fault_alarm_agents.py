@@ -37,16 +37,16 @@ run that never reaches it counts as the whole budget, and ``reached_*`` says how
 speed-up against MaskablePPO, and the final graph F1. It is printed as a table and as one JSON line
 (also ``summary.json``; every episode in ``runs.json``).
 
-Overhead (``--overhead-steps``): CausalMaskablePPO (THP) against MaskablePPO, and with ``--overhead-agents
-ppo dqn`` also CausalDQN (THP) against MaskableDQN, with *identical* settings, back-to-back pairs in one
-process (the order alternating), timed in CPU time (``time.process_time``: other jobs on the machine do not
-count). Per pair: the ratio of CPU time per env step (``cpu_ratio``), the same without the CPU time inside
-the env's step/reset (``agent_cpu_ratio``: the agents act differently, so their episodes cost the env
-differently), and twin + causal machinery over twin (``machinery_ratio``); the median and range over
-repeats, and the machinery's microseconds per step: the mask, recording transitions, the learner's
-``observe`` and its graph ``update``. ``--overhead-only`` runs just this. ``--fingerprint STEPS`` prints hashes of
-the masks, graphs and learner statistics of a fixed run, to compare two implementations (run the script with
-``PYTHONPATH`` at each checkout).
+Overhead (``--overhead-steps``): CausalMaskablePPO against MaskablePPO, and with ``--overhead-agents ppo dqn``
+also CausalDQN against MaskableDQN (initial graph THP, or ``--overhead-init random``), with *identical*
+settings, back-to-back pairs in one process (the order alternating), timed in CPU time (``time.process_time``:
+other jobs on the machine do not count). Per pair: the ratio of CPU time per env step (``cpu_ratio``), the
+same without the CPU time inside the env's step/reset (``agent_cpu_ratio``: the agents act differently, so
+their episodes cost the env differently), and twin + causal machinery over twin (``machinery_ratio``); the
+median and range over repeats, and the machinery's microseconds per step: the mask, recording transitions, the
+learner's ``observe`` and its graph ``update``. ``--overhead-only`` runs just this. ``--fingerprint STEPS``
+prints hashes of the masks, graphs and learner statistics of a fixed run, to compare two implementations (run
+the script with ``PYTHONPATH`` at each checkout).
 
     python benchmarks/fault_alarm_agents.py --quick   # 5 agents x model seeds 1, 2 x 5000 steps, 10 eval episodes
     python benchmarks/fault_alarm_agents.py           # 9 agents x model seeds 1, 2, 3 x 15000 steps, 20 eval episodes
@@ -360,11 +360,12 @@ def _timed(function: Callable[..., Any], totals: dict[str, float], key: str) -> 
     return wrapper
 
 
-def timed_run(agent: str, causal: bool, steps: int, seed: int) -> dict[str, float]:
+def timed_run(agent: str, causal: bool, steps: int, seed: int, init: str = "thp") -> dict[str, float]:
     """CPU time per env step of one training run (``time.process_time``: the process's own CPU, not the
     other jobs on the machine), in total, inside the env, and (causal agent) in each piece of the causal
     machinery: the mask (``mask``, acting and the DQN's TD targets), recording transitions in the graph
-    callback (``record``), the learner's ``observe`` and its graph ``update``."""
+    callback (``record``), the learner's ``observe`` and its graph ``update``. ``init``: the causal agent's
+    initial graph (``"thp"`` or ``"random"``)."""
     th.set_num_threads(1)
     causal_cls, twin, settings, causal_settings = OVERHEAD_PAIRS[agent]
     algo = causal_cls if causal else twin
@@ -375,7 +376,7 @@ def timed_run(agent: str, causal: bool, steps: int, seed: int) -> dict[str, floa
     kwargs = {**settings, **NET, "seed": seed}
     totals = dict.fromkeys(_MACHINERY, 0.0)
     if causal:
-        model = algo("MlpPolicy", env, initial_graph="thp", **causal_settings, **CAUSAL, **kwargs)
+        model = algo("MlpPolicy", env, initial_graph=init, **causal_settings, **CAUSAL, **kwargs)
         learner = model.causal_learner  # the initial graph (THP, ~1 s) is set-up cost, not per-step cost
         provider = model.mask_provider
         assert provider is not None and model.graph_callback is not None
@@ -418,15 +419,15 @@ def _spread_of(values: list[float]) -> dict[str, Any]:
     }
 
 
-def overhead(steps: int, repeats: int, agents: list[str]) -> dict[str, Any]:
-    """Causal agent vs its twin, ``repeats`` back-to-back pairs in this process (the order alternating, so
-    warm-up and load hit both alike); CPU-time ratios per pair, their median and range."""
-    report: dict[str, Any] = {"steps": steps, "repeats": repeats}
+def overhead(steps: int, repeats: int, agents: list[str], init: str = "thp") -> dict[str, Any]:
+    """Causal agent (initial graph ``init``) vs its twin, ``repeats`` back-to-back pairs in this process (the
+    order alternating, so warm-up and load hit both alike); CPU-time ratios per pair, their median and range."""
+    report: dict[str, Any] = {"steps": steps, "repeats": repeats, "init": init}
     for agent in agents:
         pairs = []
         for rep in range(repeats):
             order = (False, True) if rep % 2 == 0 else (True, False)
-            pair = {causal: timed_run(agent, causal, steps, seed=100 + rep) for causal in order}
+            pair = {causal: timed_run(agent, causal, steps, seed=100 + rep, init=init) for causal in order}
             pairs.append(pair)
             for causal in order:
                 name = "causal" if causal else "twin"
@@ -538,6 +539,12 @@ def main() -> None:
         help="causal agents the overhead compares with their twins (ppo: MaskablePPO, dqn: MaskableDQN)",
     )
     parser.add_argument(
+        "--overhead-init",
+        choices=("thp", "random"),
+        default="thp",
+        help="the causal agents' initial graph in the overhead runs (THP: its ~1 s fit is set-up, not timed)",
+    )
+    parser.add_argument(
         "--fingerprint",
         type=int,
         default=0,
@@ -566,7 +573,7 @@ def main() -> None:
     start = time.perf_counter()
     if args.overhead_only:
         print("overhead: causal agents vs their twins, identical settings, CPU time", flush=True)
-        measured = overhead(args.overhead_steps, args.overhead_repeats, args.overhead_agents)
+        measured = overhead(args.overhead_steps, args.overhead_repeats, args.overhead_agents, args.overhead_init)
         print(json.dumps({"benchmark": "fault_alarm_agents", "overhead": measured}))
         return
 
@@ -619,7 +626,9 @@ def main() -> None:
         }
     if args.overhead_steps > 0:
         print("overhead: causal agents vs their twins, identical settings, CPU time", flush=True)
-        record["overhead"] = overhead(args.overhead_steps, args.overhead_repeats, args.overhead_agents)
+        record["overhead"] = overhead(
+            args.overhead_steps, args.overhead_repeats, args.overhead_agents, args.overhead_init
+        )
     record["wall_seconds"] = round(time.perf_counter() - start, 1)
 
     print(f"\noracle on the evaluation episodes: return {reference['return']:.2f}, {reference['length']:.1f} steps")
