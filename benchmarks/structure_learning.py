@@ -281,7 +281,9 @@ def main() -> None:
     initial_metrics = init.compare(truth)
     print(f"initial graph ({args.init}): {init.n_edges} edges, F1 {initial_metrics.f1:.3f} in {initial_seconds:.1f}s")
 
-    options = {"multiple_testing": args.multiple_testing, "alpha": args.alpha}
+    # Flags left unset keep the learner's defaults; --learner-kwargs is passed as given (an explicit null too).
+    flags = {"multiple_testing": args.multiple_testing, "alpha": args.alpha}
+    options = {key: value for key, value in flags.items() if value is not None}
     if args.hop_normalization is not None:
         options["hop_normalization"] = None if args.hop_normalization == "data" else args.hop_normalization
     if args.propensity:
@@ -289,12 +291,7 @@ def main() -> None:
             raise SystemExit("--propensity: the random driver knows its action probabilities with --chooser uniform")
         options["propensity_weighting"] = True
     options.update(args.learner_kwargs)
-    learner = OnlineCausalLearner(
-        layout,
-        init,
-        n_hops=args.n_hops if args.n_hops is not None else "layout",
-        **{key: value for key, value in options.items() if value is not None or key == "hop_normalization"},
-    )
+    learner = OnlineCausalLearner(layout, init, n_hops=args.n_hops if args.n_hops is not None else "layout", **options)
     rng = np.random.default_rng(args.seed)
     curve: list[dict[str, float]] = [{"step": 0, **initial_metrics.as_dict()}]
     cpu0 = time.process_time()
