@@ -298,7 +298,7 @@ def main() -> None:
     if args.driver == "random":
         random_driver(env, learner, args, truth, rng, curve)
     elif args.driver == "causal_dqn":
-        kwargs = {key: value for key, value in options.items() if value is not None or key == "hop_normalization"}
+        kwargs = dict(options)
         if args.n_hops is not None:
             kwargs["n_hops"] = args.n_hops
         learner = causal_dqn_driver(env, init, kwargs, args, truth, curve)
