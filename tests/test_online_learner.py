@@ -156,6 +156,8 @@ def test_bad_input_gives_clear_errors():
         OnlineCausalLearner(layout, CausalGraph(["p", "q", "r"]))
     with pytest.raises(ValueError, match="z_threshold"):
         OnlineCausalLearner(layout, z_threshold=0)
+    with pytest.raises(ValueError, match="blas_threads"):
+        OnlineCausalLearner(layout, blas_threads=0)
     assert learner.update() == CausalGraph.empty(layout.names)  # an empty buffer: the prior, no crash
 
 
@@ -394,3 +396,25 @@ def test_observe_helpers_match_plain_numpy():
         layout = CausalVariables(tuple("pq")[: len(index[0])], np.array(index), np.arange(np.size(index)))
         view = layout.values(obs, copy=False)
         assert np.array_equal(view, layout.values(obs)) and np.shares_memory(view, obs) == is_view
+
+
+@pytest.mark.parametrize("limit", [1, None])
+def test_blas_threads_hold_inside_the_learner_only(monkeypatch, linear_data, limit):
+    """``blas_threads`` caps numpy's BLAS inside observe / att / update and restores the process's setting."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads() -> set[int]:
+        return {lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"}
+
+    env, (obs, actions, next_obs) = linear_data
+    learner = OnlineCausalLearner(CausalVariables.from_env(env), blas_threads=limit)
+    seen: list[set[int]] = []
+    inner = learner._att_from
+    monkeypatch.setattr(learner, "_att_from", lambda *args: (seen.append(blas_threads()), inner(*args))[1])
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        outside = blas_threads()
+        learner.observe(obs[:500], actions[:500], next_obs[:500])
+        learner.update()
+        assert blas_threads() == outside
+    assert seen and all(inside == ({1} if limit == 1 else outside) for inside in seen)
+    assert learner.get_config()["blas_threads"] == limit
