@@ -74,8 +74,18 @@ How it is estimated here, from transitions ``(s_t, a_t, s_t+1)`` mapped through 
   does. An indirect ancestor adds nothing once the direct parents are in, so it goes. The prior's
   own edges are held fixed until ``prior_prune_after`` transitions, since a likelihood on thin data
   would strip true prior edges; after that the data may remove them too.
-* **Acyclicity.** Surviving edges are inserted strongest ATT first, skipping any that would close
-  a cycle.
+* **Adjacency orientation (single unit, ``orient_adjacent``).** A weak edge i -> j needs many
+  treatments of i before its t passes the multiple-testing rule over all V x V pairs, but every row
+  shows the two variables' dependence. So before the pruning, j's regression on every other variable
+  (the pruning model, BIC backward elimination) and i's are compared: where each keeps the other, the
+  pair is adjacent (an edge, or two causes of a common child). An adjacent pair that neither
+  direction's test related is oriented by its treatments: i -> j when ``|t_ij| >= orient_threshold``
+  and ``|t_ij| >= |t_ji| + orient_margin`` (treating a cause moves its child, treating the child does
+  not move the cause). The pruning then keeps it only if j's regression on its candidate parents
+  needs it, which drops two causes of a common child (independent given j's parents). No pair
+  without a dependence in the data gains an edge, so a null SCM learns none.
+* **Acyclicity.** Surviving edges are inserted strongest ATT first (oriented adjacencies after every
+  significant one), skipping any that would close a cycle.
 """
 
 from __future__ import annotations
@@ -385,6 +395,15 @@ class OnlineCausalLearner:
         behaviour policy's ``action_probs``
     :param propensity_clip: largest weight a control row gets under ``propensity_weighting`` (a row
         whose treatment was almost certain would otherwise stand for many treated rows alone)
+    :param orient_adjacent: single-unit layouts: also take as candidate parents of j the variables that
+        are adjacent to j in the data's linear model (each kept in the other's BIC-selected regression on all
+        variables) and whose treatments moved j more than j's treatments moved them (``|t_ij| > |t_ji|`` and
+        ``|t_ij| >= orient_threshold``), where neither passed the multiple-testing rule. The pruning then
+        decides as for any candidate. A weak edge needs many treatments to pass the rule over all pairs
+        (README: the power bound), but the regression finds the adjacency from every row, and its direction
+        only needs the comparison of the two treatments. See "Adjacency orientation" in the module docstring
+    :param orient_threshold: the least |t| of an adjacency's stronger direction under ``orient_adjacent``
+    :param orient_margin: how much larger than the other direction's |t| it must be
     :param blas_threads: threads numpy's BLAS may use inside ``observe``, ``att`` and ``update`` (None: the
         process's setting, by default every core). The learner's matrix products have at most a few hundred
         columns, where more threads gain little, and on a busy machine BLAS threads spin while they wait for
@@ -417,6 +436,9 @@ class OnlineCausalLearner:
         conditional_test: bool = True,
         propensity_weighting: bool = False,
         propensity_clip: float = 20.0,
+        orient_adjacent: bool = False,
+        orient_threshold: float = 1.0,
+        orient_margin: float = 0.0,
         blas_threads: int | None = 1,
     ) -> None:
         if not 0 < alpha < 1:
@@ -483,6 +505,9 @@ class OnlineCausalLearner:
         self.propensity_weighting = bool(propensity_weighting)
         self.propensity_clip = float(propensity_clip)
         self.blas_threads = None if blas_threads is None else int(blas_threads)
+        self.orient_adjacent = bool(orient_adjacent)
+        self.orient_threshold = float(orient_threshold)
+        self.orient_margin = float(orient_margin)
         self._hop_probs: list[np.ndarray] = []  # action probabilities of the transitions buffered for the hop choice
         n_pairs, target = layout.n_units * layout.n_variables, layout.action_target
         # action k targets pair k for k < n_pairs (the layouts' convention: FaultAlarmRL, factored envs): the pair
@@ -502,6 +527,7 @@ class OnlineCausalLearner:
         self._graph = self.initial_graph.copy()
         self.hop_scores: dict[tuple[int, str], float] = {}  # BIC per (reach, normalization), when chosen from data
         self.channel_tstats = np.zeros((len(_CHANNELS), v, v))  # t of each outcome statistic, as of att()
+        self.pair_strength = np.zeros((v, v))  # |t| of each pair, as of the last ancestor_candidates()
         if self._single_unit:  # no topology to reach over: reach 1 unless declared, no hop features to normalise
             self._configure(1 if declared is None else declared, hop_normalization or "rw")
         elif declared is None or hop_normalization is None:
@@ -1147,6 +1173,7 @@ class OnlineCausalLearner:
         """
         _, tstat, n_treated = self.att()
         strength = np.abs(tstat)
+        self.pair_strength = strength.copy()  # |t| of every pair, as of this pass (orient_adjacent reads it)
         self.z_threshold = self._threshold(tstat)
         anc = strength >= self.z_threshold
         anc &= ~(anc.T & (strength < strength.T))  # contradicting pair: keep the stronger direction
@@ -1168,6 +1195,10 @@ class OnlineCausalLearner:
         # edges are exempt until ``prior_prune_after`` transitions give the likelihood enough data.
         prior_edges = anc & (strength == 0) & self.initial_graph.adjacency()
         parents = (anc & (strength > 0)) | prior_edges
+        if self.orient_adjacent and self._single_unit and self.prune and self._n_rows >= self.min_rows:
+            oriented = self._oriented_adjacencies(anc)
+            parents |= oriented
+            strength = np.where(oriented, self.pair_strength, strength)  # ranked after every significant edge
         if self.prune and self._n_rows >= self.min_rows:
             exempt = prior_edges if self.n_transitions < self.prior_prune_after else np.zeros_like(prior_edges)
             for j in range(self.layout.n_variables):
@@ -1191,6 +1222,26 @@ class OnlineCausalLearner:
         """``(V,)`` treated rows per variable so far: the evidence an intervention chooser balances."""
         return self._treated.n[0].copy()
 
+    def _oriented_adjacencies(self, anc: np.ndarray) -> np.ndarray:
+        """``(V, V)`` bool: i -> j for the adjacent pairs no significant test oriented, by their two treatments.
+
+        Adjacent: in j's regression on every other variable (the pruning model's columns and rows), removing
+        i raises the BIC, and removing j from i's does too (parents, children and co-parents of j pass). Oriented
+        i -> j where ``|t_ij| > |t_ji|`` and ``|t_ij| >= orient_threshold``. A pair either test already
+        related (``anc`` either way) is left to them."""
+        v = self.layout.n_variables
+        kept = np.zeros((v, v), dtype=bool)  # [i, j]: i pays for its columns in j's regression on all variables
+        for j in range(v):
+            others = np.flatnonzero(np.arange(v) != j)
+            problem = self._pruning_model(j, others)
+            if problem is not None:
+                kept[others, j] = _removal_bics(*problem, self.bic_penalty) >= 0
+        adjacent = kept & kept.T
+        t = self.pair_strength
+        oriented = adjacent & ~anc & ~anc.T & (t >= t.T + self.orient_margin) & (t >= self.orient_threshold)
+        np.fill_diagonal(oriented, False)
+        return oriented
+
     def _prune_parents(self, j: int, candidates: np.ndarray, fixed: np.ndarray | None = None) -> np.ndarray:
         """Greedy backward elimination of j's candidate parents on the BIC of a linear model.
 
@@ -1198,16 +1249,27 @@ class OnlineCausalLearner:
         """
         if candidates.size == 0:
             return candidates
+        problem = self._pruning_model(j, candidates, fixed)
+        if problem is None:
+            return candidates
+        return candidates[_backward_bic(*problem, self.bic_penalty)]
+
+    def _pruning_model(
+        self, j: int, candidates: np.ndarray, fixed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, list[int], list[list[int]], int, float] | None:
+        """The pruning model of j as ``(gram, base columns, candidate column groups, y column, rows)``: the rows
+        where j was not set, ``x_t+1[n, j]`` on its own lag, the ``fixed`` parents and each candidate's columns
+        (every block); None with fewer than ``min_rows`` rows."""
         v = self.layout.n_variables
         gram = self._gram - self._gram_intervened[j] if self._single_unit else self._gram
         n_rows = self._n_rows - self._n_rows_intervened[j]
         if n_rows < self.min_rows:
-            return candidates
+            return None
         y_col = 1 + self.n_hops * v + j  # x_t+1 of j on its own unit
         fixed_vars = [] if fixed is None else [int(f) for f in fixed]
         base = [0, 1 + j] + [1 + blk * v + var for var in fixed_vars for blk in range(self._n_blocks)]
         groups = [[1 + blk * v + int(c) for blk in range(self._n_blocks)] for c in candidates]
-        return candidates[_backward_bic(gram, base, groups, y_col, n_rows, self.bic_penalty)]
+        return gram, base, groups, y_col, n_rows
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
@@ -1289,6 +1351,9 @@ class OnlineCausalLearner:
             "propensity_weighting": self.propensity_weighting,
             "propensity_clip": self.propensity_clip,
             "blas_threads": self.blas_threads,
+            "orient_adjacent": self.orient_adjacent,
+            "orient_threshold": self.orient_threshold,
+            "orient_margin": self.orient_margin,
         }
 
     def to_npz(self) -> bytes:
@@ -1400,38 +1465,46 @@ def _bic(gram: np.ndarray, cols: list[int], y_col: int, n_rows: float, penalty: 
     return n_rows * np.log(rss / n_rows) + penalty * len(cols) * np.log(n_rows)
 
 
+def _removal_bics(
+    gram: np.ndarray, base: list[int], groups: list[list[int]], y_col: int, n_rows: float, penalty: float
+) -> np.ndarray:
+    """BIC change of removing each column group from the least-squares fit of ``y_col`` on ``base`` and every
+    group (negative: the group does not pay for its columns). One inverse gives every removal's RSS
+    increase: dropping columns S from a fit with coefficients b and inverse Gram matrix M adds
+    ``b_S' (M_SS)^-1 b_S``."""
+    cols = base + [c for group in groups for c in group]
+    g = gram[np.ix_(cols, cols)]
+    rhs = gram[cols, y_col]
+    ridge = 1e-9 * max(float(np.trace(g)) / len(cols), 1.0)
+    inv = np.linalg.inv(g + ridge * np.eye(len(cols)))
+    beta = inv @ rhs
+    rss = max(float(gram[y_col, y_col] - rhs @ beta), 1e-12 * n_rows)
+    deltas = np.empty(len(groups))
+    start = len(base)
+    for k, group in enumerate(groups):
+        span = np.arange(start, start + len(group))
+        start += span.size
+        b = beta[span]
+        increase = max(float(b @ np.linalg.solve(inv[np.ix_(span, span)], b)), 0.0)
+        deltas[k] = n_rows * np.log1p(increase / rss) - penalty * span.size * np.log(n_rows)
+    return deltas
+
+
 def _backward_bic(
     gram: np.ndarray, base: list[int], groups: list[list[int]], y_col: int, n_rows: float, penalty: float
 ) -> list[int]:
     """Greedy backward elimination of column groups on the Gaussian BIC of a least-squares fit (see ``_bic``).
 
     The model holds the ``base`` columns (never removed) and the columns of ``groups``; each step
-    removes the group whose removal lowers the BIC most, until none does. Returns the indices of
-    the groups left. One inverse per step gives every removal's RSS increase: dropping columns S
-    from a fit with coefficients b and inverse Gram matrix M adds ``b_S' (M_SS)^-1 b_S``.
+    removes the group whose removal lowers the BIC most (``_removal_bics``), until none does. Returns
+    the indices of the groups left.
     """
     active = list(range(len(groups)))
-    log_n = np.log(n_rows)
     while active:
-        cols = base + [c for k in active for c in groups[k]]
-        g = gram[np.ix_(cols, cols)]
-        rhs = gram[cols, y_col]
-        ridge = 1e-9 * max(float(np.trace(g)) / len(cols), 1.0)
-        inv = np.linalg.inv(g + ridge * np.eye(len(cols)))
-        beta = inv @ rhs
-        rss = max(float(gram[y_col, y_col] - rhs @ beta), 1e-12 * n_rows)
-        best, best_delta, start = -1, 0.0, len(base)
-        for k in active:
-            span = np.arange(start, start + len(groups[k]))
-            start += span.size
-            b = beta[span]
-            increase = max(float(b @ np.linalg.solve(inv[np.ix_(span, span)], b)), 0.0)
-            delta = n_rows * np.log1p(increase / rss) - penalty * span.size * log_n  # BIC change
-            if delta < best_delta:
-                best, best_delta = k, delta
-        if best < 0:
+        deltas = _removal_bics(gram, base, [groups[k] for k in active], y_col, n_rows, penalty)
+        if deltas.min() >= 0:
             break
-        active.remove(best)
+        active.pop(int(deltas.argmin()))
     return active
 
 
