@@ -22,10 +22,11 @@ Exploration and fallbacks, per env and per call: with probability ``eta`` the ca
 (only the env's mask applies) so the structure learner keeps receiving interventions on every
 variable; the draw uses the provider's own seeded generator (saved with a model, see
 :meth:`CausalMask.state_dict`), so runs reproduce. The rows lifted by the latest call with ``explore=True``
-are kept in :attr:`CausalMask.last_lifted` (an agent may act at random there, see CausalDQN's ``lift_actions``). With an intervention ``chooser`` a lifted row
-allows only the env-valid actions whose (unit, variable) target the chooser picks among those some
-valid action of the row targets, and the valid actions that target nothing (a no-op: the learner's
-control rows; :func:`~sb3_causal.discovery.choosers.chosen_actions`); ``chooser=None``: every env-valid
+are kept in :attr:`CausalMask.last_lifted` (an agent may act at random there, see CausalDQN's
+``lift_actions``). With an intervention ``chooser`` a lifted row allows only the env-valid actions whose
+(unit, variable) target the chooser picks among those some valid action of the row targets, and the valid
+actions that target nothing (a no-op: the learner's control rows;
+:func:`~sb3_causal.discovery.choosers.chosen_actions`); ``chooser=None``: every env-valid
 action, the paper's lift. Where the AND of the
 causal and env masks is empty (nothing active, or the graph points only at invalid actions) the env
 mask applies alone. An env mask row with no valid action is an error, never a silent uniform sample.
