@@ -146,6 +146,7 @@ def causal_dqn_driver(env, init, learner_kwargs, args, truth, curve):
         graph_update_freq=args.update_every,
         chooser=chooser,
         seed=args.seed,
+        **args.agent_kwargs,
     )
     model.graph_callback.on_update.append(
         lambda graph: record(curve, model.causal_learner.n_transitions, graph, truth, model.causal_learner)
@@ -249,7 +250,8 @@ def main() -> None:
         "--agent-kwargs",
         type=json.loads,
         default={},
-        help="ppo/dqn drivers: SB3 model settings, JSON: '{\"exploration_final_eps\": 0.2}' (default: SB3's)",
+        help="ppo/dqn/causal_dqn drivers: model settings, JSON: '{\"exploration_final_eps\": 0.2}' or for causal_dqn "
+        "'{\"eta\": 0.5, \"lift_actions\": \"greedy\"}' (default: the model's)",
     )
     parser.add_argument("--alpha", type=float, default=None, help="learner's error rate (default: its own)")
     parser.add_argument("--events", type=int, default=2000, help="observational alarm events for --init thp")
