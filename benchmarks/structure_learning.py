@@ -250,8 +250,8 @@ def main() -> None:
         "--agent-kwargs",
         type=json.loads,
         default={},
-        help="ppo/dqn/causal_dqn drivers: model settings, JSON: '{\"exploration_final_eps\": 0.2}' or for causal_dqn "
-        "'{\"eta\": 0.5, \"lift_actions\": \"greedy\"}' (default: the model's)",
+        help="ppo/dqn/causal_dqn drivers: model settings, JSON, e.g. '{\"exploration_final_eps\": 0.2}', for "
+        "causal_dqn '{\"eta\": 0.5}' (default: the model's)",
     )
     parser.add_argument("--alpha", type=float, default=None, help="learner's error rate (default: its own)")
     parser.add_argument("--events", type=int, default=2000, help="observational alarm events for --init thp")
