@@ -89,13 +89,13 @@ def test_random_lifts_reach_the_propensities() -> None:
     uniform = masks / masks.sum(axis=2, keepdims=True)
     np.testing.assert_allclose(probs[lifted], uniform[lifted])
     assert (probs[~lifted].max(axis=1) == 1.0).all()  # no epsilon: the greedy action has it all
-    assert _greedy_model_has_no_random_rows()
 
 
-def _greedy_model_has_no_random_rows() -> bool:
+def test_greedy_lifts_report_no_random_rows() -> None:
     model = CausalDQN("MlpPolicy", PoissonCascadeEnv(), eta=1.0, seed=0, lift_actions="greedy", **GREEDY_DQN)
     model.learn(10)
-    return model.random_action_rows() is None
+    assert model.mask_provider.last_lifted.all()  # lifted, yet acting greedily: nothing to report as random
+    assert model.random_action_rows() is None
 
 
 def test_lift_actions_is_checked_and_saved(tmp_path) -> None:
