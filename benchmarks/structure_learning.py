@@ -128,10 +128,14 @@ def agent_driver(env, learner, args, truth, curve) -> None:
     model.learn(args.steps, callback=callback)
 
 
-def causal_dqn_driver(env, init, learner_kwargs, args, truth, curve):
+def causal_dqn_driver(env, init, learner_kwargs, args, truth, curve, returns):
     """CausalDQN acting under its own causal mask; ``--chooser least`` sends its eta-lifted steps to the
-    variables with the least evidence. Returns the agent's learner (built inside the agent)."""
+    variables with the least evidence. Returns the agent's learner (built inside the agent). ``returns``
+    gets the agent's training return (episodes ending in the last 10% of the steps, lifts and epsilon on)
+    and, with ``--eval-episodes``, its evaluation return (deterministic, the causal mask without lifts and
+    the env's mask, on a fresh env of the same network, reset seeds 1000, 1001, ...)."""
     import torch as th
+    from stable_baselines3.common.callbacks import BaseCallback
 
     from sb3_causal import CausalDQN
 
@@ -146,11 +150,39 @@ def causal_dqn_driver(env, init, learner_kwargs, args, truth, curve):
         graph_update_freq=args.update_every,
         chooser=chooser,
         seed=args.seed,
+        **args.agent_kwargs,
     )
     model.graph_callback.on_update.append(
         lambda graph: record(curve, model.causal_learner.n_transitions, graph, truth, model.causal_learner)
     )
-    model.learn(args.steps)
+    episodes: list[tuple[int, float]] = []  # (step the episode ended, its return)
+
+    class EpisodeReturns(BaseCallback):
+        total = 0.0
+
+        def _on_step(self) -> bool:
+            self.total += float(self.locals["rewards"][0])
+            if self.locals["dones"][0]:
+                episodes.append((self.num_timesteps, self.total))
+                self.total = 0.0
+            return True
+
+    model.learn(args.steps, callback=EpisodeReturns())
+    late = [r for step, r in episodes if step > 0.9 * args.steps]
+    returns["train_return_last_10pct"] = float(np.mean(late)) if late else None
+    if args.eval_episodes:
+        eval_env = make_env(args)
+        totals = []
+        for episode in range(args.eval_episodes):
+            obs, _ = eval_env.reset(seed=1000 + episode)
+            done, total = False, 0.0
+            while not done:
+                action, _ = model.predict(obs, deterministic=True, action_masks=eval_env.action_masks())
+                obs, reward, term, trunc, _ = eval_env.step(int(action))
+                total, done = total + float(reward), term or trunc
+            totals.append(total)
+        returns["eval_return"] = float(np.mean(totals))
+        returns["eval_return_std"] = float(np.std(totals))
     return model.causal_learner
 
 
@@ -249,13 +281,17 @@ def main() -> None:
         "--agent-kwargs",
         type=json.loads,
         default={},
-        help="ppo/dqn drivers: SB3 model settings, JSON: '{\"exploration_final_eps\": 0.2}' (default: SB3's)",
+        help="ppo/dqn/causal_dqn drivers: model settings, JSON, e.g. '{\"exploration_final_eps\": 0.2}', for "
+        "causal_dqn '{\"eta\": 0.5}' (default: the model's)",
     )
     parser.add_argument("--alpha", type=float, default=None, help="learner's error rate (default: its own)")
     parser.add_argument("--events", type=int, default=2000, help="observational alarm events for --init thp")
     parser.add_argument("--obs-steps", type=int, default=2000, help="untreated steps for --init pc/ges/pcmci")
     parser.add_argument("--model-seed", type=int, default=0, help="seed of the env's true model")
     parser.add_argument("--quick", action="store_true", help="2000 steps")
+    parser.add_argument(
+        "--eval-episodes", type=int, default=0, help="causal_dqn driver: evaluation episodes after training (returns)"
+    )
     parser.add_argument("--png", default="", help="write the F1 curve here (e.g. benchmarks/results/sl.png)")
     args = parser.parse_args()
     if args.quick:
@@ -294,6 +330,7 @@ def main() -> None:
     learner = OnlineCausalLearner(layout, init, n_hops=args.n_hops if args.n_hops is not None else "layout", **options)
     rng = np.random.default_rng(args.seed)
     curve: list[dict[str, float]] = [{"step": 0, **initial_metrics.as_dict()}]
+    returns: dict[str, float | None] = {}  # the causal_dqn driver's training and evaluation returns
     cpu0 = time.process_time()
     if args.driver == "random":
         random_driver(env, learner, args, truth, rng, curve)
@@ -301,7 +338,7 @@ def main() -> None:
         kwargs = dict(options)
         if args.n_hops is not None:
             kwargs["n_hops"] = args.n_hops
-        learner = causal_dqn_driver(env, init, kwargs, args, truth, curve)
+        learner = causal_dqn_driver(env, init, kwargs, args, truth, curve, returns)
     else:
         agent_driver(env, learner, args, truth, curve)
     seconds = time.perf_counter() - start
@@ -396,6 +433,7 @@ def main() -> None:
                 ],
                 "cpu_seconds": time.process_time() - cpu0,
                 "seconds": seconds,
+                **returns,
                 "f1_curve": [[c["step"], round(c["f1"], 4)] for c in curve],
             }
         )

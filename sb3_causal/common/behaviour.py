@@ -14,7 +14,8 @@ own distribution. :func:`behaviour_probabilities` reads it from the model and th
 * **Epsilon-greedy** (DQN, QR-DQN, MaskableDQN, CausalDQN): ``eps`` spread uniformly over the actions an
   exploratory draw picks from (all actions; the acting masks' valid ones for the masked DQNs; those an
   intervention chooser allows when ``CausalGraphCallback(chooser=...)`` draws them) plus ``1 - eps`` on the
-  greedy action; ``eps = 1`` during the ``learning_starts`` warm-up. One extra greedy forward pass.
+  greedy action; ``eps = 1`` during the ``learning_starts`` warm-up and in the rows a CausalDQN lifted with
+  ``lift_actions="random"`` (its ``random_action_rows``). One extra greedy forward pass.
 
 Other algorithms (continuous actions, multi-discrete, SAC) are refused by :func:`check_behaviour_supported`
 with an error that says so.
@@ -101,10 +102,13 @@ def _epsilon_greedy_probabilities(model: Any) -> np.ndarray:
     probs = explore / explore.sum(axis=1, keepdims=True)
     # num_timesteps already counts this step's transitions
     warm_up = model.num_timesteps - n_envs < model.learning_starts
-    eps = 1.0 if warm_up else float(model.exploration_rate)
-    if eps < 1.0:
+    eps = np.full(n_envs, 1.0 if warm_up else float(model.exploration_rate))
+    random_rows = getattr(model, "random_action_rows", None)  # CausalDQN: lifted rows act at random
+    if random_rows is not None and (rows := random_rows()) is not None:
+        eps[rows] = 1.0
+    if (eps < 1.0).any():
         kwargs = {} if acting is None else {"action_masks": acting}
         greedy, _ = model.policy.predict(model._last_obs, deterministic=True, **kwargs)
-        probs *= eps
+        probs *= eps[:, None]
         probs[np.arange(n_envs), np.asarray(greedy).reshape(-1)] += 1.0 - eps
     return probs

@@ -21,10 +21,12 @@ type-level graph shared by all devices, see :class:`~sb3_causal.variables.Causal
 Exploration and fallbacks, per env and per call: with probability ``eta`` the causal mask is *lifted*
 (only the env's mask applies) so the structure learner keeps receiving interventions on every
 variable; the draw uses the provider's own seeded generator (saved with a model, see
-:meth:`CausalMask.state_dict`), so runs reproduce. With an intervention ``chooser`` a lifted row
-allows only the env-valid actions whose (unit, variable) target the chooser picks among those some
-valid action of the row targets, and the valid actions that target nothing (a no-op: the learner's
-control rows; :func:`~sb3_causal.discovery.choosers.chosen_actions`); ``chooser=None``: every env-valid
+:meth:`CausalMask.state_dict`), so runs reproduce. The rows lifted by the latest call with ``explore=True``
+are kept in :attr:`CausalMask.last_lifted` (an agent may act at random there, see CausalDQN's
+``lift_actions``). With an intervention ``chooser`` a lifted row allows only the env-valid actions whose
+(unit, variable) target the chooser picks among those some valid action of the row targets, and the valid
+actions that target nothing (a no-op: the learner's control rows;
+:func:`~sb3_causal.discovery.choosers.chosen_actions`); ``chooser=None``: every env-valid
 action, the paper's lift. Where the AND of the
 causal and env masks is empty (nothing active, or the graph points only at invalid actions) the env
 mask applies alone. An env mask row with no valid action is an error, never a silent uniform sample.
@@ -128,6 +130,8 @@ class CausalMask:
         self._pair_actions[targets[order], slot] = order
         # counters (reset by reset_stats): calls x envs, lifted rows, rows that fell back to the env mask
         self.reset_stats()
+        #: ``(batch,)`` bool: the rows the latest call with ``explore=True`` lifted (None before any such call)
+        self.last_lifted: np.ndarray | None = None
         self.update_graph(graph)
 
     # ------------------------------------------------------------------ graph
@@ -252,6 +256,7 @@ class CausalMask:
         if lifted.any():
             masks[lifted] = self._lifted_masks(env, lifted)
         if explore:  # the statistics describe the masks acted with, not those of predict or a DQN target
+            self.last_lifted = lifted
             self.n_rows += batch
             self.n_lifted += int(np.count_nonzero(lifted))
             self.n_fallback += int(np.count_nonzero(fallback))
@@ -288,6 +293,7 @@ class CausalMask:
                 fallback = True
                 masks = np.ones((1, n_actions), dtype=bool) if env is None else env.copy()
         if explore:
+            self.last_lifted = np.array([lifted])
             self.n_rows += 1
             self.n_lifted += int(lifted)
             self.n_fallback += int(fallback)
