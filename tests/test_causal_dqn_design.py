@@ -72,7 +72,7 @@ def test_random_lifts_draw_uniformly_among_the_valid_actions() -> None:
 def test_random_lifts_reach_the_propensities() -> None:
     """With propensity weighting, a lifted row's recorded probabilities are uniform over its acting mask."""
     env = make_vec_env(PoissonCascadeEnv, n_envs=2, seed=0, wrapper_class=RecordTerminalActionMask)
-    model = CausalDQN("MlpPolicy", env, k=1, eta=0.5, seed=0, **GREEDY_DQN)
+    model = CausalDQN("MlpPolicy", env, k=1, eta=0.5, seed=0, lift_actions="random", **GREEDY_DQN)
     records: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     class Probe(BaseCallback):
@@ -101,8 +101,8 @@ def test_greedy_lifts_report_no_random_rows() -> None:
 def test_lift_actions_is_checked_and_saved(tmp_path) -> None:
     with pytest.raises(ValueError, match="lift_actions"):
         CausalDQN("MlpPolicy", PoissonCascadeEnv(), lift_actions="uniform")
-    model = CausalDQN("MlpPolicy", PoissonCascadeEnv(), seed=0, lift_actions="greedy", **GREEDY_DQN)
-    assert CausalDQN("MlpPolicy", PoissonCascadeEnv()).lift_actions == "random"  # the default
+    model = CausalDQN("MlpPolicy", PoissonCascadeEnv(), seed=0, lift_actions="random", **GREEDY_DQN)
+    assert CausalDQN("MlpPolicy", PoissonCascadeEnv()).lift_actions == "greedy"  # the default: the paper's lift
     model.learn(20)
     model.save(tmp_path / "m.zip")
-    assert CausalDQN.load(tmp_path / "m.zip", env=PoissonCascadeEnv()).lift_actions == "greedy"
+    assert CausalDQN.load(tmp_path / "m.zip", env=PoissonCascadeEnv()).lift_actions == "random"

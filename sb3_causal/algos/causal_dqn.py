@@ -7,17 +7,18 @@ epsilon actions and the greedy argmax (with ``eta`` lifts while acting), and the
 the causal part is recomputed at sample time from the current graph without lifts, AND the env mask
 stored with the transition, so the target maxes over the actions greedy acting would choose among now.
 
-Lifted rows are the randomised part of the design (``lift_actions``). The learner compares the rows an
+Lifted rows can be the randomised part of the design (``lift_actions``). The learner compares the rows an
 action treated with the rows it did not; under the causal mask the agent treats a variable only where the
 graph makes it a root-cause candidate (no active ancestor within reach), so treated rows are systematically
 different states from the control rows, and the effect statistics pick up that difference (false ancestor
 relations between variables with a common cause, true effects masked). With ``lift_actions="random"`` a
 lifted row's action is drawn uniformly among the actions the lift allows (the env's valid ones, or the
 chooser's), whatever the state: those treatments are chosen as random-over-active ones are, and dilute the
-state-selected ones. ``"greedy"`` acts epsilon-greedily there too (the paper's lift: only the mask is lifted).
-Chosen on FaultAlarmRL's tuning networks 0, 1, 7-9 (mean F1 at 20k steps 0.849 -> 0.870); on report networks
-2-6 0.831 -> 0.868, with more false ancestor relations before pruning (README, "FaultAlarmRL, interventions
-chosen by an agent", has the figures, the agent's returns and the diagnosis).
+state-selected ones. ``"greedy"`` (default) acts epsilon-greedily there too (the paper's lift: only the mask
+is lifted). On FaultAlarmRL random lifts raised the graph's F1 at 20k steps (tuning networks 0, 1, 7-9:
+0.849 -> 0.870; report networks 2-6: 0.831 -> 0.868) at a cost of 0.22 in training return, with twice the
+false ancestor relations before pruning on the report networks (30 -> 59); the agents' published figures
+use the paper's lift, so it stays the default (README, "FaultAlarmRL, interventions chosen by an agent").
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ __all__ = ["DEFAULT_LIFT_ACTIONS", "LIFT_ACTIONS", "CausalDQN"]
 
 #: how a lifted (exploratory) row picks its action: uniformly among the lift's allowed actions, or epsilon-greedily
 LIFT_ACTIONS = ("random", "greedy")
-DEFAULT_LIFT_ACTIONS = "random"
+DEFAULT_LIFT_ACTIONS = "greedy"
 
 SelfCausalDQN = TypeVar("SelfCausalDQN", bound="CausalDQN")
 
@@ -60,9 +61,9 @@ class CausalDQN(CausalAlgorithmMixin, MaskableDQN):
 
     The mask (see :mod:`sb3_causal.masks`): the ``k`` most upstream active (unit, variable) pairs of the
     current graph, mapped to their actions, AND the env's ``action_masks()``; with probability ``eta``
-    per env and step only the env mask applies, and the step's action is drawn uniformly among the valid
-    ones (``lift_actions="random"``, not the paper's: see the module doc); an empty AND falls back to the env
-    mask. Warm-up and epsilon actions are drawn among the masked actions too. ``predict`` applies the causal mask (no
+    per env and step only the env mask applies (with ``lift_actions="random"`` the step's action is then
+    drawn uniformly among the valid ones, see the module doc); an empty AND falls back to the env mask.
+    Warm-up and epsilon actions are drawn among the masked actions too. ``predict`` applies the causal mask (no
     ``eta`` lifts) AND any ``action_masks`` the caller passes: the causal mask is part of the policy, so
     sb3-contrib's ``evaluate_policy(use_masking=False)`` drops only the env's masks, not the causal one.
 
@@ -82,10 +83,10 @@ class CausalDQN(CausalAlgorithmMixin, MaskableDQN):
     :param chooser: which interventions an eta-lifted (exploratory) step may take, e.g.
         :class:`~sb3_causal.discovery.choosers.LeastEvidenceChooser` (variables with the least evidence first);
         None: every env-valid action (the paper's lift). Used by the default causal mask only
-    :param lift_actions: how an eta-lifted row picks its action while training: ``"random"`` (default) uniformly
-        among the actions the lift allows, whatever the state, so the structure learner gets treatments that the
-        state did not select (see the module doc); ``"greedy"``: epsilon-greedily, as in an unlifted row (the
-        paper's lift). Applies to a provider that reports its lifted rows (``last_lifted``, as
+    :param lift_actions: how an eta-lifted row picks its action while training: ``"greedy"`` (default)
+        epsilon-greedily, as in an unlifted row (the paper's lift); ``"random"`` uniformly among the actions the
+        lift allows, whatever the state, so the structure learner gets treatments that the state did not select
+        (see the module doc). Applies to a provider that reports its lifted rows (``last_lifted``, as
         :class:`~sb3_causal.masks.CausalMask` does); warm-up steps are random either way
     :param double_q: double-DQN targets (with ``"DuelingMlpPolicy"``: D3QN)
     :param policy_kwargs: policy keyword arguments (default ``net_arch=[128, 128]``)
