@@ -409,7 +409,9 @@ class OnlineCausalLearner:
         process's setting, by default every core). The learner's matrix products have at most a few hundred
         columns, where more threads gain little, and on a busy machine BLAS threads spin while they wait for
         a core: on 2 shared cores under load, 4,000 FaultAlarmRL transitions with the hop reach chosen from
-        data took 3.5-5.4 s of CPU (5.2-8.1 s wall) with OpenBLAS's default two threads, 0.33 s (0.5 s) with one
+        data took 5.2-5.5 s of CPU (7.8-8.1 s wall) with OpenBLAS's default two threads, 0.35-0.38 s (0.52-0.55 s)
+        with one; on the same machine idle, two threads took 0.25-0.37 s of wall time against 0.30-0.31 s, for
+        0.47-0.67 s of CPU against 0.40-0.41 s
     """
 
     def __init__(
