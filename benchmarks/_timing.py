@@ -32,3 +32,20 @@ class TimedEnv(gym.Wrapper):
         out = self.env.reset(**kwargs)
         self.seconds += self.clock() - start
         return out
+
+
+def play_episodes(
+    env: gym.Env, act: Callable[[gym.Env, Any], int], n_episodes: int, first_seed: int
+) -> tuple[list[float], list[int]]:
+    """Returns and lengths of ``n_episodes`` episodes of ``env``, reset with seeds ``first_seed + i``, acting
+    ``act(env, obs)``."""
+    returns, lengths = [], []
+    for episode in range(n_episodes):
+        obs, _ = env.reset(seed=first_seed + episode)
+        total, done, n = 0.0, False, 0
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(act(env, obs))
+            total, n, done = total + float(reward), n + 1, terminated or truncated
+        returns.append(total)
+        lengths.append(n)
+    return returns, lengths

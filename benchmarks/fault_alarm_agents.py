@@ -71,7 +71,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import gymnasium as gym
 import numpy as np
 import torch as th
-from _timing import TimedEnv  # benchmarks/ is on sys.path when a script runs
+from _timing import TimedEnv, play_episodes  # benchmarks/ is on sys.path when a script runs
 from sb3_contrib import MaskablePPO
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.callbacks import BaseCallback
@@ -159,17 +159,7 @@ def play(
 ) -> tuple[list[float], list[int]]:
     """Returns and lengths of ``n_episodes`` episodes of network ``model_seed``, reset with seeds
     ``first_seed + i``, acting ``act(env, obs)``."""
-    env = gym.make(ENV_ID, model_seed=model_seed)
-    returns, lengths = [], []
-    for episode in range(n_episodes):
-        obs, _ = env.reset(seed=first_seed + episode)
-        total, done, n = 0.0, False, 0
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(act(env, obs))
-            total, n, done = total + float(reward), n + 1, terminated or truncated
-        returns.append(total)
-        lengths.append(n)
-    return returns, lengths
+    return play_episodes(gym.make(ENV_ID, model_seed=model_seed), act, n_episodes, first_seed)
 
 
 def policy_action(model: Any) -> Callable[[gym.Env, np.ndarray], int]:

@@ -32,6 +32,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: BLAS threa
 
 import gymnasium as gym
 import numpy as np
+from _timing import play_episodes  # benchmarks/ is on sys.path when a script runs
 
 import sb3_causal  # noqa: F401  (registers the envs)
 from sb3_causal.discovery import INITIAL_METHODS, OnlineCausalLearner, initial_graph
@@ -171,16 +172,11 @@ def causal_dqn_driver(env, init, learner_kwargs, args, truth, curve, returns):
     late = [r for step, r in episodes if step > 0.9 * args.steps]
     returns["train_return_last_10pct"] = float(np.mean(late)) if late else None
     if args.eval_episodes:
-        eval_env = make_env(args)
-        totals = []
-        for episode in range(args.eval_episodes):
-            obs, _ = eval_env.reset(seed=1000 + episode)
-            done, total = False, 0.0
-            while not done:
-                action, _ = model.predict(obs, deterministic=True, action_masks=eval_env.action_masks())
-                obs, reward, term, trunc, _ = eval_env.step(int(action))
-                total, done = total + float(reward), term or trunc
-            totals.append(total)
+
+        def act(eval_env, obs) -> int:
+            return int(model.predict(obs, deterministic=True, action_masks=valid_actions(eval_env))[0])
+
+        totals, _ = play_episodes(make_env(args), act, args.eval_episodes, first_seed=1000)
         returns["eval_return"] = float(np.mean(totals))
         returns["eval_return_std"] = float(np.std(totals))
     return model.causal_learner

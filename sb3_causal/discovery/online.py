@@ -76,9 +76,9 @@ How it is estimated here, from transitions ``(s_t, a_t, s_t+1)`` mapped through 
   would strip true prior edges; after that the data may remove them too.
 * **Adjacency orientation (single unit, ``orient_adjacent``).** A weak edge i -> j needs many
   treatments of i before its t passes the multiple-testing rule over all V x V pairs, but every row
-  shows the two variables' dependence. So before the pruning, j's regression on every other variable
-  (the pruning model, BIC backward elimination) and i's are compared: where each keeps the other, the
-  pair is adjacent (an edge, or two causes of a common child). An adjacent pair that neither
+  shows the two variables' dependence. So before the pruning, j is regressed on every other variable
+  (the pruning model's columns and rows) and i likewise: where each pays for its columns in the other's
+  regression, by BIC, the pair is adjacent (an edge, or two causes of a common child). An adjacent pair that neither
   direction's test related is oriented by its treatments: i -> j when ``|t_ij| >= orient_threshold``
   and ``|t_ij| >= |t_ji| + orient_margin`` (treating a cause moves its child, treating the child does
   not move the cause). The pruning then keeps it only if j's regression on its candidate parents
@@ -120,16 +120,19 @@ _CHANNELS = ("mean", "second moment")  # outcome statistics compared between tre
 _CONDITIONAL_PASSES = 3  # rounds of conditional tests, each conditioning on the ancestors found so far
 _SUMS = ("sx", "sy", "sxx", "sxy", "syy")
 _CLUSTER_SUMS = ("cxx", "cyy", "cxy", "cnx", "cny")  # over clusters c: sx_c^2, sy_c^2, sx_c sy_c, n_c sx_c, n_c sy_c
-_BLAS: list[ThreadpoolController] = []  # created at the first limited call (it inspects the loaded libraries)
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    """Made once, at the first limited call (it inspects the loaded libraries)."""
+    return ThreadpoolController()
 
 
 def _blas_threads(limit: int | None) -> contextlib.AbstractContextManager:
     """A context in which numpy's BLAS uses at most ``limit`` threads (None: the process's setting)."""
     if limit is None:
         return contextlib.nullcontext()
-    if not _BLAS:
-        _BLAS.append(ThreadpoolController())
-    return _BLAS[0].limit(limits=limit, user_api="blas")
+    return _blas_controller().limit(limits=limit, user_api="blas")
 
 
 def _limits_blas(method: Callable) -> Callable:
@@ -530,7 +533,6 @@ class OnlineCausalLearner:
         self._graph = self.initial_graph.copy()
         self.hop_scores: dict[tuple[int, str], float] = {}  # BIC per (reach, normalization), when chosen from data
         self.channel_tstats = np.zeros((len(_CHANNELS), v, v))  # t of each outcome statistic, as of att()
-        self.pair_strength = np.zeros((v, v))  # |t| of each pair, as of the last ancestor_candidates()
         if self._single_unit:  # no topology to reach over: reach 1 unless declared, no hop features to normalise
             self._configure(1 if declared is None else declared, hop_normalization or "rw")
         elif declared is None or hop_normalization is None:
@@ -1176,7 +1178,6 @@ class OnlineCausalLearner:
         """
         _, tstat, n_treated = self.att()
         strength = np.abs(tstat)
-        self.pair_strength = strength.copy()  # |t| of every pair, as of this pass (orient_adjacent reads it)
         self.z_threshold = self._threshold(tstat)
         anc = strength >= self.z_threshold
         anc &= ~(anc.T & (strength < strength.T))  # contradicting pair: keep the stronger direction
@@ -1198,11 +1199,12 @@ class OnlineCausalLearner:
         # edges are exempt until ``prior_prune_after`` transitions give the likelihood enough data.
         prior_edges = anc & (strength == 0) & self.initial_graph.adjacency()
         parents = (anc & (strength > 0)) | prior_edges
-        if self.orient_adjacent and self._single_unit and self.prune and self._n_rows >= self.min_rows:
-            oriented = self._oriented_adjacencies(anc)
-            parents |= oriented
-            strength = np.where(oriented, self.pair_strength, strength)  # ranked after every significant edge
         if self.prune and self._n_rows >= self.min_rows:
+            if self.orient_adjacent and self._single_unit:
+                tstat = np.abs(self.channel_tstats).max(axis=0)  # att()'s |t| of every pair, prior aside
+                oriented = self._oriented_adjacencies(anc, tstat)
+                parents |= oriented
+                strength = np.where(oriented, tstat, strength)  # below the threshold: ranked after every ATT edge
             exempt = prior_edges if self.n_transitions < self.prior_prune_after else np.zeros_like(prior_edges)
             for j in range(self.layout.n_variables):
                 free = np.flatnonzero(parents[:, j] & ~exempt[:, j])
@@ -1225,13 +1227,14 @@ class OnlineCausalLearner:
         """``(V,)`` treated rows per variable so far: the evidence an intervention chooser balances."""
         return self._treated.n[0].copy()
 
-    def _oriented_adjacencies(self, anc: np.ndarray) -> np.ndarray:
-        """``(V, V)`` bool: i -> j for the adjacent pairs no significant test oriented, by their two treatments.
+    def _oriented_adjacencies(self, anc: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """``(V, V)`` bool: i -> j for the adjacent pairs no significant test oriented, by their two treatments
+        (``t``: the pairs' |t|).
 
         Adjacent: in j's regression on every other variable (the pruning model's columns and rows), removing
         i raises the BIC, and removing j from i's does too (parents, children and co-parents of j pass). Oriented
-        i -> j where ``|t_ij| > |t_ji|`` and ``|t_ij| >= orient_threshold``. A pair either test already
-        related (``anc`` either way) is left to them."""
+        i -> j where ``|t_ij| >= orient_threshold`` and ``|t_ij| >= |t_ji| + orient_margin``. A pair either test
+        already related (``anc`` either way) is left to them."""
         v = self.layout.n_variables
         kept = np.zeros((v, v), dtype=bool)  # [i, j]: i pays for its columns in j's regression on all variables
         for j in range(v):
@@ -1240,7 +1243,6 @@ class OnlineCausalLearner:
             if problem is not None:
                 kept[others, j] = _removal_bics(*problem, self.bic_penalty) >= 0
         adjacent = kept & kept.T
-        t = self.pair_strength
         oriented = adjacent & ~anc & ~anc.T & (t >= t.T + self.orient_margin) & (t >= self.orient_threshold)
         np.fill_diagonal(oriented, False)
         return oriented
